@@ -1,0 +1,118 @@
+"""ASGI wiring: the catalog API, the web UI, middleware and the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .base import Base
+from .compiler import Compiler
+from .descriptors import SchemaCache
+from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
+from .invoker import Invoker
+from .loader import Loader
+from .middleware import ASGIApp, CORSMiddleware, Message, Receive, Scope, Send, SessionMiddleware
+from .registry import Registry
+from .service import CatalogService
+from .session import CLEANUP_INTERVAL, DEFAULT_TTL, SessionManager, State
+from .static import StaticFiles
+
+__all__ = ["App", "AppConfig", "create_app"]
+
+API_PREFIX = "/catalog.v1.CatalogService/"
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppConfig:
+    """What the app needs to know at start-up."""
+
+    session_ttl: float = DEFAULT_TTL
+    cleanup_interval: float = CLEANUP_INTERVAL
+    cors_origins: Sequence[str] = ("*",)
+    max_request_bytes: int = 96 * 1024 * 1024
+    schema_cache_entries: int = 64
+    extra_routes: dict[str, ASGIApp] = field(default_factory=dict)
+
+
+class App:
+    """The catalog's ASGI application; owns the session manager, compiler and caches."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.base = Base()
+        self.schemas = SchemaCache(config.schema_cache_entries)
+        self.compiler = Compiler()
+        self.loader = Loader(self.schemas, self.compiler)
+        self.manager = SessionManager(
+            self._new_state, ttl=config.session_ttl, cleanup_interval=config.cleanup_interval
+        )
+        self.service = CatalogService(manager=self.manager, loader=self.loader, base=self.base)
+        api = CatalogServiceASGIApplication(self.service, read_max_bytes=config.max_request_bytes)
+        self._api: ASGIApp = SessionMiddleware(api, self.manager, API_PREFIX)
+        self._static = StaticFiles()
+        self._routes = dict(config.extra_routes)
+        self._app: ASGIApp = CORSMiddleware(self._route, config.cors_origins)
+        self._warmup: asyncio.Task[None] | None = None
+
+    def _new_state(self, session_id: str, now: float) -> State:
+        return State(
+            id=session_id, registry=Registry(self.base, self.schemas), invoker=Invoker(), now=now
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if path.startswith(API_PREFIX):
+            await self._api(scope, receive, send)
+            return
+        for prefix, app in self._routes.items():
+            if path.startswith(prefix):
+                await app(scope, receive, send)
+                return
+        await self._static(scope, receive, send)
+
+    async def startup(self) -> None:
+        """Start background work: the session sweep and the compiler's worker process."""
+        self.manager.start()
+        self._warmup = asyncio.create_task(self._warm_compiler())
+
+    async def _warm_compiler(self) -> None:
+        try:
+            await self.compiler.warm_up()
+        except Exception:  # the first compile will retry and report a real error
+            _log.warning("could not start the compiler process ahead of time", exc_info=True)
+
+    async def shutdown(self) -> None:
+        """Close every session, stop the sweep and the compiler."""
+        if self._warmup is not None:
+            self._warmup.cancel()
+        await self.manager.close()
+        await self.compiler.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config: AppConfig | None = None) -> App:
+    """Build the catalog app."""
+    return App(config or AppConfig())

@@ -1,0 +1,172 @@
+"""Compiling .proto sources with the protoc that grpcio-tools ships, in a worker process.
+
+protoc holds the GIL for a whole compile and writes its errors to file descriptor 2, so
+it runs in a separate process: the event loop never stalls, and redirecting fd 2 there
+touches nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import marshal
+import os
+import struct
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["CompileError", "Compiler"]
+
+_MAX_ERROR_LINES = 25
+_HEADER = struct.Struct("<Q")
+
+
+class CompileError(Exception):
+    """protoc rejected the sources; the message is protoc's `file:line:col: message` text."""
+
+
+class Compiler:
+    """Compiles sets of .proto files to serialized FileDescriptorSets in a worker process.
+
+    The worker (`python -m connectrpc_catalog.compiler`) lives as long as the compiler,
+    takes one request at a time over its stdin/stdout, and is restarted if it dies or
+    runs past the timeout.
+    """
+
+    def __init__(self, *, timeout: float = 120.0) -> None:
+        self._timeout = timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.compiles = 0
+        """How many compiles ran (tests use it to prove a cache hit skipped protoc)."""
+
+    async def _worker(self) -> asyncio.subprocess.Process:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "connectrpc_catalog.compiler",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self._proc = proc
+        return proc
+
+    async def warm_up(self) -> None:
+        """Start the worker process ahead of the first compile."""
+        async with self._lock:
+            await self._worker()
+
+    async def compile(self, files: Mapping[str, bytes], targets: list[str]) -> bytes:
+        """Compile `targets` (import paths) given every file they may import; raise CompileError."""
+        request = marshal.dumps((dict(files), list(targets)))
+        async with self._lock:
+            self.compiles += 1
+            proc = await self._worker()
+            try:
+                ok, out = await asyncio.wait_for(self._roundtrip(proc, request), self._timeout)
+            except TimeoutError:
+                await self._kill()
+                raise CompileError(
+                    f"compiling took longer than {self._timeout:.0f} s and was stopped"
+                ) from None
+            except (OSError, EOFError, ValueError, asyncio.IncompleteReadError):
+                await self._kill()
+                raise CompileError("the compiler process stopped unexpectedly; try again") from None
+        if not ok:
+            raise CompileError(out.decode(errors="replace"))
+        return bytes(out)
+
+    @staticmethod
+    async def _roundtrip(proc: asyncio.subprocess.Process, request: bytes) -> tuple[bool, bytes]:
+        if proc.stdin is None or proc.stdout is None:
+            raise EOFError
+        proc.stdin.write(_HEADER.pack(len(request)) + request)
+        await proc.stdin.drain()
+        (size,) = _HEADER.unpack(await proc.stdout.readexactly(_HEADER.size))
+        ok, out = marshal.loads(await proc.stdout.readexactly(size))
+        return bool(ok), out
+
+    async def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    async def close(self) -> None:
+        """Stop the worker process."""
+        async with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is None or proc.returncode is not None:
+                return
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def _serve() -> None:
+    """Worker side: answer compile requests on stdin/stdout until stdin closes."""
+    # Keep the protocol stream private: anything else writing to fd 1 goes to stderr.
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+    while True:
+        header = requests.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        (size,) = _HEADER.unpack(header)
+        files, targets = marshal.loads(requests.read(size))
+        reply = marshal.dumps(_compile(files, targets))
+        channel.write(_HEADER.pack(len(reply)) + reply)
+        channel.flush()
+
+
+def _compile(files: dict[str, bytes], targets: list[str]) -> tuple[bool, bytes]:
+    """Worker side: write the files to a scratch folder and run protoc on them."""
+    from importlib import resources
+
+    from grpc_tools import protoc
+
+    wkt = str(resources.files("grpc_tools") / "_proto")
+    with tempfile.TemporaryDirectory(prefix="catalog-protoc-") as tmp:
+        root = Path(tmp, "src")
+        for name, data in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        out = Path(tmp, "out.binpb")
+        errors = Path(tmp, "errors.txt")
+        args = [
+            "protoc",
+            f"-I{root}",
+            f"-I{wkt}",
+            "--include_imports",
+            "--include_source_info",
+            f"--descriptor_set_out={out}",
+            *targets,
+        ]
+        saved = os.dup(2)
+        try:
+            with errors.open("wb") as err:
+                os.dup2(err.fileno(), 2)
+                code = protoc.main(args)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if code == 0 and out.exists():
+            return True, out.read_bytes()
+        text = errors.read_text(errors="replace").replace(f"{root}{os.sep}", "")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if len(lines) > _MAX_ERROR_LINES:
+            lines = [*lines[:_MAX_ERROR_LINES], f"... and {len(lines) - _MAX_ERROR_LINES} more"]
+        return False, ("\n".join(lines) or f"protoc failed with exit code {code}").encode()
+
+
+if __name__ == "__main__":
+    _serve()

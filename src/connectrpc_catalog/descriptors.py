@@ -1,0 +1,241 @@
+"""Compiled schemas: immutable descriptor sets with their pool, comments and caches.
+
+A `Schema` is built once per distinct set of files and shared by every session that
+sees those files; nothing in it is copied per session. `SchemaCache` finds or builds
+them by content hash and merges a session's sources into one view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
+from google.protobuf.message import Message
+
+from .comments import index_comments
+
+__all__ = ["EMPTY", "Schema", "SchemaCache", "SchemaError"]
+
+
+class SchemaError(Exception):
+    """A descriptor set that cannot be loaded (conflicts, missing dependencies, garbage)."""
+
+
+class Schema:
+    """An immutable, shared set of files with a descriptor pool and lazily built caches."""
+
+    __slots__ = (
+        "__weakref__",
+        "_classes",
+        "_extra",
+        "_lock",
+        "comments",
+        "file_names",
+        "files",
+        "key",
+        "pool",
+        "service_names",
+    )
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        """Build from file name → serialized FileDescriptorProto (dependencies included)."""
+        self.files = dict(files)
+        self.key = _key(self.files)
+        protos = [_parse_file(name, data) for name, data in self.files.items()]
+        self.pool = descriptor_pool.DescriptorPool()
+        for proto in _dependency_order(protos):
+            try:
+                self.pool.AddSerializedFile(self.files[proto.name])
+            except Exception as exc:  # upb raises TypeError; the pure runtime other types
+                raise SchemaError(f"{proto.name}: {_pool_error(exc)}") from None
+        self.file_names = tuple(sorted(self.files))
+        self.comments = index_comments(protos)
+        self.service_names = tuple(
+            sorted(
+                f"{p.package}.{s.name}" if p.package else s.name for p in protos for s in p.service
+            )
+        )
+        self._classes: dict[str, type[Message]] = {}
+        self._extra: dict[object, Any] = {}
+        self._lock = threading.Lock()
+
+    def service(self, name: str) -> ServiceDescriptor | None:
+        """The service with this fully qualified name, if the schema has it."""
+        try:
+            return self.pool.FindServiceByName(name)
+        except KeyError:
+            return None
+
+    def message_class(self, desc: Descriptor) -> type[Message]:
+        """The concrete message class for a descriptor of this schema (cached)."""
+        cls = self._classes.get(desc.full_name)
+        if cls is None:
+            cls = message_factory.GetMessageClass(desc)
+            self._classes[desc.full_name] = cls
+        return cls
+
+    def cached(self, key: object, build: Any) -> Any:
+        """Memoize a derived value (service listings, JSON Schemas) on this schema."""
+        value = self._extra.get(key)
+        if value is None:
+            with self._lock:
+                value = self._extra.get(key)
+                if value is None:
+                    value = build()
+                    self._extra[key] = value
+        return value
+
+
+class SchemaCache:
+    """Shared store of schemas by content, bounded, least recently used evicted.
+
+    Sessions hold strong references to the schemas they use, so eviction only means the
+    next identical load is rebuilt, never that a session loses its schema.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, Schema] = OrderedDict()
+        self.builds = 0
+
+    def from_set(self, data: bytes) -> Schema:
+        """The schema of a serialized FileDescriptorSet (built if not cached)."""
+        fds = descriptor_pb2.FileDescriptorSet()
+        try:
+            fds.ParseFromString(data)
+        except Exception:
+            raise SchemaError("not a serialized google.protobuf.FileDescriptorSet") from None
+        files: dict[str, bytes] = {}
+        for f in fds.file:
+            if not f.name:
+                raise SchemaError("descriptor set holds a file with no name")
+            files[f.name] = f.SerializeToString(deterministic=True)
+        return self.get(_complete(files))
+
+    def merge(self, parts: Sequence[Schema]) -> Schema:
+        """The schema holding every file of `parts`; the same file twice is kept once."""
+        live = [p for p in parts if p.files]
+        if not live:
+            return EMPTY
+        if len(live) == 1:
+            return live[0]
+        files: dict[str, bytes] = {}
+        for part in live:
+            for name, data in part.files.items():
+                seen = files.get(name)
+                if seen is not None and seen != data:
+                    raise SchemaError(
+                        f"{name} is already loaded with different content; "
+                        "close the session (CloseSession) to start over with the new version"
+                    )
+                files[name] = data
+        return self.get(files)
+
+    def get(self, files: Mapping[str, bytes]) -> Schema:
+        """Find or build the schema of exactly these files."""
+        key = _key(files)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        schema = Schema(files)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                return hit
+            self.builds += 1
+            self._entries[key] = schema
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return schema
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def _key(files: Mapping[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        h.update(name.encode())
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _parse_file(name: str, data: bytes) -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception:
+        raise SchemaError(f"{name}: not a valid FileDescriptorProto") from None
+    return proto
+
+
+def _complete(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Add well-known-type files a set depends on but does not include."""
+    default = descriptor_pool.Default()
+    pending = list(files)
+    while pending:
+        proto = _parse_file(pending[-1], files[pending.pop()])
+        for dep in proto.dependency:
+            if dep in files or not dep.startswith("google/protobuf/"):
+                continue
+            try:
+                fd = default.FindFileByName(dep)
+            except KeyError:
+                continue
+            dep_proto = descriptor_pb2.FileDescriptorProto()
+            fd.CopyToProto(dep_proto)
+            files[dep] = dep_proto.SerializeToString(deterministic=True)
+            pending.append(dep)
+    return files
+
+
+def _dependency_order(
+    protos: Iterable[descriptor_pb2.FileDescriptorProto],
+) -> list[descriptor_pb2.FileDescriptorProto]:
+    by_name = {p.name: p for p in protos}
+    ordered: list[descriptor_pb2.FileDescriptorProto] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+    for root in by_name:
+        stack: list[tuple[str, int]] = [(root, 0)]
+        while stack:
+            name, i = stack.pop()
+            if i == 0:
+                if state.get(name) == 2:
+                    continue
+                state[name] = 1
+            deps = by_name[name].dependency
+            if i < len(deps):
+                stack.append((name, i + 1))
+                dep = deps[i]
+                if dep not in by_name:
+                    raise SchemaError(f"{name} imports {dep}, which is not in the descriptor set")
+                if state.get(dep) == 1:
+                    raise SchemaError(f"import cycle between {name} and {dep}")
+                if state.get(dep) != 2:
+                    stack.append((dep, 0))
+            else:
+                state[name] = 2
+                ordered.append(by_name[name])
+    return ordered
+
+
+def _pool_error(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if "duplicate" in text.lower() or "already" in text.lower():
+        return f"conflicting definition: {text}"
+    return text
+
+
+EMPTY = Schema({})
+"""The schema with no files: a new session's view when there is no base."""

@@ -1,0 +1,111 @@
+"""A session's descriptor registry: the shared base schema plus what the session loaded.
+
+The registry holds references only; the schemas themselves live in the shared
+`SchemaCache`, so a session on already-loaded schemas costs a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor_pool import DescriptorPool
+from google.protobuf.message import Message
+
+from .base import Base
+from .descriptors import Schema, SchemaCache
+from .gen.catalog.v1 import catalog_pb
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """What one session can see: `base` (shared, reloadable) layered under its own loads."""
+
+    __slots__ = ("_base", "_cache", "_own", "_view", "_view_base")
+
+    def __init__(self, base: Base, cache: SchemaCache) -> None:
+        self._base = base
+        self._cache = cache
+        self._own: tuple[Schema, ...] = ()
+        self._view: Schema | None = None
+        self._view_base: Schema | None = None
+
+    @property
+    def view(self) -> Schema:
+        """The merged schema the session sees now (recomputed if the base was reloaded)."""
+        base = self._base.schema
+        if self._view is None or self._view_base is not base:
+            self._view = self._cache.merge((base, *self._own)) if self._own else base
+            self._view_base = base
+        return self._view
+
+    @property
+    def pool(self) -> DescriptorPool:
+        """The descriptor pool of everything the session sees."""
+        return self.view.pool
+
+    @property
+    def base(self) -> Base:
+        """The shared base this registry layers on."""
+        return self._base
+
+    async def add(self, schema: Schema) -> Schema:
+        """Add a loaded schema; raises SchemaError (and changes nothing) on a conflict.
+
+        The merge runs in a thread; if another load of this session landed meanwhile, the
+        merge is redone on top of it, so concurrent loads never lose each other.
+        """
+        while True:
+            own, base = self._own, self._base.schema
+            if any(s is schema for s in own):
+                return self.view
+            merged = await asyncio.to_thread(self._cache.merge, (base, *own, schema))
+            if self._own is own and self._base.schema is base:
+                self._own = (*own, schema)
+                self._view, self._view_base = merged, base
+                return merged
+
+    def own_services(self) -> tuple[str, ...]:
+        """Services the session loaded itself that the base does not define."""
+        base = set(self._base.schema.service_names)
+        return tuple(sorted({n for s in self._own for n in s.service_names} - base))
+
+    def find_service(self, name: str) -> ServiceDescriptor:
+        """The service by fully qualified name, or a NOT_FOUND error."""
+        svc = self.view.service(name.lstrip("."))
+        if svc is None:
+            raise ConnectError(
+                Code.NOT_FOUND,
+                f"service {name!r} is not loaded in this session; call LoadProtos first "
+                "or check the name with ListServices",
+            )
+        return svc
+
+    def find_method(self, service: str, method: str) -> MethodDescriptor:
+        """The method of a service, or a NOT_FOUND error naming what is missing."""
+        svc = self.find_service(service)
+        found = svc.methods_by_name.get(method)
+        if found is None:
+            known = ", ".join(sorted(svc.methods_by_name)) or "none"
+            raise ConnectError(
+                Code.NOT_FOUND,
+                f"service {svc.full_name} has no method {method!r} (methods: {known})",
+            )
+        return found
+
+    def message_class(self, desc: Descriptor) -> type[Message]:
+        """The concrete class for a message of this session's schemas (shared cache)."""
+        return self.view.message_class(desc)
+
+    def default_target(self, service: str) -> catalog_pb.Target | None:
+        """Where the service is called when a request leaves the endpoint empty."""
+        return self._base.target_for(service)
+
+    async def close(self) -> None:
+        """Drop the session's references to its schemas."""
+        self._own = ()
+        self._view = None
+        self._view_base = None

@@ -1,0 +1,189 @@
+"""The catalog.v1 CatalogService handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
+
+from .base import Base
+from .descriptors import Schema, SchemaError
+from .gen.catalog.v1 import catalog_connect, catalog_pb
+from .loader import Loader, LoadError
+from .middleware import current_session
+from .registry import Registry
+from .schema import message_schema
+from .session import SessionManager
+from .sources import load_source
+
+__all__ = ["CatalogService"]
+
+Ctx = RequestContext[Any, Any]  # the handlers' context type, shortened
+
+
+class CatalogService(catalog_connect.CatalogService):
+    """Implements catalog.v1.CatalogService on top of sessions, the loader and the invoker."""
+
+    def __init__(self, *, manager: SessionManager, loader: Loader, base: Base) -> None:
+        self.manager = manager
+        self.loader = loader
+        self.base = base
+
+    async def load_protos(
+        self, request: catalog_pb.LoadProtosRequest, ctx: Ctx
+    ) -> catalog_pb.LoadProtosResponse:
+        """Load one source into the caller's session, all-or-nothing."""
+        registry = _registry()
+        try:
+            schema = await load_source(self.loader, request)
+            view = await registry.add(schema)
+        except (LoadError, SchemaError) as exc:
+            view = registry.view
+            return catalog_pb.LoadProtosResponse(
+                success=False,
+                error=str(exc),
+                service_count=len(view.service_names),
+                file_count=_user_file_count(view),
+            )
+        return catalog_pb.LoadProtosResponse(
+            success=True,
+            service_count=len(view.service_names),
+            file_count=_user_file_count(view),
+            loaded_services=list(schema.service_names),
+        )
+
+    async def list_services(
+        self, request: catalog_pb.ListServicesRequest, ctx: Ctx
+    ) -> catalog_pb.ListServicesResponse:
+        """The services the session sees, sorted by name."""
+        return catalog_pb.ListServicesResponse(services=_service_infos(_registry()))
+
+    async def get_service_schema(
+        self, request: catalog_pb.GetServiceSchemaRequest, ctx: Ctx
+    ) -> catalog_pb.GetServiceSchemaResponse:
+        """One service with the JSON Schema of its methods' messages."""
+        name = request.service_name.strip().lstrip(".")
+        if not name:
+            raise ConnectError(Code.INVALID_ARGUMENT, "service_name is required")
+        registry = _registry()
+        svc = registry.find_service(name)
+        view = registry.view
+        schemas: dict[str, str] = view.cached(("json-schemas", name), lambda: _schemas(view, svc))
+        info = _info(view, svc, registry.base)
+        return catalog_pb.GetServiceSchemaResponse(service=info, message_schemas=dict(schemas))
+
+    async def invoke_grpc(
+        self, request: catalog_pb.InvokeGRPCRequest, ctx: Ctx
+    ) -> catalog_pb.InvokeGRPCResponse:
+        """Call a unary method upstream."""
+        raise ConnectError(Code.UNIMPLEMENTED, "InvokeGRPC is not available yet")
+
+    async def invoke_stream(
+        self, request: catalog_pb.InvokeStreamRequest, ctx: Ctx
+    ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
+        """Call a method of any kind, streaming back what happens."""
+        raise ConnectError(Code.UNIMPLEMENTED, "InvokeStream is not available yet")
+        yield catalog_pb.InvokeStreamEvent()  # pragma: no cover - makes this a generator
+
+    async def get_session(
+        self, request: catalog_pb.GetSessionRequest, ctx: Ctx
+    ) -> catalog_pb.GetSessionResponse:
+        """Describe the caller's session."""
+        state = current_session()
+        registry = _registry()
+        view = registry.view
+        own = registry.own_services()
+        own_set = set(own)
+        return catalog_pb.GetSessionResponse(
+            session_id=state.id,
+            created_at=_timestamp(state.created_at),
+            last_used=_timestamp(state.last_used),
+            expires_at=_timestamp(self.manager.expires_at(state)),
+            file_count=_user_file_count(view),
+            service_count=len(view.service_names),
+            base_services=[n for n in view.service_names if n not in own_set],
+            session_services=list(own),
+            ttl_seconds=int(self.manager.ttl),
+        )
+
+    async def close_session(
+        self, request: catalog_pb.CloseSessionRequest, ctx: Ctx
+    ) -> catalog_pb.CloseSessionResponse:
+        """End the caller's session now."""
+        return catalog_pb.CloseSessionResponse(closed=self.manager.delete(current_session().id))
+
+    async def reload_base(
+        self, request: catalog_pb.ReloadBaseRequest, ctx: Ctx
+    ) -> catalog_pb.ReloadBaseResponse:
+        """Reload the start-up sources (admin only)."""
+        raise ConnectError(Code.UNIMPLEMENTED, "ReloadBase is not available yet")
+
+
+def _registry() -> Registry:
+    registry = current_session().registry
+    if not isinstance(registry, Registry):  # pragma: no cover - wiring error
+        raise ConnectError(Code.INTERNAL, "session has no registry")
+    return registry
+
+
+def _user_file_count(view: Schema) -> int:
+    return sum(1 for name in view.file_names if not name.startswith("google/protobuf/"))
+
+
+def _timestamp(t: float) -> Timestamp:
+    seconds = int(t)
+    return Timestamp(seconds=seconds, nanos=int((t - seconds) * 1e9))
+
+
+def _service_infos(registry: Registry) -> list[catalog_pb.ServiceInfo]:
+    view, base = registry.view, registry.base
+    infos: tuple[catalog_pb.ServiceInfo, ...] = view.cached(
+        ("service-infos", id(base.schema), id(base.targets)),
+        lambda: tuple(
+            _info(view, svc, base)
+            for svc in (view.service(n) for n in view.service_names)
+            if svc is not None
+        ),
+    )
+    return list(infos)
+
+
+def _info(view: Schema, svc: ServiceDescriptor, base: Base) -> catalog_pb.ServiceInfo:
+    comments = view.comments
+    package = svc.file.package
+    return catalog_pb.ServiceInfo(
+        name=svc.full_name,
+        package=package,
+        documentation=comments.get(svc.full_name, ""),
+        methods=[_method_info(m, comments) for m in svc.methods],
+        default_target=base.target_for(svc.full_name),
+        from_base=svc.full_name in base.schema.service_names,
+        deprecated=svc.GetOptions().deprecated,
+    )
+
+
+def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.MethodInfo:
+    return catalog_pb.MethodInfo(
+        name=m.name,
+        input_type=m.input_type.full_name,
+        output_type=m.output_type.full_name,
+        documentation=comments.get(m.full_name, ""),
+        client_streaming=m.client_streaming,
+        server_streaming=m.server_streaming,
+        deprecated=m.GetOptions().deprecated,
+    )
+
+
+def _schemas(view: Schema, svc: ServiceDescriptor) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in svc.methods:
+        for desc in (m.input_type, m.output_type):
+            if desc.full_name not in out:
+                out[desc.full_name] = json.dumps(message_schema(desc, view.comments))
+    return out

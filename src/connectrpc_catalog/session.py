@@ -1,0 +1,264 @@
+"""Per-client sessions: each holds its own registry and invoker, and expires when idle.
+
+The manager's lookups are synchronous and guarded by a lock so they are safe from any
+thread or task; closing what a removed session held is asynchronous and done by the
+manager's background task (or by `sweep()` / `close()` when awaited directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "CLEANUP_INTERVAL",
+    "DEFAULT_TTL",
+    "Resource",
+    "SessionManager",
+    "State",
+    "Stats",
+]
+
+DEFAULT_TTL = 3600.0
+"""Sessions idle longer than this many seconds expire."""
+
+CLEANUP_INTERVAL = 300.0
+"""Seconds between two background sweeps."""
+
+_log = logging.getLogger(__name__)
+
+_SWEEP_BATCH = 2_000
+"""Sessions examined per lock hold; the sweep yields to the event loop between batches."""
+
+
+class Resource(Protocol):
+    """Something a session owns and must close when it ends."""
+
+    async def close(self) -> None: ...
+
+
+class State:
+    """What one session holds."""
+
+    __slots__ = ("created_at", "id", "invoker", "last_used", "registry")
+
+    def __init__(self, *, id: str, registry: Resource, invoker: Resource, now: float) -> None:
+        self.id = id
+        self.registry = registry
+        self.invoker = invoker
+        self.created_at = now
+        self.last_used = now
+
+    async def close(self) -> None:
+        """Close the invoker's connections and drop the session's schemas."""
+        await self.invoker.close()
+        await self.registry.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """A snapshot of the manager: count, and creation times (wall clock) of the extremes."""
+
+    active_sessions: int
+    oldest_session: float | None
+    newest_session: float | None
+
+
+StateFactory = Callable[[str, float], State]
+
+
+class SessionManager:
+    """Creates, finds, refreshes and expires sessions."""
+
+    def __init__(
+        self,
+        factory: StateFactory,
+        *,
+        ttl: float = DEFAULT_TTL,
+        cleanup_interval: float = CLEANUP_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("session TTL must be positive")
+        self._factory = factory
+        self.ttl = ttl
+        self._interval = cleanup_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: dict[str, State] = {}
+        self._to_close: list[State] = []
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def now(self) -> float:
+        """The manager's clock (wall-clock seconds)."""
+        return self._clock()
+
+    def expires_at(self, state: State) -> float:
+        """When the session expires unless it is used again."""
+        return state.last_used + self.ttl
+
+    def get_or_create(self, session_id: str | None) -> tuple[State, str]:
+        """Return the live session with this id, refreshed, or a new one with a new id.
+
+        An unknown or expired id is never adopted: the caller gets a fresh id.
+        """
+        now = self._clock()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("session manager is closed")
+            state = self._live(session_id, now) if session_id else None
+            if state is None:
+                new_id = secrets.token_hex(16)
+                state = self._factory(new_id, now)
+                self._sessions[new_id] = state
+            state.last_used = now
+            return state, state.id
+
+    def get(self, session_id: str) -> State | None:
+        """Return the live session with this id (refreshed), or None."""
+        now = self._clock()
+        with self._lock:
+            state = self._live(session_id, now)
+            if state is not None:
+                state.last_used = now
+            return state
+
+    def delete(self, session_id: str) -> bool:
+        """End a session now; what it held is closed in the background. True if it existed."""
+        with self._lock:
+            state = self._sessions.pop(session_id, None)
+            if state is None:
+                return False
+            self._to_close.append(state)
+        self._wake()
+        return True
+
+    def get_stats(self) -> Stats:
+        """Count live sessions and report the oldest and newest creation times."""
+        now = self._clock()
+        with self._lock:
+            created = [
+                s.created_at for s in self._sessions.values() if now - s.last_used <= self.ttl
+            ]
+        return Stats(
+            active_sessions=len(created),
+            oldest_session=min(created) if created else None,
+            newest_session=max(created) if created else None,
+        )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _live(self, session_id: str, now: float) -> State | None:
+        state = self._sessions.get(session_id)
+        if state is None:
+            return None
+        if now - state.last_used > self.ttl:
+            # Expired but not yet swept: never hand it out again.
+            del self._sessions[session_id]
+            self._to_close.append(state)
+            self._wake_from_lock()
+            return None
+        return state
+
+    def _wake(self) -> None:
+        loop, event = self._loop, self._wakeup
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
+
+    def _wake_from_lock(self) -> None:
+        # Called with the lock held; setting the event does not take the lock.
+        self._wake()
+
+    async def sweep(self) -> int:
+        """Remove expired sessions and close what removed sessions held; return how many expired.
+
+        Works in batches and yields between them, so 100k sessions never block the loop long.
+        """
+        now = self._clock()
+        with self._lock:
+            ids = list(self._sessions)
+        expired = 0
+        for start in range(0, len(ids), _SWEEP_BATCH):
+            with self._lock:
+                for sid in ids[start : start + _SWEEP_BATCH]:
+                    state = self._sessions.get(sid)
+                    if state is not None and now - state.last_used > self.ttl:
+                        del self._sessions[sid]
+                        self._to_close.append(state)
+                        expired += 1
+            await asyncio.sleep(0)
+        await self._close_pending()
+        return expired
+
+    async def _close_pending(self) -> None:
+        with self._lock:
+            pending, self._to_close = self._to_close, []
+        for state in pending:
+            await _close_quietly(state)
+
+    def start(self) -> None:
+        """Start the background sweep on the running event loop."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._task = self._loop.create_task(self._run(), name="session-sweeper")
+
+    async def _run(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is None:
+            return
+        next_sweep = time.monotonic() + self._interval
+        while True:
+            timeout = max(0.0, next_sweep - time.monotonic())
+            try:
+                await asyncio.wait_for(wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+            wakeup.clear()
+            if time.monotonic() >= next_sweep:
+                await self.sweep()
+                next_sweep = time.monotonic() + self._interval
+            else:
+                await self._close_pending()
+
+    async def close(self) -> None:
+        """Stop the background task and close every session."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        with self._lock:
+            self._closed = True
+            self._to_close.extend(self._sessions.values())
+            self._sessions.clear()
+        await self._close_pending()
+
+
+async def _close_quietly(state: State) -> None:
+    try:
+        await state.close()
+    except Exception:  # one broken session must not stop the others' cleanup
+        _log.exception("closing session %s failed", state.id)
