@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .base import Base
@@ -35,6 +36,7 @@ class AppConfig:
     max_request_bytes: int = 96 * 1024 * 1024
     schema_cache_entries: int = 64
     extra_routes: dict[str, ASGIApp] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
 
 
 class App:
@@ -47,7 +49,10 @@ class App:
         self.compiler = Compiler()
         self.loader = Loader(self.schemas, self.compiler)
         self.manager = SessionManager(
-            self._new_state, ttl=config.session_ttl, cleanup_interval=config.cleanup_interval
+            self._new_state,
+            ttl=config.session_ttl,
+            cleanup_interval=config.cleanup_interval,
+            clock=config.clock,
         )
         self.service = CatalogService(manager=self.manager, loader=self.loader, base=self.base)
         api = CatalogServiceASGIApplication(self.service, read_max_bytes=config.max_request_bytes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -123,6 +124,7 @@ async def serve(app: App, host: str, port: int, log_level: str = "info") -> int:
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
         for s in sockets.insecure_sockets:
-            s.close()
+            with contextlib.suppress(OSError):  # hypercorn may have closed it already
+                s.close()
     print("connectrpc-catalog stopped", flush=True)
     return 0

@@ -63,7 +63,7 @@ class Loader:
         """A directory of .proto files, one .proto file, or a descriptor-set file."""
         if not path.strip():
             raise ConnectError(Code.INVALID_ARGUMENT, "proto_path is empty")
-        p = Path(path).expanduser()
+        p = await asyncio.to_thread(Path(path).expanduser)
         kind = await asyncio.to_thread(_kind, p)
         if kind == "missing":
             raise LoadError(f"{path}: no such file or directory on the catalog server")

@@ -8,6 +8,7 @@ manager's background task (or by `sweep()` / `close()` when awaited directly).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
@@ -212,8 +213,10 @@ class SessionManager:
     async def _close_pending(self) -> None:
         with self._lock:
             pending, self._to_close = self._to_close, []
-        for state in pending:
+        for i, state in enumerate(pending, 1):
             await _close_quietly(state)
+            if i % _SWEEP_BATCH == 0:
+                await asyncio.sleep(0)  # closing need not suspend: let the loop breathe
 
     def start(self) -> None:
         """Start the background sweep on the running event loop."""
@@ -230,10 +233,8 @@ class SessionManager:
         next_sweep = time.monotonic() + self._interval
         while True:
             timeout = max(0.0, next_sweep - time.monotonic())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
             wakeup.clear()
             if time.monotonic() >= next_sweep:
                 await self.sweep()
@@ -246,10 +247,8 @@ class SessionManager:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         with self._lock:
             self._closed = True
             self._to_close.extend(self._sessions.values())

@@ -23,7 +23,7 @@ _TYPES = {
 
 
 class StaticFiles:
-    """GET/HEAD for files under the package's `static/` folder; `/` and unknown pages get index.html.
+    """GET/HEAD of the package's `static/` files; `/` and other page paths get index.html.
 
     Files are read once and kept in memory: the bundle is small and never changes at run time.
     """

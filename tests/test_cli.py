@@ -1,0 +1,82 @@
+"""The connectrpc-catalog command: flags, environment, start-up line, clean shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from connectrpc_catalog.cli import build_parser, parse_duration
+
+from .catalog_server import run_cli
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5h", 5400), ("500ms", 0.5), ("45", 45)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "-5s", "0s"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+
+
+def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.session_ttl, args.log_level) == (
+        "127.0.0.1",
+        8080,
+        3600,
+        "info",
+    )
+    monkeypatch.setenv("CONNECTRPC_CATALOG_PORT", "9191")
+    monkeypatch.setenv("CONNECTRPC_CATALOG_SESSION_TTL", "30m")
+    monkeypatch.setenv("CONNECTRPC_CATALOG_LOG_LEVEL", "DEBUG")
+    args = build_parser().parse_args([])
+    assert (args.port, args.session_ttl, args.log_level) == (9191, 1800, "debug")
+    args = build_parser().parse_args(["--port", "7000"])  # flags win over the environment
+    assert args.port == 7000
+
+
+def test_bad_flag_exits_with_a_message() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "connectrpc_catalog", "--session-ttl", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid duration 'soon'" in result.stderr
+
+
+def test_starts_serves_and_stops_cleanly_on_sigterm() -> None:
+    with run_cli("--session-ttl", "90s") as (url, proc):
+        assert url.startswith("http://127.0.0.1:")
+        r = httpx.post(url + "/catalog.v1.CatalogService/GetSession", json={}, timeout=30)
+        assert r.json()["ttlSeconds"] == "90"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in out
+        assert "Traceback" not in err
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with run_cli() as (url, _proc):
+        port = url.rsplit(":", 1)[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "connectrpc_catalog", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
