@@ -97,11 +97,17 @@ def run_cli(
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
+        seen = []
+        match = None
+        while match is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
         if not match:
             err = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"catalog CLI did not start: {line!r} {err}")
+            raise RuntimeError(f"catalog CLI did not start: {''.join(seen)!r} {err}")
         yield match.group(1), proc
     finally:
         if proc.poll() is None:

@@ -6,11 +6,12 @@ import argparse
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from connectrpc_catalog.cli import build_parser, parse_duration
+from connectrpc_catalog.config import ConfigError, load_settings, parse_duration
 
 from .catalog_server import run_cli
 
@@ -29,21 +30,42 @@ def test_bad_durations_are_refused(text: str) -> None:
         parse_duration(text)
 
 
-def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    args = build_parser().parse_args([])
-    assert (args.host, args.port, args.session_ttl, args.log_level) == (
-        "127.0.0.1",
-        8080,
-        3600,
-        "info",
+def test_defaults_and_environment() -> None:
+    s = load_settings([], env={})
+    assert (s.host, s.port, s.session_ttl, s.log_level) == ("127.0.0.1", 8080, 3600, "info")
+    env = {
+        "CONNECTRPC_CATALOG_PORT": "9191",
+        "CONNECTRPC_CATALOG_SESSION_TTL": "30m",
+        "CONNECTRPC_CATALOG_LOG_LEVEL": "DEBUG",
+        "CONNECTRPC_CATALOG_HOST": "0.0.0.0",
+    }
+    s = load_settings([], env=env)
+    assert (s.host, s.port, s.session_ttl, s.log_level) == ("0.0.0.0", 9191, 1800, "debug")
+    assert load_settings(["--port", "7000"], env=env).port == 7000  # flags beat the environment
+
+
+def test_bad_environment_value_is_named() -> None:
+    with pytest.raises(ConfigError, match="session_ttl"):
+        load_settings([], env={"CONNECTRPC_CATALOG_SESSION_TTL": "forever"})
+
+
+def test_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "catalog.toml"
+    cfg.write_text(
+        'port = 9000\nsession-ttl = "2h"\nproto = ["/srv/protos"]\nplaintext = true\n'
+        '[targets]\n"acme.weather.v1" = "weather:50051"\n'
     )
-    monkeypatch.setenv("CONNECTRPC_CATALOG_PORT", "9191")
-    monkeypatch.setenv("CONNECTRPC_CATALOG_SESSION_TTL", "30m")
-    monkeypatch.setenv("CONNECTRPC_CATALOG_LOG_LEVEL", "DEBUG")
-    args = build_parser().parse_args([])
-    assert (args.port, args.session_ttl, args.log_level) == (9191, 1800, "debug")
-    args = build_parser().parse_args(["--port", "7000"])  # flags win over the environment
-    assert args.port == 7000
+    s = load_settings(["--config", str(cfg), "--proto", "/more"], env={})
+    assert (s.port, s.session_ttl) == (9000, 7200)
+    assert [src.value for src in s.base.sources] == ["/srv/protos", "/more"]
+    target = s.base.targets["acme.weather.v1"]
+    assert target.endpoint == "weather:50051" and not target.use_tls
+    cfg.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(["--config", str(cfg)], env={})
+    cfg.write_text("port = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(["--config", str(cfg)], env={})
 
 
 def test_bad_flag_exits_with_a_message() -> None:

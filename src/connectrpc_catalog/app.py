@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .base import Base
 from .compiler import Compiler
-from .descriptors import SchemaCache
+from .descriptors import EMPTY, SchemaCache
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invoker import Invoker
 from .loader import Loader
@@ -18,6 +18,7 @@ from .middleware import ASGIApp, CORSMiddleware, Message, Receive, Scope, Send, 
 from .registry import Registry
 from .service import CatalogService
 from .session import CLEANUP_INTERVAL, DEFAULT_TTL, SessionManager, State
+from .startup import BaseSpec, LoadedBase, load_base
 from .static import StaticFiles
 
 __all__ = ["App", "AppConfig", "create_app"]
@@ -37,6 +38,9 @@ class AppConfig:
     schema_cache_entries: int = 64
     extra_routes: dict[str, ASGIApp] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    base: BaseSpec = field(default_factory=BaseSpec)
+    admin_token: str = ""
+    git_base_url: str = ""
 
 
 class App:
@@ -54,7 +58,14 @@ class App:
             cleanup_interval=config.cleanup_interval,
             clock=config.clock,
         )
-        self.service = CatalogService(manager=self.manager, loader=self.loader, base=self.base)
+        self._reload_lock = asyncio.Lock()
+        self.service = CatalogService(
+            manager=self.manager,
+            loader=self.loader,
+            base=self.base,
+            reload_base=self.reload_base,
+            admin_token=config.admin_token,
+        )
         api = CatalogServiceASGIApplication(self.service, read_max_bytes=config.max_request_bytes)
         self._api: ASGIApp = SessionMiddleware(api, self.manager, API_PREFIX)
         self._static = StaticFiles()
@@ -83,6 +94,17 @@ class App:
                 await app(scope, receive, send)
                 return
         await self._static(scope, receive, send)
+
+    async def reload_base(self) -> LoadedBase:
+        """(Re)load the start-up sources and swap them in as the shared base.
+
+        Raises BaseLoadError and keeps the current base when a source fails (unless the
+        spec says keep_going). Sessions see the new base on their next call.
+        """
+        async with self._reload_lock:
+            loaded = await load_base(self.loader, self.config.base, EMPTY)
+            self.base.replace(loaded.schema, loaded.targets)
+            return loaded
 
     async def startup(self) -> None:
         """Start background work: the session sweep and the compiler's worker process."""

@@ -15,7 +15,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import Message
 
 from .base import Base
-from .descriptors import Schema, SchemaCache
+from .descriptors import Schema, SchemaCache, SchemaError
 from .gen.catalog.v1 import catalog_pb
 
 __all__ = ["Registry"]
@@ -38,9 +38,19 @@ class Registry:
         """The merged schema the session sees now (recomputed if the base was reloaded)."""
         base = self._base.schema
         if self._view is None or self._view_base is not base:
-            self._view = self._cache.merge((base, *self._own)) if self._own else base
+            self._view = self._merge_with(base)
             self._view_base = base
         return self._view
+
+    def _merge_with(self, base: Schema) -> Schema:
+        if not self._own:
+            return base
+        try:
+            return self._cache.merge((base, *self._own))
+        except SchemaError:
+            # A reloaded base now clashes with what this session loaded: the session's own
+            # schemas win, so its calls keep working; the clashing base stays hidden here.
+            return self._cache.merge(self._own)
 
     @property
     def pool(self) -> DescriptorPool:

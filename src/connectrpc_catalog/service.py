@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from connectrpc.code import Code
@@ -21,6 +22,7 @@ from .registry import Registry
 from .schema import message_schema
 from .session import SessionManager
 from .sources import load_source
+from .startup import BaseLoadError, LoadedBase
 
 __all__ = ["CatalogService"]
 
@@ -30,10 +32,20 @@ Ctx = RequestContext[Any, Any]  # the handlers' context type, shortened
 class CatalogService(catalog_connect.CatalogService):
     """Implements catalog.v1.CatalogService on top of sessions, the loader and the invoker."""
 
-    def __init__(self, *, manager: SessionManager, loader: Loader, base: Base) -> None:
+    def __init__(
+        self,
+        *,
+        manager: SessionManager,
+        loader: Loader,
+        base: Base,
+        reload_base: Callable[[], Awaitable[LoadedBase]],
+        admin_token: str = "",
+    ) -> None:
         self.manager = manager
         self.loader = loader
         self.base = base
+        self._reload_base = reload_base
+        self._admin_token = admin_token
 
     async def load_protos(
         self, request: catalog_pb.LoadProtosRequest, ctx: Ctx
@@ -121,8 +133,37 @@ class CatalogService(catalog_connect.CatalogService):
     async def reload_base(
         self, request: catalog_pb.ReloadBaseRequest, ctx: Ctx
     ) -> catalog_pb.ReloadBaseResponse:
-        """Reload the start-up sources (admin only)."""
-        raise ConnectError(Code.UNIMPLEMENTED, "ReloadBase is not available yet")
+        """Reload the start-up sources (admin only: `Authorization: Bearer <admin token>`)."""
+        if not self._admin_token:
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                "ReloadBase is disabled: start the catalog with --admin-token to enable it",
+            )
+        given = ctx.request_headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self._admin_token.encode()
+        ):
+            raise ConnectError(
+                Code.UNAUTHENTICATED,
+                "ReloadBase needs the header Authorization: Bearer <admin token>",
+            )
+        try:
+            loaded = await self._reload_base()
+        except BaseLoadError as exc:
+            view = self.base.schema
+            return catalog_pb.ReloadBaseResponse(
+                success=False,
+                error=f"the previous base stays in place: {exc}",
+                service_count=len(view.service_names),
+                file_count=_user_file_count(view),
+            )
+        return catalog_pb.ReloadBaseResponse(
+            success=True,
+            error="\n".join(f"skipped: {s}" for s in loaded.skipped),
+            service_count=len(loaded.schema.service_names),
+            file_count=_user_file_count(loaded.schema),
+        )
 
 
 def _registry() -> Registry:

@@ -1,0 +1,154 @@
+"""Start-up sources: what the catalog loads before serving, forming the shared base schema."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from protobuf import Oneof
+
+from .descriptors import Schema, SchemaError
+from .gen.catalog.v1 import catalog_pb
+from .loader import LoadError, Loader
+from .sources import load_source
+
+__all__ = [
+    "BaseLoadError",
+    "BaseSpec",
+    "StartupSource",
+    "load_base",
+    "parse_target",
+]
+
+_log = logging.getLogger(__name__)
+
+KINDS = ("proto_path", "descriptor_set_path", "buf_module", "proto_repo", "reflection_endpoint")
+
+_TRANSPORTS = {
+    "connect": catalog_pb.Transport.CONNECT,
+    "grpc": catalog_pb.Transport.GRPC,
+    "grpc-web": catalog_pb.Transport.GRPC_WEB,
+    "grpcweb": catalog_pb.Transport.GRPC_WEB,
+}
+
+
+class BaseLoadError(Exception):
+    """One or more start-up sources failed to load."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartupSource:
+    """One source loaded at start-up; `default_target` makes it the target of its services."""
+
+    kind: str
+    value: str
+    use_tls: bool | None = None
+    server_name: str = ""
+    default_target: catalog_pb.Target | None = None
+
+    def describe(self) -> str:
+        """How the source is named in messages, e.g. "--reflect localhost:50051"."""
+        flag = {
+            "proto_path": "--proto",
+            "descriptor_set_path": "--descriptor-set",
+            "buf_module": "--buf-module",
+            "proto_repo": "--proto-repo",
+            "reflection_endpoint": "--reflect",
+        }[self.kind]
+        return f"{flag} {self.value}"
+
+    def request(self) -> catalog_pb.LoadProtosRequest:
+        """The LoadProtos request this source stands for."""
+        kind = "proto_path" if self.kind == "descriptor_set_path" else self.kind
+        options = None
+        if self.kind == "reflection_endpoint":
+            options = catalog_pb.ReflectionOptions(
+                use_tls=_tls_default(self.value) if self.use_tls is None else self.use_tls,
+                server_name=self.server_name,
+            )
+        return catalog_pb.LoadProtosRequest(
+            source=Oneof(kind, self.value),  # type: ignore[arg-type]
+            reflection_options=options,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseSpec:
+    """Everything that forms the base: its sources and explicit per-service targets."""
+
+    sources: Sequence[StartupSource] = ()
+    targets: dict[str, catalog_pb.Target] = field(default_factory=dict)
+    keep_going: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedBase:
+    """A freshly loaded base, ready to swap in."""
+
+    schema: Schema
+    targets: dict[str, catalog_pb.Target]
+    skipped: tuple[str, ...]
+
+
+async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase:
+    """Load every start-up source into one schema; raise BaseLoadError unless keep_going."""
+    parts: list[Schema] = []
+    targets: dict[str, catalog_pb.Target] = {}
+    failures: list[str] = []
+    for source in spec.sources:
+        try:
+            schema = await load_source(loader, source.request())
+            merged = loader.cache.merge([*parts, schema])
+        except (LoadError, SchemaError) as exc:
+            failures.append(f"{source.describe()}: {exc}")
+            continue
+        except Exception as exc:  # a ConnectError for a malformed source, e.g. an empty path
+            message = getattr(exc, "message", None) or type(exc).__name__
+            failures.append(f"{source.describe()}: {message}")
+            continue
+        parts = [merged]
+        if source.default_target is not None:
+            for name in schema.service_names:
+                targets.setdefault(name, source.default_target)
+    if failures and not spec.keep_going:
+        raise BaseLoadError("\n".join(failures))
+    for failure in failures:
+        _log.warning("skipped start-up source (--keep-going): %s", failure)
+    targets.update(spec.targets)  # explicit --target-for wins over a reflected server
+    return LoadedBase(schema=parts[0] if parts else empty, targets=targets, skipped=tuple(failures))
+
+
+def parse_target(
+    text: str, *, use_tls: bool | None = None, server_name: str = ""
+) -> catalog_pb.Target:
+    """A target from `ENDPOINT` or `TRANSPORT+URL` (e.g. `connect+http://host:8080`).
+
+    A bare `host:port` defaults to gRPC; an `http(s)://` URL without a transport to Connect.
+    """
+    endpoint = text.strip()
+    if not endpoint:
+        raise ValueError("empty endpoint")
+    transport = catalog_pb.Transport.GRPC
+    scheme, sep, rest = endpoint.partition("+")
+    if sep and scheme.lower() in _TRANSPORTS and "://" in rest:
+        transport, endpoint = _TRANSPORTS[scheme.lower()], rest
+    elif "://" in endpoint:
+        transport = catalog_pb.Transport.CONNECT
+    tls = _tls_default(endpoint) if use_tls is None else use_tls
+    return catalog_pb.Target(
+        endpoint=endpoint, transport=transport, use_tls=tls, server_name=server_name
+    )
+
+
+def _tls_default(endpoint: str) -> bool:
+    """TLS for https:// URLs and port 443, plaintext otherwise (like grpcurl without flags)."""
+    if endpoint.startswith("https://"):
+        return True
+    if endpoint.startswith("http://"):
+        return False
+    try:
+        return urlsplit(f"//{endpoint}").port == 443
+    except ValueError:
+        return False
