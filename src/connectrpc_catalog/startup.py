@@ -11,7 +11,7 @@ from protobuf import Oneof
 
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
-from .loader import LoadError, Loader
+from .loader import Loader, LoadError
 from .sources import load_source
 
 __all__ = [
