@@ -310,3 +310,17 @@ def test_invoke_on_an_unknown_service_is_not_found(catalog_url: str, http: httpx
         {"endpoint": "127.0.0.1:1", "service": "no.Such", "method": "X"},
     )
     assert r.json()["code"] in ("not_found", "unimplemented")
+
+
+def test_unexpected_failures_are_internal_errors_without_details(http: httpx.Client) -> None:
+    with run_catalog() as cat:
+
+        async def broken(path: str) -> None:
+            raise RuntimeError("secret internal detail /etc/shadow")
+
+        cat.app.loader.from_path = broken  # type: ignore[method-assign,assignment]
+        r = call(http, cat.url, "LoadProtos", {"protoPath": "/x"})
+        err = r.json()
+        assert r.status_code == 500 and err["code"] == "internal"
+        assert "incident" in err["message"]
+        assert "secret" not in err["message"] and "shadow" not in r.text

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .base import Base
 from .compiler import Compiler
 from .descriptors import EMPTY, SchemaCache
+from .errors import InternalErrors
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invoker import Invoker
 from .loader import Loader
@@ -66,7 +67,11 @@ class App:
             reload_base=self.reload_base,
             admin_token=config.admin_token,
         )
-        api = CatalogServiceASGIApplication(self.service, read_max_bytes=config.max_request_bytes)
+        api = CatalogServiceASGIApplication(
+            self.service,
+            read_max_bytes=config.max_request_bytes,
+            interceptors=[InternalErrors()],
+        )
         self._api: ASGIApp = SessionMiddleware(api, self.manager, API_PREFIX)
         self._static = StaticFiles()
         self._routes = dict(config.extra_routes)

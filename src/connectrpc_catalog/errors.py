@@ -1,0 +1,62 @@
+"""The one place internal failures become Connect errors: logged in full, reported briefly."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+
+__all__ = ["InternalErrors"]
+
+_log = logging.getLogger("connectrpc_catalog.errors")
+REQ = TypeVar("REQ")
+RES = TypeVar("RES")
+
+
+def _internal(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
+    incident = secrets.token_hex(4)
+    _log.error("incident %s in %s", incident, ctx.method.name, exc_info=exc)
+    return ConnectError(
+        Code.INTERNAL,
+        f"the catalog failed unexpectedly (incident {incident}); the server log has the details",
+    )
+
+
+class InternalErrors:
+    """Interceptor: unexpected exceptions never reach clients as tracebacks or raw text."""
+
+    async def intercept_unary(
+        self,
+        call_next: Callable[[REQ, RequestContext[Any, Any]], Awaitable[RES]],
+        request: REQ,
+        ctx: RequestContext[Any, Any],
+        /,
+    ) -> RES:
+        """Run a unary handler, translating unexpected exceptions."""
+        try:
+            return await call_next(request, ctx)
+        except ConnectError:
+            raise
+        except Exception as exc:
+            raise _internal(exc, ctx) from None
+
+    async def intercept_server_stream(
+        self,
+        call_next: Callable[[REQ, RequestContext[Any, Any]], AsyncIterator[RES]],
+        request: REQ,
+        ctx: RequestContext[Any, Any],
+        /,
+    ) -> AsyncIterator[RES]:
+        """Run a server-streaming handler, translating unexpected exceptions."""
+        try:
+            async for item in call_next(request, ctx):
+                yield item
+        except ConnectError:
+            raise
+        except Exception as exc:
+            raise _internal(exc, ctx) from None
