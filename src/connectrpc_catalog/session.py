@@ -34,7 +34,7 @@ CLEANUP_INTERVAL = 300.0
 
 _log = logging.getLogger(__name__)
 
-_SWEEP_BATCH = 2_000
+_SWEEP_BATCH = 1_000
 """Sessions examined per lock hold; the sweep yields to the event loop between batches."""
 
 
