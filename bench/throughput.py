@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import httpx
-
 from common import PROTOS, catalog, hello
 
 DURATION = "8s"

@@ -206,3 +206,12 @@ async def test_sweep_of_100k_sessions_never_blocks_the_loop_long() -> None:
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         make_manager(FakeClock(), ttl=0)
+
+
+async def test_end_closes_before_returning() -> None:
+    mgr = make_manager(FakeClock())
+    state, sid = mgr.get_or_create(None)
+    assert await mgr.end(sid) is True
+    assert state.invoker.closed == 1  # type: ignore[attr-defined]
+    assert await mgr.end(sid) is False
+    assert mgr.get(sid) is None

@@ -20,7 +20,9 @@ from .loader import Loader, LoadError
 from .middleware import current_session
 from .registry import Registry
 from .schema import message_schema
-from .session import SessionManager
+from .invocation import invoke_stream, invoke_unary
+from .invoker import Invoker
+from .session import SessionManager, State
 from .sources import load_source
 from .startup import BaseLoadError, LoadedBase
 
@@ -94,14 +96,20 @@ class CatalogService(catalog_connect.CatalogService):
         self, request: catalog_pb.InvokeGRPCRequest, ctx: Ctx
     ) -> catalog_pb.InvokeGRPCResponse:
         """Call a unary method upstream."""
-        raise ConnectError(Code.UNIMPLEMENTED, "InvokeGRPC is not available yet")
+        state = current_session()
+        return await invoke_unary(_registry(), _invoker(state), request)
 
     async def invoke_stream(
         self, request: catalog_pb.InvokeStreamRequest, ctx: Ctx
     ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
         """Call a method of any kind, streaming back what happens."""
-        raise ConnectError(Code.UNIMPLEMENTED, "InvokeStream is not available yet")
-        yield catalog_pb.InvokeStreamEvent()  # pragma: no cover - makes this a generator
+        state = current_session()
+        events = invoke_stream(_registry(), _invoker(state), request)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # a client that went away cancels the upstream call
 
     async def get_session(
         self, request: catalog_pb.GetSessionRequest, ctx: Ctx
@@ -128,7 +136,7 @@ class CatalogService(catalog_connect.CatalogService):
         self, request: catalog_pb.CloseSessionRequest, ctx: Ctx
     ) -> catalog_pb.CloseSessionResponse:
         """End the caller's session now."""
-        return catalog_pb.CloseSessionResponse(closed=self.manager.delete(current_session().id))
+        return catalog_pb.CloseSessionResponse(closed=await self.manager.end(current_session().id))
 
     async def reload_base(
         self, request: catalog_pb.ReloadBaseRequest, ctx: Ctx
@@ -171,6 +179,13 @@ def _registry() -> Registry:
     if not isinstance(registry, Registry):  # pragma: no cover - wiring error
         raise ConnectError(Code.INTERNAL, "session has no registry")
     return registry
+
+
+def _invoker(state: State) -> Invoker:
+    invoker = state.invoker
+    if not isinstance(invoker, Invoker):  # pragma: no cover - wiring error
+        raise ConnectError(Code.INTERNAL, "session has no invoker")
+    return invoker
 
 
 def _user_file_count(view: Schema) -> int:

@@ -143,6 +143,15 @@ class SessionManager:
         self._wake()
         return True
 
+    async def end(self, session_id: str) -> bool:
+        """End a session and wait until what it held is closed. True if it existed."""
+        with self._lock:
+            state = self._sessions.pop(session_id, None)
+        if state is None:
+            return False
+        await _close_quietly(state)
+        return True
+
     def get_stats(self) -> Stats:
         """Count live sessions and report the oldest and newest creation times."""
         now = self._clock()
