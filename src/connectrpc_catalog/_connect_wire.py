@@ -1,0 +1,222 @@
+"""The Connect protocol's wire details: request headers, unary results, stream parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._call_types import (
+    INTERNAL,
+    OK,
+    UNKNOWN,
+    CallEvent,
+    CallStatus,
+    Pair,
+    RawDetail,
+    ResponseHeaders,
+    ResponseMessage,
+    UnaryResult,
+    code_from_http_status,
+    code_name,
+    decode_bin,
+    failure,
+    header_pairs,
+)
+from ._envelope import FLAG_COMPRESSED, EnvelopeError, decompress
+
+__all__ = [
+    "StreamParser",
+    "stream_request_headers",
+    "unary_request_headers",
+    "unary_result",
+]
+
+_FLAG_END_STREAM = 0x02
+_CODES = {
+    "canceled": 1,
+    "unknown": 2,
+    "invalid_argument": 3,
+    "deadline_exceeded": 4,
+    "not_found": 5,
+    "already_exists": 6,
+    "permission_denied": 7,
+    "resource_exhausted": 8,
+    "failed_precondition": 9,
+    "aborted": 10,
+    "out_of_range": 11,
+    "unimplemented": 12,
+    "internal": 13,
+    "unavailable": 14,
+    "data_loss": 15,
+    "unauthenticated": 16,
+}
+
+
+def _timeout_ms(timeout: float) -> str:
+    return str(min(max(1, round(timeout * 1000)), 9_999_999_999))
+
+
+def unary_request_headers(codec: str, timeout: float) -> list[tuple[str, str]]:
+    """Headers of a Connect unary POST."""
+    return [
+        ("content-type", f"application/{codec}"),
+        ("connect-protocol-version", "1"),
+        ("connect-timeout-ms", _timeout_ms(timeout)),
+        ("accept-encoding", "gzip"),
+    ]
+
+
+def stream_request_headers(codec: str, timeout: float) -> list[tuple[str, str]]:
+    """Headers of a Connect streaming POST."""
+    return [
+        ("content-type", f"application/connect+{codec}"),
+        ("connect-protocol-version", "1"),
+        ("connect-timeout-ms", _timeout_ms(timeout)),
+        ("connect-accept-encoding", "gzip"),
+    ]
+
+
+def _error_status(
+    error: Any, trailers: tuple[Pair, ...], fallback_code: int, fallback_message: str
+) -> CallStatus:
+    """A status from a Connect error object ({code, message, details})."""
+    if not isinstance(error, dict):
+        return CallStatus(
+            code=fallback_code,
+            message=fallback_message,
+            trailers=trailers,
+            error=f"upstream returned {code_name(fallback_code)}: {fallback_message}",
+        )
+    code_text = error.get("code")
+    code = _CODES.get(code_text, UNKNOWN) if isinstance(code_text, str) else fallback_code
+    message = error.get("message")
+    message = message if isinstance(message, str) else ""
+    details: list[RawDetail] = []
+    raw_details = error.get("details")
+    for item in raw_details if isinstance(raw_details, list) else ():
+        if not isinstance(item, dict):
+            continue
+        type_name, value = item.get("type"), item.get("value")
+        if not isinstance(type_name, str) or not isinstance(value, str):
+            continue
+        data = decode_bin(value)
+        if data is None:
+            continue
+        url = type_name if "/" in type_name else f"type.googleapis.com/{type_name}"
+        details.append(RawDetail(type_url=url, value=data))
+    name = code_name(code)
+    return CallStatus(
+        code=code,
+        message=message,
+        details=tuple(details),
+        trailers=trailers,
+        error=f"upstream returned {name}: {message}" if message else f"upstream returned {name}",
+    )
+
+
+def _http_error(status: int, body: bytes, trailers: tuple[Pair, ...]) -> CallStatus:
+    fallback = f"HTTP {status}"
+    try:
+        error = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        error = None
+    return _error_status(error, trailers, code_from_http_status(status), fallback)
+
+
+def unary_result(
+    status: int, items: list[tuple[str, str]], body: bytes, codec: str
+) -> UnaryResult:
+    """The result of a Connect unary response (trailers come as `trailer-` headers)."""
+    headers: list[tuple[str, str]] = []
+    trailers: list[tuple[str, str]] = []
+    content_type = ""
+    for key, value in items:
+        if key.startswith("trailer-"):
+            trailers.append((key[8:], value))
+        else:
+            if key == "content-type":
+                content_type = value
+            headers.append((key, value))
+    head, tail = header_pairs(headers), header_pairs(trailers)
+    if status != 200:
+        return UnaryResult(headers=head, payload=None, status=_http_error(status, body, tail))
+    if content_type.split(";")[0].strip().lower() != f"application/{codec}":
+        bad = failure(
+            UNKNOWN, f"upstream answered with content-type {content_type!r}, "
+            f"not application/{codec}: is it a Connect server?"
+        )
+        return UnaryResult(headers=head, payload=None, status=bad)
+    return UnaryResult(headers=head, payload=body, status=CallStatus(code=OK, trailers=tail))
+
+
+class StreamParser:
+    """Turns a Connect streaming response into call events."""
+
+    __slots__ = ("_encoding", "_status", "done", "headers", "wants_body")
+
+    def __init__(self, status: int, items: list[tuple[str, str]]) -> None:
+        self._status = status
+        self.headers = header_pairs(items)
+        self._encoding = ""
+        self.done = False
+        self.wants_body = False
+
+    def start(self) -> list[CallEvent]:
+        """Events from the response head; sets `wants_body` when the body holds an error."""
+        if self._status != 200:
+            self.wants_body = True
+            return [ResponseHeaders(headers=self.headers)]
+        content_type = ""
+        for key, value in self.headers:
+            if key == "content-type":
+                content_type = value
+            elif key == "connect-content-encoding":
+                self._encoding = value.strip().lower()
+        if not content_type.lower().startswith("application/connect+"):
+            self.done = True
+            return [
+                ResponseHeaders(headers=self.headers),
+                failure(UNKNOWN, f"upstream answered with content-type {content_type!r}: "
+                        "is it a Connect server?"),
+            ]
+        return [ResponseHeaders(headers=self.headers)]
+
+    def body(self, data: bytes) -> CallStatus:
+        """The final status of a non-200 response from its body."""
+        self.done = True
+        return _http_error(self._status, data, ())
+
+    def frame(self, flags: int, data: bytes) -> list[CallEvent]:
+        """Events for one frame."""
+        if flags & FLAG_COMPRESSED:
+            data = decompress(self._encoding, data)
+        if flags & _FLAG_END_STREAM:
+            self.done = True
+            return [_end_stream(data)]
+        return [ResponseMessage(payload=data)]
+
+    def finish(self, *, truncated: bool) -> CallStatus:
+        """The status when the body ended without an end-of-stream message."""
+        self.done = True
+        what = "in the middle of a message" if truncated else "without an end-of-stream message"
+        return failure(INTERNAL, f"the upstream stream ended {what}")
+
+
+def _end_stream(data: bytes) -> CallStatus:
+    try:
+        end = json.loads(data) if data else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError("the end-of-stream message is not JSON") from exc
+    if not isinstance(end, dict):
+        raise EnvelopeError("the end-of-stream message is not a JSON object")
+    trailers: list[tuple[str, str]] = []
+    metadata = end.get("metadata")
+    if isinstance(metadata, dict):
+        for key, values in metadata.items():
+            for value in values if isinstance(values, list) else [values]:
+                trailers.append((str(key).lower(), str(value)))
+    tail = header_pairs(trailers)
+    error = end.get("error")
+    if error is None:
+        return CallStatus(code=OK, trailers=tail)
+    return _error_status(error, tail, UNKNOWN, "")

@@ -1,0 +1,1 @@
+"""Upstream servers for the invocation tests: one test service over grpcio and connectrpc."""
