@@ -34,12 +34,23 @@ def generate(out: Path) -> None:
         f"--py_out={out}", f"--connectrpc_out={out}", *PROTOS,
     ]
     subprocess.run(cmd, check=True)
+    # The catalog reflects itself from this set: it keeps the .proto comments.
+    for proto in PROTOS:
+        out_set = out / Path(proto).with_suffix(".binpb")
+        subprocess.run(
+            [
+                sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
+                "--include_source_info", f"--descriptor_set_out={out_set}", proto,
+            ],
+            check=True,
+        )
 
 
 def _files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*.py"))
+        for p in sorted(root.rglob("*"))
+        if p.suffix in (".py", ".binpb")
     }
 
 

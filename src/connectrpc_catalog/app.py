@@ -14,11 +14,12 @@ from .descriptors import EMPTY, SchemaCache
 from .errors import InternalErrors
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invoker import Invoker
-from .loader import Loader
+from .loader import Limits, Loader
 from .middleware import ASGIApp, CORSMiddleware, Message, Receive, Scope, Send, SessionMiddleware
 from .registry import Registry
 from .service import CatalogService
 from .session import CLEANUP_INTERVAL, DEFAULT_TTL, SessionManager, State
+from .self_reflection import reflection_routes
 from .startup import BaseSpec, LoadedBase, load_base
 from .static import StaticFiles
 
@@ -42,6 +43,9 @@ class AppConfig:
     base: BaseSpec = field(default_factory=BaseSpec)
     admin_token: str = ""
     git_base_url: str = ""
+    buf: str = ""
+    cache_dir: str = ""
+    load_limits: Limits = field(default_factory=Limits)
 
 
 class App:
@@ -52,7 +56,14 @@ class App:
         self.base = Base()
         self.schemas = SchemaCache(config.schema_cache_entries)
         self.compiler = Compiler()
-        self.loader = Loader(self.schemas, self.compiler)
+        self.loader = Loader(
+            self.schemas,
+            self.compiler,
+            limits=config.load_limits,
+            git_base_url=config.git_base_url,
+            buf=config.buf or None,
+            cache_dir=config.cache_dir or None,
+        )
         self.manager = SessionManager(
             self._new_state,
             ttl=config.session_ttl,
@@ -74,7 +85,7 @@ class App:
         )
         self._api: ASGIApp = SessionMiddleware(api, self.manager, API_PREFIX)
         self._static = StaticFiles()
-        self._routes = dict(config.extra_routes)
+        self._routes = {**reflection_routes(), **config.extra_routes}
         self._app: ASGIApp = CORSMiddleware(self._route, config.cors_origins)
         self._warmup: asyncio.Task[None] | None = None
 
@@ -127,6 +138,7 @@ class App:
         if self._warmup is not None:
             self._warmup.cancel()
         await self.manager.close()
+        await self.loader.close()
         await self.compiler.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

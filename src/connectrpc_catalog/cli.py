@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .app import App, AppConfig, create_app
-from .config import ConfigError, Settings, load_settings, parse_duration
+from .config import ENV_PREFIX, ConfigError, Settings, load_settings, parse_duration
 from .startup import BaseLoadError
 
 __all__ = ["main", "parse_duration", "serve"]
@@ -38,12 +38,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             base=settings.base,
             admin_token=settings.admin_token,
             git_base_url=settings.git_base_url,
+            buf=settings.buf,
+            cache_dir=settings.cache_dir,
         )
     )
     try:
-        return asyncio.run(serve(app, settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve(app, settings))
     except KeyboardInterrupt:
         return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (faster I/O for every request), else the standard loop."""
+    if os.environ.get(ENV_PREFIX + "LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(app: App, settings: Settings) -> int:
@@ -57,7 +71,7 @@ async def serve(app: App, settings: Settings) -> int:
         except BaseLoadError as exc:
             print(f"connectrpc-catalog: a start-up source failed to load:\n{exc}", file=sys.stderr)
             print("(use --keep-going to start without it)", file=sys.stderr)
-            await app.compiler.close()
+            await app.shutdown()
             return 1
         print(
             f"loaded {len(loaded.schema.service_names)} services from "
@@ -76,7 +90,7 @@ async def serve(app: App, settings: Settings) -> int:
         sockets = config.create_sockets()
     except OSError as exc:
         print(f"connectrpc-catalog: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        await app.compiler.close()
+        await app.shutdown()
         return 1
 
     stop = asyncio.Event()

@@ -50,6 +50,8 @@ class Settings:
     base: BaseSpec = field(default_factory=BaseSpec)
     admin_token: str = ""
     git_base_url: str = ""
+    buf: str = ""
+    cache_dir: str = ""
     open_browser: bool = False
 
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--admin-token", help="bearer token that authorizes ReloadBase")
     p.add_argument("--git-base-url", help="replaces https:// for short-form Git repositories")
+    p.add_argument("--buf", help="path of the Buf CLI (default: buf on PATH)")
+    p.add_argument("--cache-dir", help="where Git checkouts are kept (default: a temp folder)")
     p.add_argument("--open", action="store_true", default=None, help="open the UI in a browser")
     return p
 
@@ -203,6 +207,8 @@ def load_settings(
         ),
         admin_token=pick("admin_token", ""),
         git_base_url=pick("git_base_url", ""),
+        buf=pick("buf", ""),
+        cache_dir=pick("cache_dir", ""),
         open_browser=pick("open", False, _bool),
     )
 

@@ -13,13 +13,32 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import (  # the well-known types' modules register their files
+    any_pb2,
+    api_pb2,
+    descriptor_pb2,
+    descriptor_pool,
+    duration_pb2,
+    empty_pb2,
+    field_mask_pb2,
+    message_factory,
+    source_context_pb2,
+    struct_pb2,
+    timestamp_pb2,
+    type_pb2,
+    wrappers_pb2,
+)
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from .comments import index_comments
 
 __all__ = ["EMPTY", "Schema", "SchemaCache", "SchemaError"]
+
+_WKT_MODULES = (
+    any_pb2, api_pb2, duration_pb2, empty_pb2, field_mask_pb2, source_context_pb2, struct_pb2,
+    timestamp_pb2, type_pb2, wrappers_pb2,
+)  # imported so that `_complete` finds every well-known file in the default pool
 
 
 class SchemaError(Exception):

@@ -29,4 +29,18 @@ async def load_source(loader: Loader, req: catalog_pb.LoadProtosRequest) -> Sche
         if not isinstance(value, bytes) or not value:
             raise ConnectError(Code.INVALID_ARGUMENT, "descriptorSet is empty")
         return await loader.from_descriptor_set(value, origin="uploaded descriptor set")
-    raise ConnectError(Code.UNIMPLEMENTED, f"loading from {field} is not available yet")
+    if field == "proto_repo":
+        return await loader.from_git(str(value))
+    if field == "buf_module":
+        return await loader.from_buf(str(value))
+    if field == "reflection_endpoint":
+        opts = req.reflection_options
+        return await loader.from_reflection(
+            str(value),
+            use_tls=bool(opts and opts.use_tls),
+            server_name=opts.server_name if opts else "",
+            timeout_seconds=float(opts.timeout_seconds)
+            if opts and opts.timeout_seconds > 0
+            else None,
+        )
+    raise ConnectError(Code.INVALID_ARGUMENT, f"unknown source {field}: set one of {SOURCE_FIELDS}")

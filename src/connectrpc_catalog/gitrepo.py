@@ -1,0 +1,457 @@
+"""Git repositories: `host/owner/repo[//sub/dir][@ref]` or a clone URL, loaded like a folder.
+
+The ref is resolved to a commit with `git ls-remote` first; repository URL + commit (+ sub
+folder) then keys both the checkout on disk and the loaded schema, so the same source
+loaded again costs one `ls-remote` (none for a full commit id) and no fetch or compile.
+A checkout is a shallow fetch of exactly that ref (`git init` + `git fetch --depth 1` +
+`checkout`) into a scratch folder, renamed into place when complete; its `.git` folder
+is removed afterwards. Git never prompts (GIT_TERMINAL_PROMPT=0, ssh in batch mode),
+every command has a timeout, and a checkout growing past `Limits.max_checkout_bytes`
+is stopped.
+
+Errors: a missing repository, ref or sub folder is a failed load (`success=false`); an
+unreachable host is UNAVAILABLE (a retry may work); git not installed is
+FAILED_PRECONDITION; a checkout past the size cap is RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+
+from .bufcli import ToolResult, run_tool
+from .loader import Limits, LoadError
+
+if TYPE_CHECKING:
+    from .descriptors import Schema
+    from .loader import Loader
+
+__all__ = ["GitRepos", "RepoSpec", "load_repo", "parse_repo_spec"]
+
+_SCHEMES = ("https://", "http://", "file://", "ssh://")
+_SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/)")  # git@host:owner/repo
+_SHORT = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?(?:/[A-Za-z0-9_.~-]+){2,}$")
+_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]*$")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+_CREDENTIALS = re.compile(r"//[^/@\s]*@")
+_UNREACHABLE = (
+    "could not resolve host",
+    "failed to connect",
+    "couldn't connect to server",
+    "connection refused",
+    "connection timed out",
+    "operation timed out",
+    "network is unreachable",
+    "no route to host",
+    "could not resolve hostname",
+    "temporary failure in name resolution",
+)
+_NOT_FOUND = (
+    "does not appear to be a git repository",
+    "repository not found",
+    "not found",
+    "could not read username",
+    "terminal prompts disabled",
+    "authentication failed",
+    "permission denied",
+    "no such file or directory",
+)
+_MAX_LS_REMOTE = 32 * 1024 * 1024
+_MAX_ERROR_LINES = 8
+USAGE = (
+    "use host/owner/repo (e.g. github.com/acme/weather) with an optional //sub/dir and "
+    "@ref, or a clone URL (https://, http://, file://, ssh:// or git@host:owner/repo)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSpec:
+    """A parsed `proto_repo`: where to clone from, which ref, which sub folder."""
+
+    text: str
+    """The source as the user gave it (used in messages)."""
+    url: str
+    subdir: str = ""
+    ref: str = ""
+
+    @property
+    def shown_url(self) -> str:
+        """The clone URL without any credentials in it."""
+        return _CREDENTIALS.sub("//***@", self.url)
+
+
+def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
+    """Parse `host/owner/repo[//sub/dir][@ref]` or `URL[//sub/dir][@ref]`.
+
+    A short form is cloned from `base_url + host/owner/repo.git`; `base_url` defaults to
+    `https://` and may be any supported URL prefix (a mirror, `file:///srv/git`).
+    """
+    value = text.strip()
+    if not value:
+        raise ConnectError(Code.INVALID_ARGUMENT, "protoRepo is empty")
+    if any(ch.isspace() for ch in value) or value.startswith("-"):
+        raise ConnectError(Code.INVALID_ARGUMENT, f"protoRepo {value!r} is not valid: {USAGE}")
+    lower = value.lower()
+    if lower.startswith(_SCHEMES):
+        start = value.index("://") + 3
+        if not lower.startswith("file://"):
+            slash = value.find("/", start)
+            start = slash if slash >= 0 else len(value)
+        short = False
+    elif (scp := _SCP.match(value)) is not None:
+        start, short = scp.end(), False
+    elif "://" in value:
+        scheme = value.split("://", 1)[0]
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"protoRepo {value!r}: scheme {scheme}:// is not supported; {USAGE}",
+        )
+    else:
+        start, short = 0, True
+    head, rest = value[:start], value[start:]
+    ref = ""
+    at = rest.rfind("@")
+    if at >= 0:
+        rest, ref = rest[:at], rest[at + 1 :]
+    subdir = ""
+    if "//" in ref:  # repo@ref//sub/dir
+        ref, subdir = ref.split("//", 1)
+    cut = rest.find("//", 1)
+    if cut >= 0:
+        rest, subdir = rest[:cut], rest[cut + 2 :]
+    subdir = _clean_subdir(value, subdir)
+    if ref and (not _REF.match(ref) or ".." in ref or ref.endswith((".", "/", ".lock"))):
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"protoRepo {value!r}: {ref!r} is not a valid branch, tag or commit",
+        )
+    repo = rest.rstrip("/")
+    if short:
+        if not _SHORT.match(repo):
+            raise ConnectError(
+                Code.INVALID_ARGUMENT, f"protoRepo {value!r} is not a repository: {USAGE}"
+            )
+        base = base_url or "https://"
+        if not base.lower().startswith(_SCHEMES):
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                f"the catalog's Git base URL {base!r} must start with https://, http://, "
+                "file:// or ssh://",
+            )
+        url = base + ("" if base.endswith("/") else "/") + repo
+        if not url.endswith(".git"):
+            url += ".git"
+    else:
+        url = head + repo
+        if not repo.strip("/"):
+            raise ConnectError(
+                Code.INVALID_ARGUMENT, f"protoRepo {value!r} names no repository: {USAGE}"
+            )
+    return RepoSpec(text=value, url=url, subdir=subdir, ref=ref)
+
+
+def _clean_subdir(value: str, subdir: str) -> str:
+    if not subdir:
+        return ""
+    path = PurePosixPath(subdir.strip("/"))
+    if ".." in path.parts or path.is_absolute():
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"protoRepo {value!r}: the sub folder must stay inside the repository (no '..')",
+        )
+    text = path.as_posix()
+    return "" if text == "." else text
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A ref resolved by `ls-remote`: the commit and the ref name to fetch it by."""
+
+    commit: str
+    fetch: str
+
+
+class GitRepos:
+    """Resolves refs and keeps shallow checkouts on disk, keyed by repository + commit."""
+
+    def __init__(
+        self, work_dir: Callable[[], Path], *, limits: Limits, max_checkouts: int = 32
+    ) -> None:
+        self._work_dir = work_dir
+        self.limits = limits
+        self.max_checkouts = max_checkouts
+        self.resolves = 0
+        """How many `git ls-remote` calls ran."""
+        self.fetches = 0
+        """How many checkouts were fetched (tests use it to prove the cache was used)."""
+
+    async def resolve(self, spec: RepoSpec) -> Resolved:
+        """The commit `spec.ref` (default branch if empty) points at, via `git ls-remote`."""
+        ref = spec.ref
+        if _FULL_SHA.match(ref):
+            return Resolved(ref, ref)
+        patterns = [ref] if ref else ["HEAD"]
+        refs = await self._ls_remote(spec, patterns)
+        if not ref:
+            commit = refs.get("HEAD")
+            if commit is None:
+                for name in ("refs/heads/main", "refs/heads/master"):
+                    if name in refs:
+                        return Resolved(refs[name], name)
+                raise LoadError(
+                    f"{spec.text}: the repository has no default branch (is it empty?); "
+                    "add @branch or @tag"
+                )
+            return Resolved(commit, "HEAD")
+        for name in (
+            f"refs/tags/{ref}",
+            f"refs/heads/{ref}",
+            ref if ref.startswith("refs/") else "",
+        ):
+            if not name:
+                continue
+            peeled = refs.get(name + "^{}")
+            if peeled is not None:
+                return Resolved(peeled, name)
+            if name in refs:
+                return Resolved(refs[name], name)
+        if _SHORT_SHA.match(ref):
+            every = await self._ls_remote(spec, [])
+            hits = {sha for name, sha in every.items() if sha.startswith(ref)}
+            if len(hits) == 1:
+                return Resolved(hits.pop(), "")
+            raise LoadError(
+                f"{spec.text}: no branch or tag named {ref!r}, and no branch or tag head starts "
+                "with that commit id; give the full 40-character commit id"
+            )
+        raise LoadError(f"{spec.text}: no branch or tag named {ref!r} in {spec.shown_url}")
+
+    async def _ls_remote(self, spec: RepoSpec, patterns: list[str]) -> dict[str, str]:
+        try:
+            result = await self._git(
+                ["ls-remote", "--", spec.url, *patterns], max_stdout=_MAX_LS_REMOTE
+            )
+        except TimeoutError:
+            raise ConnectError(
+                Code.UNAVAILABLE,
+                f"{spec.text}: {spec.shown_url} did not answer within "
+                f"{self.limits.git_timeout:.0f} s",
+            ) from None
+        finally:
+            self.resolves += 1
+        if result.returncode != 0:
+            raise _failure(spec, "reading the refs of", result)
+        refs: dict[str, str] = {}
+        for line in result.stdout.decode(errors="replace").splitlines():
+            sha, _, name = line.partition("\t")
+            if _FULL_SHA.match(sha) and name:
+                refs[name] = sha
+        return refs
+
+    async def checkout(self, spec: RepoSpec, resolved: Resolved) -> Path:
+        """A folder holding the repository's files at `resolved.commit` (cached on disk)."""
+        root = self._work_dir() / "git"
+        repo_key = hashlib.sha256(spec.url.encode()).hexdigest()[:16]
+        dest = root / f"{repo_key}-{resolved.commit}"
+        if await asyncio.to_thread(_touch_dir, dest):
+            return dest
+        scratch = root / f".tmp-{secrets.token_hex(8)}"
+        await asyncio.to_thread(scratch.mkdir, parents=True)
+        try:
+            async with asyncio.timeout(self.limits.git_timeout):
+                await self._fetch(spec, resolved, scratch)
+            await asyncio.to_thread(shutil.rmtree, scratch / ".git")
+            await asyncio.to_thread(_install, scratch, dest)
+        except TimeoutError:
+            raise LoadError(
+                f"{spec.text}: fetching {spec.ref or 'the default branch'} took longer than "
+                f"{self.limits.git_timeout:.0f} s and was stopped"
+            ) from None
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+        await asyncio.to_thread(_evict, root, self.max_checkouts)
+        return dest
+
+    async def _fetch(self, spec: RepoSpec, resolved: Resolved, scratch: Path) -> None:
+        cap = self.limits.max_checkout_bytes
+
+        async def check() -> None:
+            size = await asyncio.to_thread(_tree_size, scratch)
+            if size > cap:
+                raise ConnectError(
+                    Code.RESOURCE_EXHAUSTED,
+                    f"{spec.text}: the checkout grew past {cap // (1024 * 1024)} MB and was "
+                    "stopped; point at a smaller repository or sub folder",
+                )
+
+        git_dir = str(scratch)
+        init = await self._git(["init", "-q", git_dir])
+        if init.returncode != 0:
+            raise _failure(spec, "preparing a checkout of", init)
+        self.fetches += 1
+        what = resolved.fetch or resolved.commit
+        fetched = await self._git(
+            ["-C", git_dir, "fetch", "-q", "--depth", "1", "--no-tags", "--", spec.url, what],
+            check=check,
+        )
+        if fetched.returncode != 0:
+            if "not our ref" in fetched.stderr or "couldn't find remote ref" in fetched.stderr:
+                raise LoadError(f"{spec.text}: commit {what} was not found in {spec.shown_url}")
+            raise _failure(spec, "fetching", fetched)
+        checkout = await self._git(
+            [
+                "-C",
+                git_dir,
+                "-c",
+                "core.symlinks=false",
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "-q",
+                "--detach",
+                "FETCH_HEAD",
+            ],
+            check=check,
+        )
+        if checkout.returncode != 0:
+            raise _failure(spec, "checking out", checkout)
+        await check()
+
+    async def _git(
+        self,
+        args: list[str],
+        *,
+        max_stdout: int = 1 << 20,
+        check: Callable[[], Awaitable[None]] | None = None,
+    ) -> ToolResult:
+        try:
+            return await run_tool(
+                ["git", *args],
+                timeout_seconds=self.limits.git_timeout,
+                env=_git_env(),
+                max_stdout=max_stdout,
+                check=check,
+            )
+        except TimeoutError:
+            raise
+        except OSError:  # git could not be started (TimeoutError, an OSError too, is above)
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                "loading Git repositories needs git, which is not installed on the catalog "
+                "server (e.g. `apt-get install git`)",
+            ) from None
+
+
+async def load_repo(loader: Loader, text: str) -> Schema:
+    """Load `proto_repo`: resolve the ref, reuse or fetch the checkout, load it as a folder."""
+    spec = parse_repo_spec(text, base_url=loader.git_base_url)
+    repos = loader.git
+    resolved = await repos.resolve(spec)
+
+    async def build() -> Schema:
+        root = await repos.checkout(spec, resolved)
+        target = root / spec.subdir if spec.subdir else root
+        if not await asyncio.to_thread(_inside, root, target):
+            at = spec.ref or "the default branch"
+            raise LoadError(
+                f"{spec.text}: the repository has no folder or file {spec.subdir!r} at {at} "
+                f"(commit {resolved.commit[:12]})"
+            )
+        return await loader.from_path(str(target), label=spec.text)
+
+    return await loader.memo(f"git:{spec.url}\0{resolved.commit}\0{spec.subdir}", build)
+
+
+def _failure(spec: RepoSpec, doing: str, result: ToolResult) -> Exception:
+    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+    detail = "; ".join(lines[-_MAX_ERROR_LINES:]) or f"git exited with code {result.returncode}"
+    detail = _CREDENTIALS.sub("//***@", detail)
+    lower = detail.lower()
+    if any(m in lower for m in _UNREACHABLE):
+        return ConnectError(
+            Code.UNAVAILABLE, f"{spec.text}: {spec.shown_url} could not be reached: {detail}"
+        )
+    if any(m in lower for m in _NOT_FOUND):
+        return LoadError(
+            f"{spec.text}: repository {spec.shown_url} was not found, or it is private and the "
+            f"catalog has no credentials for it ({detail})"
+        )
+    return LoadError(f"{spec.text}: {doing} {spec.shown_url} failed: {detail}")
+
+
+def _git_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+    }
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GCM_INTERACTIVE="never",
+        GIT_LFS_SKIP_SMUDGE="1",
+        LC_ALL="C",
+        LANGUAGE="C",
+    )
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    return env
+
+
+def _touch_dir(path: Path) -> bool:
+    """Whether a finished checkout exists; marks it as recently used."""
+    if not path.is_dir():
+        return False
+    os.utime(path)
+    return True
+
+
+def _install(scratch: Path, dest: Path) -> None:
+    """Move a finished checkout into place; a concurrent identical checkout may win."""
+    try:
+        scratch.rename(dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+
+
+def _evict(root: Path, keep: int) -> None:
+    """Remove the least recently used checkouts beyond `keep`."""
+    entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    if len(entries) <= keep:
+        return
+    entries.sort(key=lambda p: p.stat().st_mtime)
+    for old in entries[: len(entries) - keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _inside(root: Path, target: Path) -> bool:
+    """Whether `target` exists and, symlinks resolved, stays inside `root`."""
+    if not target.exists():
+        return False
+    try:
+        target.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
