@@ -396,17 +396,30 @@ async def test_connect_json_codec_streams(
 
 
 async def test_close_while_opening_refuses_the_call(
-    registry: StubRegistry, grpc_upstream: GrpcServer,
+    registry: StubRegistry, connect_tls_upstream: ConnectServer, tls_material: Any,
 ) -> None:
     invoker = Invoker()
     call = asyncio.create_task(invoke_unary(registry, invoker, unary_req(
-        grpc_upstream.address, "Echo", "{}", T.GRPC)))
-    await asyncio.sleep(0)  # the call is now opening its channel
+        connect_tls_upstream.address, "Echo", "{}", T.CONNECT, use_tls=True,
+        ca_cert_pem=tls_material.ca_pem)))
+    await asyncio.sleep(0)  # the call is now loading its TLS context in a thread
     await invoker.close()
-    try:
-        resp = await call
-    except ConnectError as exc:
-        assert exc.code == Code.FAILED_PRECONDITION
-    else:  # the call got in before close(): then it ran on a channel close() cancelled
-        assert resp.status_name in ("OK", "CANCELLED", "UNAVAILABLE")
+    with pytest.raises(ConnectError) as info:
+        await call
+    assert info.value.code == Code.FAILED_PRECONDITION
     assert len(invoker) == 0
+
+
+async def test_close_during_a_call_ends_it_as_data(
+    registry: StubRegistry, grpc_upstream: GrpcServer, connect_upstream: ConnectServer,
+) -> None:
+    for endpoint, transport in ((grpc_upstream.address, T.GRPC),
+                                (connect_upstream.address, T.CONNECT)):
+        invoker = Invoker()
+        call = asyncio.create_task(invoke_unary(registry, invoker, unary_req(
+            endpoint, "Sleep", '{"millis": 2000}', transport)))
+        await asyncio.sleep(0.3)  # the call is in flight
+        await invoker.close()
+        resp = await asyncio.wait_for(call, 5)
+        assert not resp.success
+        assert resp.status_name in ("CANCELLED", "UNAVAILABLE"), resp

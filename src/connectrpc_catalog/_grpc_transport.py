@@ -12,6 +12,7 @@ import grpc
 import grpc.aio
 
 from ._call_types import (
+    CANCELLED,
     CallEvent,
     CallStatus,
     CallTarget,
@@ -21,6 +22,7 @@ from ._call_types import (
     ResponseMessage,
     UnaryResult,
     code_name,
+    failure,
 )
 from ._tls import fetch_server_certificate, validate_pems
 from .errdetails import parse_status_details
@@ -65,6 +67,16 @@ def _status_of(
         trailers=_pairs(trailers),
         error=error,
     )
+
+
+def _task_cancelled() -> bool:
+    """True when the running task itself is being cancelled (not just the grpc call)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _closed_status(authority: str) -> CallStatus:
+    return failure(CANCELLED, f"the call to {authority} was cancelled: its connection closed")
 
 
 def _error_status(exc: grpc.aio.AioRpcError, authority: str) -> CallStatus:
@@ -154,6 +166,11 @@ class GrpcTransport:
                 payload=None,
                 status=_error_status(exc, self._authority),
             )
+        except asyncio.CancelledError:
+            # grpc.aio raises CancelledError when the channel is closed under the call.
+            if _task_cancelled():
+                raise
+            return UnaryResult(headers=(), payload=None, status=_closed_status(self._authority))
         headers = _pairs(await call.initial_metadata())
         trailers = await call.trailing_metadata()
         return UnaryResult(
@@ -215,6 +232,11 @@ class GrpcTransport:
                 yield ResponseMessage(payload=await call)
         except grpc.aio.AioRpcError as exc:
             yield _error_status(exc, self._authority)
+            return
+        except asyncio.CancelledError:
+            if _task_cancelled():
+                raise
+            yield _closed_status(self._authority)
             return
         code = await call.code()
         if code != grpc.StatusCode.OK:
