@@ -17,9 +17,9 @@ from .invoker import Invoker
 from .loader import Limits, Loader
 from .middleware import ASGIApp, CORSMiddleware, Message, Receive, Scope, Send, SessionMiddleware
 from .registry import Registry
+from .self_reflection import reflection_routes
 from .service import CatalogService
 from .session import CLEANUP_INTERVAL, DEFAULT_TTL, SessionManager, State
-from .self_reflection import reflection_routes
 from .startup import BaseSpec, LoadedBase, load_base
 from .static import StaticFiles
 

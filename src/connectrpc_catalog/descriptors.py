@@ -36,8 +36,16 @@ from .comments import index_comments
 __all__ = ["EMPTY", "Schema", "SchemaCache", "SchemaError"]
 
 _WKT_MODULES = (
-    any_pb2, api_pb2, duration_pb2, empty_pb2, field_mask_pb2, source_context_pb2, struct_pb2,
-    timestamp_pb2, type_pb2, wrappers_pb2,
+    any_pb2,
+    api_pb2,
+    duration_pb2,
+    empty_pb2,
+    field_mask_pb2,
+    source_context_pb2,
+    struct_pb2,
+    timestamp_pb2,
+    type_pb2,
+    wrappers_pb2,
 )  # imported so that `_complete` finds every well-known file in the default pool
 
 

@@ -16,12 +16,12 @@ from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 from .base import Base
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_connect, catalog_pb
+from .invocation import invoke_stream, invoke_unary
+from .invoker import Invoker
 from .loader import Loader, LoadError
 from .middleware import current_session
 from .registry import Registry
 from .schema import message_schema
-from .invocation import invoke_stream, invoke_unary
-from .invoker import Invoker
 from .session import SessionManager, State
 from .sources import load_source
 from .startup import BaseLoadError, LoadedBase
