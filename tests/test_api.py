@@ -324,3 +324,19 @@ def test_unexpected_failures_are_internal_errors_without_details(http: httpx.Cli
         assert r.status_code == 500 and err["code"] == "internal"
         assert "incident" in err["message"]
         assert "secret" not in err["message"] and "shadow" not in r.text
+
+
+def test_schema_also_covers_the_packages_other_messages(
+    catalog_url: str, http: httpx.Client, tmp_path: Path
+) -> None:
+    (tmp_path / "p.proto").write_text(
+        'syntax = "proto3";\npackage p;\nimport "google/protobuf/any.proto";\nimport "q.proto";\n'
+        "service S { rpc Do(Req) returns (q.Out); }\n"
+        "message Req { google.protobuf.Any payload = 1; }\nmessage Packable { string x = 1; }\n"
+    )
+    (tmp_path / "q.proto").write_text(
+        'syntax = "proto3";\npackage q;\nmessage Out {}\nmessage Q {}\n'
+    )
+    sid = load(http, catalog_url, tmp_path).headers["x-session-id"]
+    body = call(http, catalog_url, "GetServiceSchema", {"serviceName": "p.S"}, sid).json()
+    assert set(body["messageSchemas"]) == {"p.Req", "q.Out", "p.Packable"}

@@ -237,9 +237,16 @@ def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.Me
 
 
 def _schemas(view: Schema, svc: ServiceDescriptor) -> dict[str, str]:
+    """JSON Schemas of the methods' messages, then of every other top-level message of the
+    service's package (what an `Any` field of this API is likely to hold)."""
+    wanted = [d for m in svc.methods for d in (m.input_type, m.output_type)]
+    package = svc.file.package
+    for name in view.file_names:
+        fd = view.pool.FindFileByName(name)
+        if fd.package == package:
+            wanted.extend(fd.message_types_by_name.values())
     out: dict[str, str] = {}
-    for m in svc.methods:
-        for desc in (m.input_type, m.output_type):
-            if desc.full_name not in out:
-                out[desc.full_name] = json.dumps(message_schema(desc, view.comments))
+    for desc in wanted:
+        if desc.full_name not in out:
+            out[desc.full_name] = json.dumps(message_schema(desc, view.comments))
     return out

@@ -23,7 +23,7 @@ _TYPES = {
 
 
 class StaticFiles:
-    """GET/HEAD of the package's `static/` files; `/` and other page paths get index.html.
+    """GET/HEAD of the package's `static/` files; `/` is index.html (the UI routes in the hash).
 
     Files are read once and kept in memory: the bundle is small and never changes at run time.
     """
@@ -57,7 +57,7 @@ class StaticFiles:
         entry = self._load(rel) if rel else None
         cache = "public, max-age=31536000, immutable" if rel.startswith("assets/") else "no-cache"
         if entry is None:
-            if rel.startswith("assets/") or "." in rel.rsplit("/", 1)[-1]:
+            if rel:
                 await _send(send, 404, b"not found\n", "text/plain", method)
                 return
             entry = self._load("index.html")

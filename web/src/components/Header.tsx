@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { countdown } from "../lib/format";
 import { navigate } from "../lib/route";
 import { applyTheme, currentTheme, type Theme } from "../lib/theme";
-import { closeSession, toast, useAppState } from "../state/store";
+import { closeSession, refreshSession, toast, useAppState } from "../state/store";
 import { IconDatabase, IconLogo, IconMenu, IconMoon, IconSun } from "./icons";
 
 export function Header({ onToggleNav }: { onToggleNav: () => void }) {
@@ -63,9 +63,18 @@ function SessionChip() {
       document.removeEventListener("keydown", close);
     };
   }, [open]);
-  if (!session) return <span class="session-chip muted">No session</span>;
-  const left = session.ttlSeconds > 0 ? session.ttlSeconds * 1000 - (now - session.lastActivity) : Number.POSITIVE_INFINITY;
+  const left = session && session.ttlSeconds > 0 ? session.ttlSeconds * 1000 - (now - session.lastActivity) : Number.POSITIVE_INFINITY;
   const expired = left <= 0;
+  const checked = useRef<number | null>(null);
+  useEffect(() => {
+    // Idle past the TTL: ask the server, which answers with a new session if ours is
+    // gone; the "session expired" notice then tells the user at once, not at the next click.
+    if (session && left < -2000 && checked.current !== session.lastActivity) {
+      checked.current = session.lastActivity;
+      void refreshSession();
+    }
+  }, [session, left < -2000]);
+  if (!session) return <span class="session-chip muted">No session</span>;
   const soon = !expired && left < 5 * 60 * 1000;
   return (
     <div class="session" ref={ref}>

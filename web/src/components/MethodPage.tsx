@@ -14,8 +14,9 @@ export function MethodPage({ serviceName, methodName }: { serviceName: string; m
   const entry = schemas[serviceName];
 
   useEffect(() => {
-    if (svc) void ensureSchema(serviceName);
-  }, [serviceName, !!svc]);
+    // Also after a load elsewhere cleared the cached schemas (entry gone).
+    if (svc && !entry) void ensureSchema(serviceName);
+  }, [serviceName, !!svc, !entry]);
 
   useEffect(() => {
     document.title = `${methodName} · ${shortName(serviceName)} — connectrpc-catalog`;
