@@ -33,20 +33,25 @@ from google.protobuf.message import Message
 
 from .comments import index_comments
 
-__all__ = ["EMPTY", "Schema", "SchemaCache", "SchemaError"]
+__all__ = ["EMPTY", "WELL_KNOWN_FILES", "Schema", "SchemaCache", "SchemaError"]
 
-_WKT_MODULES = (
-    any_pb2,
-    api_pb2,
-    duration_pb2,
-    empty_pb2,
-    field_mask_pb2,
-    source_context_pb2,
-    struct_pb2,
-    timestamp_pb2,
-    type_pb2,
-    wrappers_pb2,
-)  # imported so that `_complete` finds every well-known file in the default pool
+WELL_KNOWN_FILES: dict[str, bytes] = {
+    m.DESCRIPTOR.name: m.DESCRIPTOR.serialized_pb
+    for m in (
+        any_pb2,
+        api_pb2,
+        descriptor_pb2,
+        duration_pb2,
+        empty_pb2,
+        field_mask_pb2,
+        source_context_pb2,
+        struct_pb2,
+        timestamp_pb2,
+        type_pb2,
+        wrappers_pb2,
+    )
+}
+"""The well-known types' files (name → serialized), for sets that leave them out."""
 
 
 class SchemaError(Exception):
@@ -208,22 +213,14 @@ def _parse_file(name: str, data: bytes) -> descriptor_pb2.FileDescriptorProto:
 
 
 def _complete(files: dict[str, bytes]) -> dict[str, bytes]:
-    """Add well-known-type files a set depends on but does not include."""
-    default = descriptor_pool.Default()
+    """Add the well-known-type files a set depends on but does not include."""
     pending = list(files)
     while pending:
-        proto = _parse_file(pending[-1], files[pending.pop()])
-        for dep in proto.dependency:
-            if dep in files or not dep.startswith("google/protobuf/"):
-                continue
-            try:
-                fd = default.FindFileByName(dep)
-            except KeyError:
-                continue
-            dep_proto = descriptor_pb2.FileDescriptorProto()
-            fd.CopyToProto(dep_proto)
-            files[dep] = dep_proto.SerializeToString(deterministic=True)
-            pending.append(dep)
+        name = pending.pop()
+        for dep in _parse_file(name, files[name]).dependency:
+            if dep not in files and dep in WELL_KNOWN_FILES:
+                files[dep] = WELL_KNOWN_FILES[dep]
+                pending.append(dep)
     return files
 
 

@@ -21,21 +21,10 @@ from urllib.parse import urlsplit
 import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from google.protobuf import (
-    any_pb2,
-    api_pb2,
-    descriptor_pb2,
-    duration_pb2,
-    empty_pb2,
-    field_mask_pb2,
-    source_context_pb2,
-    struct_pb2,
-    timestamp_pb2,
-    type_pb2,
-    wrappers_pb2,
-)
+from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from .descriptors import WELL_KNOWN_FILES
 from .loader import LoadError
 
 if TYPE_CHECKING:
@@ -59,23 +48,6 @@ _Request: Any = reflection_pb2.ServerReflectionRequest
 _Response: Any = reflection_pb2.ServerReflectionResponse
 _MAX_DETAIL = 300
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate", "verification", "hostname")
-_WELL_KNOWN: dict[str, bytes] = {
-    m.DESCRIPTOR.name: m.DESCRIPTOR.serialized_pb
-    for m in (
-        any_pb2,
-        api_pb2,
-        descriptor_pb2,
-        duration_pb2,
-        empty_pb2,
-        field_mask_pb2,
-        source_context_pb2,
-        struct_pb2,
-        timestamp_pb2,
-        type_pb2,
-        wrappers_pb2,
-    )
-}
-"""The well-known types' files, for servers that do not send them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,8 +269,8 @@ class _Session:
                 resp = await self._read()
                 if resp.WhichOneof("message_response") != "error_response":
                     self._add(resp)
-                elif name in _WELL_KNOWN:
-                    self._add_file(_WELL_KNOWN[name])
+                elif name in WELL_KNOWN_FILES:
+                    self._add_file(WELL_KNOWN_FILES[name])
                 else:
                     importer = next((f for f, d in self.deps.items() if name in d), "a file")
                     raise LoadError(
