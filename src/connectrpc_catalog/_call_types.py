@@ -63,8 +63,16 @@ def code_name(code: int) -> str:
     return CODE_NAMES[code] if 0 <= code < len(CODE_NAMES) else f"CODE_{code}"
 
 
-_HTTP_TO_CODE = {400: INTERNAL, 401: 16, 403: 7, 404: 12, 429: UNAVAILABLE, 502: UNAVAILABLE,
-                 503: UNAVAILABLE, 504: UNAVAILABLE}
+_HTTP_TO_CODE = {
+    400: INTERNAL,
+    401: 16,
+    403: 7,
+    404: 12,
+    429: UNAVAILABLE,
+    502: UNAVAILABLE,
+    503: UNAVAILABLE,
+    504: UNAVAILABLE,
+}
 
 
 def code_from_http_status(status: int) -> int:
@@ -284,3 +292,26 @@ class UnaryResult:
 def failure(code: int, error: str, message: str = "") -> CallStatus:
     """A status for a failure the catalog observed itself (no upstream status)."""
     return CallStatus(code=code, message=message or error, error=error)
+
+
+def stream_head(
+    headers: tuple[Pair, ...], *, content_type: str, encoding_header: str, server: str
+) -> tuple[str, list[CallEvent], bool]:
+    """Check a streaming response's content type: (encoding, events, done).
+
+    When the content type is not `content_type…`, the events end the call with UNKNOWN and
+    a message asking whether the endpoint really is a `server`.
+    """
+    found = encoding = ""
+    for key, value in headers:
+        if key == "content-type":
+            found = value
+        elif key == encoding_header:
+            encoding = value.strip().lower()
+    events: list[CallEvent] = [ResponseHeaders(headers=headers)]
+    if not found.lower().startswith(content_type):
+        events.append(
+            failure(UNKNOWN, f"upstream answered with content-type {found!r}: is it a {server}?")
+        )
+        return encoding, events, True
+    return encoding, events, False

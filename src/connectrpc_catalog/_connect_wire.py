@@ -21,6 +21,7 @@ from ._call_types import (
     decode_bin,
     failure,
     header_pairs,
+    stream_head,
 )
 from ._envelope import FLAG_COMPRESSED, EnvelopeError, decompress
 
@@ -123,9 +124,7 @@ def _http_error(status: int, body: bytes, trailers: tuple[Pair, ...]) -> CallSta
     return _error_status(error, trailers, code_from_http_status(status), fallback)
 
 
-def unary_result(
-    status: int, items: list[tuple[str, str]], body: bytes, codec: str
-) -> UnaryResult:
+def unary_result(status: int, items: list[tuple[str, str]], body: bytes, codec: str) -> UnaryResult:
     """The result of a Connect unary response (trailers come as `trailer-` headers)."""
     headers: list[tuple[str, str]] = []
     trailers: list[tuple[str, str]] = []
@@ -142,8 +141,9 @@ def unary_result(
         return UnaryResult(headers=head, payload=None, status=_http_error(status, body, tail))
     if content_type.split(";")[0].strip().lower() != f"application/{codec}":
         bad = failure(
-            UNKNOWN, f"upstream answered with content-type {content_type!r}, "
-            f"not application/{codec}: is it a Connect server?"
+            UNKNOWN,
+            f"upstream answered with content-type {content_type!r}, "
+            f"not application/{codec}: is it a Connect server?",
         )
         return UnaryResult(headers=head, payload=None, status=bad)
     return UnaryResult(headers=head, payload=body, status=CallStatus(code=OK, trailers=tail))
@@ -166,20 +166,13 @@ class StreamParser:
         if self._status != 200:
             self.wants_body = True
             return [ResponseHeaders(headers=self.headers)]
-        content_type = ""
-        for key, value in self.headers:
-            if key == "content-type":
-                content_type = value
-            elif key == "connect-content-encoding":
-                self._encoding = value.strip().lower()
-        if not content_type.lower().startswith("application/connect+"):
-            self.done = True
-            return [
-                ResponseHeaders(headers=self.headers),
-                failure(UNKNOWN, f"upstream answered with content-type {content_type!r}: "
-                        "is it a Connect server?"),
-            ]
-        return [ResponseHeaders(headers=self.headers)]
+        self._encoding, events, self.done = stream_head(
+            self.headers,
+            content_type="application/connect+",
+            encoding_header="connect-content-encoding",
+            server="Connect server",
+        )
+        return events
 
     def body(self, data: bytes) -> CallStatus:
         """The final status of a non-200 response from its body."""

@@ -19,6 +19,7 @@ from ._call_types import (
     decode_bin,
     failure,
     header_pairs,
+    stream_head,
 )
 from ._envelope import FLAG_COMPRESSED, EnvelopeError, decompress, envelope
 from .errdetails import parse_status_details
@@ -62,7 +63,8 @@ def status_from_trailers(pairs: tuple[Pair, ...]) -> CallStatus:
             code=UNKNOWN if code_text else INTERNAL,
             message=message,
             trailers=trailers,
-            error="upstream sent an invalid grpc-status" if code_text
+            error="upstream sent an invalid grpc-status"
+            if code_text
             else "upstream sent no grpc-status",
         )
     code = int(code_text)
@@ -115,23 +117,19 @@ class StreamParser:
             code = code_from_http_status(self._status)
             return [
                 ResponseHeaders(headers=self.headers),
-                CallStatus(code=code, message=f"HTTP {self._status}",
-                           error=f"upstream answered HTTP {self._status} ({code_name(code)})"),
+                CallStatus(
+                    code=code,
+                    message=f"HTTP {self._status}",
+                    error=f"upstream answered HTTP {self._status} ({code_name(code)})",
+                ),
             ]
-        content_type = ""
-        for key, value in self.headers:
-            if key == "content-type":
-                content_type = value
-            elif key == "grpc-encoding":
-                self._encoding = value.strip().lower()
-        if not content_type.lower().startswith("application/grpc-web"):
-            self.done = True
-            return [
-                ResponseHeaders(headers=self.headers),
-                failure(UNKNOWN, f"upstream answered with content-type {content_type!r}: "
-                        "is it a gRPC-Web server?"),
-            ]
-        return [ResponseHeaders(headers=self.headers)]
+        self._encoding, events, self.done = stream_head(
+            self.headers,
+            content_type="application/grpc-web",
+            encoding_header="grpc-encoding",
+            server="gRPC-Web server",
+        )
+        return events
 
     def body(self, data: bytes) -> CallStatus:  # pragma: no cover - wants_body is never set
         """Unused for gRPC-Web (errors come in headers or trailers)."""
@@ -190,6 +188,4 @@ def unary_result(status: int, items: list[tuple[str, str]], body: bytes) -> Unar
             trailers=final.trailers,
             error=f"upstream sent {len(payloads)} messages to a unary call",
         )
-    return UnaryResult(
-        headers=headers, payload=payloads[0] if final.ok else None, status=final
-    )
+    return UnaryResult(headers=headers, payload=payloads[0] if final.ok else None, status=final)
