@@ -13,18 +13,21 @@ __all__ = ["Base"]
 class Base:
     """The start-up schema shared (never copied) by all sessions; swapped whole on reload."""
 
-    __slots__ = ("schema", "targets")
+    __slots__ = ("schema", "targets", "version")
 
     def __init__(
         self, schema: Schema = EMPTY, targets: Mapping[str, catalog_pb.Target] | None = None
     ) -> None:
         self.schema = schema
         self.targets: dict[str, catalog_pb.Target] = dict(targets or {})
+        self.version = 0
+        """Bumped on every reload; caches derived from the base key on it."""
 
     def replace(self, schema: Schema, targets: Mapping[str, catalog_pb.Target]) -> None:
         """Swap in a reloaded schema and its targets (sessions see it on their next call)."""
         self.schema = schema
         self.targets = dict(targets)
+        self.version += 1
 
     def target_for(self, service: str) -> catalog_pb.Target | None:
         """The default target of a service: by its full name, else by its package prefixes."""

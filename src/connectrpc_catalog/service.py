@@ -200,7 +200,7 @@ def _timestamp(t: float) -> Timestamp:
 def _service_infos(registry: Registry) -> list[catalog_pb.ServiceInfo]:
     view, base = registry.view, registry.base
     infos: tuple[catalog_pb.ServiceInfo, ...] = view.cached(
-        ("service-infos", id(base.schema), id(base.targets)),
+        ("service-infos", id(base), base.version),
         lambda: tuple(
             _info(view, svc, base)
             for svc in (view.service(n) for n in view.service_names)

@@ -180,7 +180,7 @@ class SessionManager:
             # Expired but not yet swept: never hand it out again.
             del self._sessions[session_id]
             self._to_close.append(state)
-            self._wake_from_lock()
+            self._wake()  # setting the event does not take the lock
             return None
         return state
 
@@ -196,10 +196,6 @@ class SessionManager:
             event.set()
         else:
             loop.call_soon_threadsafe(event.set)
-
-    def _wake_from_lock(self) -> None:
-        # Called with the lock held; setting the event does not take the lock.
-        self._wake()
 
     async def sweep(self) -> int:
         """Remove expired sessions and close what removed sessions held; return how many expired.
