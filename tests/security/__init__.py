@@ -1,0 +1,1 @@
+"""Regression tests for security findings, and bounded fuzzing of every RPC."""
