@@ -317,7 +317,7 @@ async def test_bad_request_json_is_invalid_argument_with_path(
         await collect(registry, invoker, stream_req(
             ep, "ClientStream", ['{"message": "ok"}', '{"number": "x"}']))
     assert info.value.code == Code.INVALID_ARGUMENT
-    assert "request_messages_json[1]" in info.value.message
+    assert "requestMessagesJson[1]" in info.value.message  # the API's JSON name
     assert "number" in info.value.message
 
 

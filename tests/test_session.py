@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from connectrpc_catalog.session import SessionManager, State
+from connectrpc_catalog.session import BusyError, SessionLimitError, SessionManager, State
 
 
 class FakeClock:
@@ -30,11 +30,13 @@ class Closable:
         self.closed += 1
 
 
-def make_manager(clock: FakeClock, ttl: float = 60.0) -> SessionManager:
+def make_manager(
+    clock: FakeClock, ttl: float = 60.0, max_sessions: int = 1_000_000
+) -> SessionManager:
     def factory(session_id: str, now: float) -> State:
         return State(id=session_id, registry=Closable(), invoker=Closable(), now=now)
 
-    return SessionManager(factory, ttl=ttl, clock=clock)
+    return SessionManager(factory, ttl=ttl, clock=clock, max_sessions=max_sessions)
 
 
 def test_new_session_has_random_hex_id_and_is_found_again() -> None:
@@ -215,3 +217,29 @@ async def test_end_closes_before_returning() -> None:
     assert state.invoker.closed == 1  # type: ignore[attr-defined]
     assert await mgr.end(sid) is False
     assert mgr.get(sid) is None
+
+
+def test_new_sessions_past_the_cap_are_refused_until_one_expires() -> None:
+    clock = FakeClock()
+    mgr = make_manager(clock, ttl=60, max_sessions=3)
+    ids = [mgr.get_or_create(None)[1] for _ in range(3)]
+    with pytest.raises(SessionLimitError) as info:
+        mgr.get_or_create(None)
+    assert "--max-sessions" in str(info.value)
+    assert mgr.get_or_create(ids[0])[1] == ids[0]  # existing sessions keep working
+    clock.now += 30
+    mgr.get_or_create(ids[0])
+    clock.now += 31  # ids[1] and ids[2] are now idle past the TTL
+    assert mgr.get_or_create(None)[1] not in ids
+    assert len(mgr) == 2
+
+
+def test_a_session_counts_calls_in_progress_per_kind() -> None:
+    state = make_manager(FakeClock()).get_or_create(None)[0]
+    with state.hold("streams", 2), state.hold("streams", 2):
+        with pytest.raises(BusyError), state.hold("streams", 2):
+            pass
+        with state.hold("loads", 1):
+            pass
+    with state.hold("streams", 2), state.hold("streams", 2):
+        pass  # released when the calls ended

@@ -13,13 +13,22 @@ from .compiler import Compiler
 from .descriptors import EMPTY, SchemaCache
 from .errors import InternalErrors
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
+from .guards import BodyGuard, HostGuard, HostPolicy, OriginGuard
+from .invocation import CallLimits
 from .invoker import Invoker
+from .jsondepth import DEFAULT_MAX_DEPTH
 from .loader import Limits, Loader
-from .middleware import ASGIApp, CORSMiddleware, Message, Receive, Scope, Send, SessionMiddleware
+from .middleware import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
 from .registry import Registry
 from .self_reflection import reflection_routes
 from .service import CatalogService
-from .session import CLEANUP_INTERVAL, DEFAULT_TTL, SessionManager, State
+from .session import (
+    CLEANUP_INTERVAL,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_TTL,
+    SessionManager,
+    State,
+)
 from .startup import BaseSpec, LoadedBase, load_base
 from .static import StaticFiles
 
@@ -27,6 +36,7 @@ __all__ = ["App", "AppConfig", "create_app"]
 
 API_PREFIX = "/catalog.v1.CatalogService/"
 _log = logging.getLogger(__name__)
+_CALL = CallLimits()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,8 +45,19 @@ class AppConfig:
 
     session_ttl: float = DEFAULT_TTL
     cleanup_interval: float = CLEANUP_INTERVAL
-    cors_origins: Sequence[str] = ("*",)
+    cors_origins: Sequence[str] = ()
+    """Browser origins (besides the catalog's own page) that may call the API."""
+    bind_host: str = "127.0.0.1"
+    allowed_hosts: Sequence[str] = ()
+    """Host names the catalog answers besides loopback, IP literals and `bind_host`."""
     max_request_bytes: int = 96 * 1024 * 1024
+    max_json_depth: int = DEFAULT_MAX_DEPTH
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_timeout: float = _CALL.max_timeout
+    """Longest deadline an InvokeGRPC/InvokeStream call may ask for, in seconds."""
+    max_stream_messages: int = _CALL.max_messages
+    max_streams_per_session: int = _CALL.max_streams
+    max_loads_per_session: int = 4
     schema_cache_entries: int = 64
     extra_routes: dict[str, ASGIApp] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
@@ -69,6 +90,7 @@ class App:
             ttl=config.session_ttl,
             cleanup_interval=config.cleanup_interval,
             clock=config.clock,
+            max_sessions=config.max_sessions,
         )
         self._reload_lock = asyncio.Lock()
         self.service = CatalogService(
@@ -77,16 +99,30 @@ class App:
             base=self.base,
             reload_base=self.reload_base,
             admin_token=config.admin_token,
+            call_limits=CallLimits(
+                max_timeout=config.max_timeout,
+                max_messages=config.max_stream_messages,
+                max_json_depth=config.max_json_depth,
+                max_streams=config.max_streams_per_session,
+            ),
+            max_loads=config.max_loads_per_session,
         )
         api = CatalogServiceASGIApplication(
             self.service,
             read_max_bytes=config.max_request_bytes,
             interceptors=[InternalErrors()],
         )
-        self._api: ASGIApp = SessionMiddleware(api, self.manager, API_PREFIX)
+        self._api: ASGIApp = BodyGuard(
+            SessionMiddleware(api, self.manager, API_PREFIX),
+            max_bytes=config.max_request_bytes,
+            max_depth=config.max_json_depth,
+        )
         self._static = StaticFiles()
         self._routes = {**reflection_routes(), **config.extra_routes}
-        self._app: ASGIApp = CORSMiddleware(self._route, config.cors_origins)
+        self._app: ASGIApp = HostGuard(
+            OriginGuard(self._route, config.cors_origins),
+            HostPolicy.of(config.bind_host, config.allowed_hosts),
+        )
         self._warmup: asyncio.Task[None] | None = None
 
     def _new_state(self, session_id: str, now: float) -> State:

@@ -46,7 +46,15 @@ class Settings:
     port: int = 8080
     session_ttl: float = 3600.0
     log_level: str = "info"
-    cors_origins: tuple[str, ...] = ("*",)
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    max_sessions: int = 10_000
+    max_timeout: float = 300.0
+    max_request_bytes: int = 96 * 1024 * 1024
+    max_json_depth: int = 100
+    max_stream_messages: int = 10_000
+    max_streams_per_session: int = 16
+    max_loads_per_session: int = 4
     base: BaseSpec = field(default_factory=BaseSpec)
     admin_token: str = ""
     git_base_url: str = ""
@@ -78,6 +86,31 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _origin(text: str) -> str:
+    origin = text.strip().rstrip("/")
+    if origin == "*":
+        return origin
+    scheme, sep, rest = origin.partition("://")
+    if origin.lower() == "null" or not sep or scheme not in ("http", "https") or not rest:
+        raise ConfigError(
+            f"--cors-origin {text!r}: expected an origin such as http://localhost:3000 "
+            "(the origin 'null' is never allowed)"
+        )
+    if "/" in rest:
+        raise ConfigError(f"--cors-origin {text!r}: an origin has no path")
+    return origin
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's flags (defaults are resolved later, see `load_settings`)."""
     p = argparse.ArgumentParser(
@@ -101,7 +134,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="idle time after which a session expires, e.g. 90s, 30m, 2h (default 1h)",
     )
     p.add_argument("--log-level", type=str.lower, choices=["debug", "info", "warning", "error"])
-    p.add_argument("--cors-origin", action="append", help="allowed browser origin (repeatable)")
+    sec = p.add_argument_group("security and limits (see the README's Security section)")
+    sec.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin besides the catalog's own page that may call the API, e.g. "
+        "http://localhost:3000 (repeatable; '*' for any; default: none, same-origin only)",
+    )
+    sec.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name the catalog answers to besides localhost, IP addresses and --host "
+        "(repeatable; '*' for any); other Host headers are refused (DNS rebinding)",
+    )
+    sec.add_argument(
+        "--max-sessions", type=_positive, metavar="N", help="live sessions at most (10000)"
+    )
+    sec.add_argument(
+        "--max-timeout",
+        type=parse_duration,
+        metavar="DURATION",
+        help="longest deadline a call may ask for, e.g. 5m (default 5m)",
+    )
+    sec.add_argument(
+        "--max-request-bytes",
+        type=_positive,
+        metavar="N",
+        help="largest request body in bytes (default 100663296, 96 MiB)",
+    )
+    sec.add_argument(
+        "--max-json-depth",
+        type=_positive,
+        metavar="N",
+        help="deepest nesting of JSON in a request (default 100)",
+    )
+    sec.add_argument(
+        "--max-stream-messages",
+        type=_positive,
+        metavar="N",
+        help="request messages one stream may send (default 10000)",
+    )
+    sec.add_argument(
+        "--max-streams-per-session",
+        type=_positive,
+        metavar="N",
+        help="InvokeStream calls one session may have open at once (default 16)",
+    )
+    sec.add_argument(
+        "--max-loads-per-session",
+        type=_positive,
+        metavar="N",
+        help="LoadProtos calls one session may have in progress at once (default 4)",
+    )
     src = p.add_argument_group("start-up sources (repeatable; shared by every session)")
     src.add_argument("--proto", action="append", metavar="PATH", help=".proto folder or file")
     src.add_argument("--descriptor-set", action="append", metavar="FILE")
@@ -195,13 +281,21 @@ def load_settings(
         if not sep or not name.strip() or not endpoint.strip():
             raise ConfigError(f"--target-for {pair!r}: expected NAME=ENDPOINT")
         targets[name.strip().lstrip(".")] = _target(endpoint, use_tls, server_name)
-    origins = tuple(many("cors_origin")) or ("*",)
+    origins = tuple(_origin(o) for o in many("cors_origin"))
     return Settings(
         host=pick("host", "127.0.0.1"),
         port=pick("port", 8080, _port),
         session_ttl=pick("session_ttl", 3600.0, parse_duration),
         log_level=str(pick("log_level", "info")).lower(),
         cors_origins=origins,
+        allowed_hosts=tuple(h.strip() for h in many("allowed_host") if h.strip()),
+        max_sessions=pick("max_sessions", 10_000, _positive),
+        max_timeout=pick("max_timeout", 300.0, parse_duration),
+        max_request_bytes=pick("max_request_bytes", 96 * 1024 * 1024, _positive),
+        max_json_depth=pick("max_json_depth", 100, _positive),
+        max_stream_messages=pick("max_stream_messages", 10_000, _positive),
+        max_streams_per_session=pick("max_streams_per_session", 16, _positive),
+        max_loads_per_session=pick("max_loads_per_session", 4, _positive),
         base=BaseSpec(
             sources=tuple(sources), targets=targets, keep_going=pick("keep_going", False, _bool)
         ),
@@ -263,6 +357,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         "targets",
         "target_for",
         "cors_origin",
+        "allowed_host",
         "open",
         *(key for _, key in _SOURCE_FLAGS.values()),
     }

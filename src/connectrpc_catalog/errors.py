@@ -11,11 +11,27 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
+from .session import BusyError, SessionLimitError
+
 __all__ = ["InternalErrors"]
 
 _log = logging.getLogger("connectrpc_catalog.errors")
 REQ = TypeVar("REQ")
 RES = TypeVar("RES")
+
+
+_DOMAIN_CODES: tuple[tuple[type[Exception], Code], ...] = (
+    (SessionLimitError, Code.RESOURCE_EXHAUSTED),
+    (BusyError, Code.RESOURCE_EXHAUSTED),
+)
+"""Errors of the catalog's core that are the caller's to act on, and their Connect codes."""
+
+
+def _translate(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
+    for kind, code in _DOMAIN_CODES:
+        if isinstance(exc, kind):
+            return ConnectError(code, str(exc))
+    return _internal(exc, ctx)
 
 
 def _internal(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
@@ -28,7 +44,8 @@ def _internal(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
 
 
 class InternalErrors:
-    """Interceptor: unexpected exceptions never reach clients as tracebacks or raw text."""
+    """Interceptor: known core errors get their code; unexpected exceptions never reach
+    clients as tracebacks or raw text."""
 
     async def intercept_unary(
         self,
@@ -43,7 +60,7 @@ class InternalErrors:
         except ConnectError:
             raise
         except Exception as exc:
-            raise _internal(exc, ctx) from None
+            raise _translate(exc, ctx) from None
 
     async def intercept_server_stream(
         self,
@@ -59,4 +76,4 @@ class InternalErrors:
         except ConnectError:
             raise
         except Exception as exc:
-            raise _internal(exc, ctx) from None
+            raise _translate(exc, ctx) from None

@@ -13,6 +13,7 @@ inside a JSON string field, so a UI pretty-prints it for display.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -25,7 +26,7 @@ from connectrpc.errors import ConnectError
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError, EncodeError, Message
 from protobuf import Oneof
 
 from ._call_types import decode_bin
@@ -42,18 +43,54 @@ from .invoker import (
     ResponseMessage,
     TLSConfig,
 )
+from .jsondepth import DEFAULT_MAX_DEPTH, JSONDepthError, check_depth
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "MethodRegistry", "invoke_stream", "invoke_unary"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "CallLimits",
+    "MethodRegistry",
+    "invoke_stream",
+    "invoke_unary",
+]
 
 DEFAULT_TIMEOUT_SECONDS = 30
 """The deadline of a call whose `timeout_seconds` is 0."""
+
+_OFF_LOOP_BYTES = 64 * 1024
+"""Request texts or response payloads larger than this are converted in a worker thread."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallLimits:
+    """Bounds on one InvokeGRPC / InvokeStream call, checked before any work."""
+
+    max_timeout: float = 300.0
+    """Longest deadline a call may ask for, in seconds (`--max-timeout`)."""
+    max_messages: int = 10_000
+    """Most request messages one stream may send (`--max-stream-messages`)."""
+    max_call_bytes: int = 64 * 1024 * 1024
+    """Most request JSON, in bytes, one call may carry in all its messages."""
+    max_json_depth: int = DEFAULT_MAX_DEPTH
+    """Deepest nesting of a request message's JSON (`--max-json-depth`)."""
+    max_streams: int = 16
+    """Most InvokeStream calls one session may have open at once."""
+
 
 _INTERNAL = 13
 _HEADER_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _RESERVED_HEADERS = frozenset(
     (
-        "content-type", "content-length", "content-encoding", "te", "host", "connection",
-        "transfer-encoding", "upgrade", "keep-alive", "proxy-connection", "accept-encoding",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "te",
+        "host",
+        "connection",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "accept-encoding",
         "x-grpc-web",
     )
 )
@@ -104,7 +141,9 @@ def _kind(method: MethodDescriptor) -> str:
     return "unary"
 
 
-def _prepare(registry: MethodRegistry, req: _Request, method: MethodDescriptor) -> _Call:
+def _prepare(
+    registry: MethodRegistry, req: _Request, method: MethodDescriptor, limits: CallLimits
+) -> _Call:
     endpoint = req.endpoint.strip()
     transport = req.transport
     use_tls = req.use_tls
@@ -129,8 +168,11 @@ def _prepare(registry: MethodRegistry, req: _Request, method: MethodDescriptor) 
     if protocol is not Protocol.CONNECT:
         codec = "proto"  # the codec choice applies to the Connect transport only
     tls = None
-    if use_tls or endpoint.lower().startswith("https://") or req.ca_cert_pem or (
-        req.client_cert_pem or req.client_key_pem or req.insecure_skip_verify
+    if (
+        use_tls
+        or endpoint.lower().startswith("https://")
+        or req.ca_cert_pem
+        or (req.client_cert_pem or req.client_key_pem or req.insecure_skip_verify)
     ):
         tls = TLSConfig(
             server_name=server_name.strip(),
@@ -148,7 +190,12 @@ def _prepare(registry: MethodRegistry, req: _Request, method: MethodDescriptor) 
     except ValueError as exc:
         raise _invalid(f"endpoint: {exc}") from None
     if req.timeout_seconds < 0:
-        raise _invalid("timeout_seconds must not be negative")
+        raise _invalid("timeoutSeconds must not be negative")
+    if req.timeout_seconds > limits.max_timeout:
+        raise _invalid(
+            f"timeoutSeconds {req.timeout_seconds} is longer than the catalog allows "
+            f"({limits.max_timeout:g} s, set by --max-timeout)"
+        )
     return _Call(
         target=target,
         method=MethodRef(
@@ -184,9 +231,15 @@ def _metadata(metadata: Mapping[str, str]) -> list[tuple[str, str | bytes]]:
     return out
 
 
-def _parse(registry: MethodRegistry, desc: Descriptor, text: str, where: str) -> Message:
+def _parse(
+    registry: MethodRegistry, desc: Descriptor, text: str, where: str, max_depth: int
+) -> Message:
     msg = registry.message_class(desc)()
     if text.strip():
+        try:
+            check_depth(text, max_depth)
+        except JSONDepthError as exc:
+            raise _invalid(f"{where} is not acceptable JSON: {exc}") from None
         try:
             json_format.Parse(text, msg, descriptor_pool=registry.pool)
         except json_format.ParseError as exc:
@@ -195,12 +248,61 @@ def _parse(registry: MethodRegistry, desc: Descriptor, text: str, where: str) ->
     return msg
 
 
-def _encode(registry: MethodRegistry, msg: Message, codec: str) -> bytes:
+def _encode(registry: MethodRegistry, msg: Message, codec: str, where: str) -> bytes:
     if codec == "json":
         text: str = json_format.MessageToJson(msg, descriptor_pool=registry.pool, indent=None)
         return text.encode()
-    data: bytes = msg.SerializeToString()
+    try:
+        data: bytes = msg.SerializeToString()
+    except EncodeError:
+        missing = ", ".join(msg.FindInitializationErrors()) or "a required field"
+        raise _invalid(f"{where} is missing required fields: {missing}") from None
     return data
+
+
+def _encode_all(
+    registry: MethodRegistry,
+    desc: Descriptor,
+    texts: Sequence[str],
+    codec: str,
+    where: str,
+    max_depth: int,
+) -> list[bytes]:
+    """Parse and encode every request message (the caller picks the thread)."""
+    single = len(texts) == 1 and where == "requestJson"
+    out = []
+    for i, text in enumerate(texts):
+        label = where if single else f"{where}[{i}]"
+        out.append(_encode(registry, _parse(registry, desc, text, label, max_depth), codec, label))
+    return out
+
+
+async def _request_payloads(
+    registry: MethodRegistry,
+    desc: Descriptor,
+    texts: Sequence[str],
+    codec: str,
+    where: str,
+    limits: CallLimits,
+) -> list[bytes]:
+    """The request messages as payloads, bounded first; big inputs leave the event loop."""
+    if len(texts) > limits.max_messages:
+        raise ConnectError(
+            Code.RESOURCE_EXHAUSTED,
+            f"{where} holds {len(texts)} messages; the catalog sends at most "
+            f"{limits.max_messages} per call (--max-stream-messages)",
+        )
+    size = sum(len(t) for t in texts)
+    if size > limits.max_call_bytes:
+        raise ConnectError(
+            Code.RESOURCE_EXHAUSTED,
+            f"{where} holds {size} bytes of JSON; the catalog sends at most "
+            f"{limits.max_call_bytes} bytes per call",
+        )
+    args = (registry, desc, texts, codec, where, limits.max_json_depth)
+    if size > _OFF_LOOP_BYTES or len(texts) > 256:
+        return await asyncio.to_thread(_encode_all, *args)
+    return _encode_all(*args)
 
 
 def _decode(registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: str) -> str:
@@ -208,11 +310,13 @@ def _decode(registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: s
     msg = registry.message_class(desc)()
     try:
         if codec == "json":
-            json_format.Parse(payload, msg, ignore_unknown_fields=True,
-                              descriptor_pool=registry.pool)
+            check_depth(payload)
+            json_format.Parse(
+                payload, msg, ignore_unknown_fields=True, descriptor_pool=registry.pool
+            )
         else:
             msg.ParseFromString(payload)
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError, JSONDepthError) as exc:
         raise ValueError(f"upstream sent an invalid {desc.full_name} message") from exc
     try:
         text: str = json_format.MessageToJson(msg, descriptor_pool=registry.pool, indent=None)
@@ -222,6 +326,15 @@ def _decode(registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: s
             "(an Any field holds a type not loaded in this session?)"
         ) from exc
     return text
+
+
+async def _response_json(
+    registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: str
+) -> str:
+    """`_decode`, in a worker thread when the payload is big."""
+    if len(payload) > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(_decode, registry, desc, payload, codec)
+    return _decode(registry, desc, payload, codec)
 
 
 def _headers(pairs: Sequence[Pair]) -> list[catalog_pb.Header]:
@@ -242,40 +355,76 @@ def _ms(start: float) -> float:
 # -- InvokeGRPC -----------------------------------------------------------------
 
 
-async def invoke_unary(
-    registry: MethodRegistry, invoker: Invoker, req: catalog_pb.InvokeGRPCRequest
-) -> catalog_pb.InvokeGRPCResponse:
-    """Call a unary method; upstream failures are in the response, not raised."""
-    method = registry.find_method(req.service, req.method)
-    if method.client_streaming or method.server_streaming:
-        raise _invalid(
-            f"{method.full_name} is a {_kind(method)} method: call it with InvokeStream"
-        )
-    call = _prepare(registry, req, method)
-    msg = _parse(registry, method.input_type, req.request_json, "request_json")
-    payload = _encode(registry, msg, call.target.codec)
+@dataclass(frozen=True, slots=True)
+class _UnaryOutcome:
+    """What a unary call gave: headers, the response as JSON (if any), and the status."""
+
+    headers: Sequence[Pair]
+    response_json: str | None
+    status: CallStatus
+    start: float
+
+
+async def _call_unary(
+    registry: MethodRegistry,
+    invoker: Invoker,
+    method: MethodDescriptor,
+    call: _Call,
+    payload: bytes,
+) -> _UnaryOutcome:
     start = time.perf_counter()
     result = await invoker.unary(
         call.target, call.method, payload, metadata=call.metadata, timeout_s=call.timeout
     )
-    duration = _ms(start)
     status = result.status
-    response_json = ""
+    response_json = None
     if result.payload is not None:
         try:
-            response_json = _decode(registry, method.output_type, result.payload,
-                                    call.target.codec)
+            response_json = await _response_json(
+                registry, method.output_type, result.payload, call.target.codec
+            )
         except ValueError as exc:
-            status = CallStatus(code=_INTERNAL, message=str(exc), details=status.details,
-                                trailers=status.trailers, error=str(exc))
+            status = CallStatus(
+                code=_INTERNAL,
+                message=str(exc),
+                details=status.details,
+                trailers=status.trailers,
+                error=str(exc),
+            )
+    return _UnaryOutcome(result.headers, response_json, status, start)
+
+
+async def invoke_unary(
+    registry: MethodRegistry,
+    invoker: Invoker,
+    req: catalog_pb.InvokeGRPCRequest,
+    limits: CallLimits | None = None,
+) -> catalog_pb.InvokeGRPCResponse:
+    """Call a unary method; upstream failures are in the response, not raised."""
+    limits = limits or CallLimits()
+    method = registry.find_method(req.service, req.method)
+    if method.client_streaming or method.server_streaming:
+        raise _invalid(f"{method.full_name} is a {_kind(method)} method: call it with InvokeStream")
+    call = _prepare(registry, req, method, limits)
+    (payload,) = await _request_payloads(
+        registry,
+        method.input_type,
+        [req.request_json],
+        call.target.codec,
+        "requestJson",
+        limits,
+    )
+    outcome = await _call_unary(registry, invoker, method, call, payload)
+    duration = _ms(outcome.start)
+    status = outcome.status
     return catalog_pb.InvokeGRPCResponse(
         success=status.ok,
-        response_json=response_json,
+        response_json=outcome.response_json or "",
         error=status.error,
-        metadata=_merged(result.headers, status.trailers),
+        metadata=_merged(outcome.headers, status.trailers),
         status_code=status.code,
         status_message=status.message,
-        response_headers=_headers(result.headers),
+        response_headers=_headers(outcome.headers),
         response_trailers=_headers(status.trailers),
         error_details_json=details_json(status.details, registry.pool),
         duration_ms=duration,
@@ -335,14 +484,18 @@ def _check_transport(call: _Call, method: MethodDescriptor) -> None:
 
 
 async def invoke_stream(
-    registry: MethodRegistry, invoker: Invoker, req: catalog_pb.InvokeStreamRequest
+    registry: MethodRegistry,
+    invoker: Invoker,
+    req: catalog_pb.InvokeStreamRequest,
+    limits: CallLimits | None = None,
 ) -> AsyncGenerator[catalog_pb.InvokeStreamEvent, None]:
     """Call a method of any kind and yield headers, each message, then the final status.
 
     Closing the generator cancels the upstream call.
     """
+    limits = limits or CallLimits()
     method = registry.find_method(req.service, req.method)
-    call = _prepare(registry, req, method)
+    call = _prepare(registry, req, method, limits)
     _check_transport(call, method)
     texts = list(req.request_messages_json)
     if not method.client_streaming:
@@ -353,32 +506,32 @@ async def invoke_stream(
             )
         texts = texts or [""]
     codec = call.target.codec
-    payloads = [
-        _encode(registry, _parse(registry, method.input_type, text,
-                                 f"request_messages_json[{i}]"), codec)
-        for i, text in enumerate(texts)
-    ]
-    start = time.perf_counter()
+    payloads = await _request_payloads(
+        registry, method.input_type, texts, codec, "requestMessagesJson", limits
+    )
     if not (method.client_streaming or method.server_streaming):
-        result = await invoker.unary(
-            call.target, call.method, payloads[0], metadata=call.metadata,
-            timeout_s=call.timeout,
-        )
-        status = result.status
-        count = 0
-        if result.headers or result.payload is not None:
-            yield _event_headers(result.headers, start)
-        if result.payload is not None:
-            try:
-                text = _decode(registry, method.output_type, result.payload, codec)
-            except ValueError as exc:
-                status = CallStatus(code=_INTERNAL, message=str(exc), trailers=status.trailers,
-                                    error=str(exc))
-            else:
-                yield _event_message(text, 0, start)
-                count = 1
-        yield _event_status(registry, status, count, start)
+        outcome = await _call_unary(registry, invoker, method, call, payloads[0])
+        if outcome.headers or outcome.response_json is not None:
+            yield _event_headers(outcome.headers, outcome.start)
+        if outcome.response_json is not None:
+            yield _event_message(outcome.response_json, 0, outcome.start)
+        count = int(outcome.response_json is not None)
+        yield _event_status(registry, outcome.status, count, outcome.start)
         return
+    async for event in _relay(registry, invoker, method, call, payloads):
+        yield event
+
+
+async def _relay(
+    registry: MethodRegistry,
+    invoker: Invoker,
+    method: MethodDescriptor,
+    call: _Call,
+    payloads: list[bytes],
+) -> AsyncGenerator[catalog_pb.InvokeStreamEvent, None]:
+    """A streaming call's events, as they come."""
+    start = time.perf_counter()
+    codec = call.target.codec
     events = invoker.stream(
         call.target, call.method, payloads, metadata=call.metadata, timeout_s=call.timeout
     )
@@ -389,7 +542,7 @@ async def invoke_stream(
                 yield _event_headers(event.headers, start)
             elif isinstance(event, ResponseMessage):
                 try:
-                    text = _decode(registry, method.output_type, event.payload, codec)
+                    text = await _response_json(registry, method.output_type, event.payload, codec)
                 except ValueError as exc:
                     bad = CallStatus(code=_INTERNAL, message=str(exc), error=str(exc))
                     yield _event_status(registry, bad, count, start)

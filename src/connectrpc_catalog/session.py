@@ -13,18 +13,24 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
     "CLEANUP_INTERVAL",
+    "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TTL",
+    "BusyError",
     "Resource",
+    "SessionLimitError",
     "SessionManager",
     "State",
     "Stats",
 ]
+
+DEFAULT_MAX_SESSIONS = 10_000
+"""Live sessions one process holds at most; past it, new sessions are refused."""
 
 DEFAULT_TTL = 3600.0
 """Sessions idle longer than this many seconds expire."""
@@ -41,6 +47,28 @@ _CLOSE_SLICE = 0.002
 """Longest stretch (seconds) of closing sessions before yielding to the event loop."""
 
 
+class SessionLimitError(Exception):
+    """A new session was needed, but the manager already holds its maximum."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the catalog already holds {limit} sessions, its limit (--max-sessions): send the "
+            "X-Session-ID of your session, close sessions you no longer use (CloseSession), "
+            "or try again when idle ones have expired"
+        )
+        self.limit = limit
+
+
+class BusyError(Exception):
+    """A session already runs as many calls of one kind as it may."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(
+            f"this session already has {limit} {what} in progress, its limit: wait for one "
+            "to finish (or cancel it) and try again"
+        )
+
+
 class Resource(Protocol):
     """Something a session owns and must close when it ends."""
 
@@ -50,7 +78,7 @@ class Resource(Protocol):
 class State:
     """What one session holds."""
 
-    __slots__ = ("created_at", "id", "invoker", "last_used", "registry")
+    __slots__ = ("_busy", "created_at", "id", "invoker", "last_used", "registry")
 
     def __init__(self, *, id: str, registry: Resource, invoker: Resource, now: float) -> None:
         self.id = id
@@ -58,6 +86,20 @@ class State:
         self.invoker = invoker
         self.created_at = now
         self.last_used = now
+        self._busy: dict[str, int] | None = None
+
+    @contextlib.contextmanager
+    def hold(self, what: str, limit: int) -> Iterator[None]:
+        """Count one `what` (e.g. "streams") in progress; BusyError past `limit` at once."""
+        busy = self._busy if self._busy is not None else {}
+        self._busy = busy
+        if busy.get(what, 0) >= limit:
+            raise BusyError(what, limit)
+        busy[what] = busy.get(what, 0) + 1
+        try:
+            yield
+        finally:
+            busy[what] -= 1
 
     async def close(self) -> None:
         """Close the invoker's connections and drop the session's schemas."""
@@ -87,9 +129,13 @@ class SessionManager:
         ttl: float = DEFAULT_TTL,
         cleanup_interval: float = CLEANUP_INTERVAL,
         clock: Callable[[], float] = time.time,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         if ttl <= 0:
             raise ValueError("session TTL must be positive")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.max_sessions = max_sessions
         self._factory = factory
         self.ttl = ttl
         self._interval = cleanup_interval
@@ -113,7 +159,8 @@ class SessionManager:
     def get_or_create(self, session_id: str | None) -> tuple[State, str]:
         """Return the live session with this id, refreshed, or a new one with a new id.
 
-        An unknown or expired id is never adopted: the caller gets a fresh id.
+        An unknown or expired id is never adopted: the caller gets a fresh id. Raises
+        SessionLimitError when a new session is needed and `max_sessions` are live.
         """
         now = self._clock()
         with self._lock:
@@ -121,6 +168,10 @@ class SessionManager:
                 raise RuntimeError("session manager is closed")
             state = self._live(session_id, now) if session_id else None
             if state is None:
+                if len(self._sessions) >= self.max_sessions:
+                    self._drop_expired(now)
+                    if len(self._sessions) >= self.max_sessions:
+                        raise SessionLimitError(self.max_sessions)
                 new_id = secrets.token_hex(16)
                 state = self._factory(new_id, now)
                 self._sessions[new_id] = state
@@ -183,6 +234,14 @@ class SessionManager:
             self._wake()  # setting the event does not take the lock
             return None
         return state
+
+    def _drop_expired(self, now: float) -> None:
+        """Under the lock: move every expired session to the close queue (at the cap only)."""
+        expired = [sid for sid, s in self._sessions.items() if now - s.last_used > self.ttl]
+        for sid in expired:
+            self._to_close.append(self._sessions.pop(sid))
+        if expired:
+            self._wake()
 
     def _wake(self) -> None:
         loop, event = self._loop, self._wakeup
