@@ -222,7 +222,10 @@ async def test_end_closes_before_returning() -> None:
 def test_new_sessions_past_the_cap_are_refused_until_one_expires() -> None:
     clock = FakeClock()
     mgr = make_manager(clock, ttl=60, max_sessions=3)
-    ids = [mgr.get_or_create(None)[1] for _ in range(3)]
+    states = [mgr.get_or_create(None)[0] for _ in range(3)]
+    for state in states:
+        state.used = True  # each loaded something
+    ids = [state.id for state in states]
     with pytest.raises(SessionLimitError) as info:
         mgr.get_or_create(None)
     assert "--max-sessions" in str(info.value)
@@ -243,3 +246,19 @@ def test_a_session_counts_calls_in_progress_per_kind() -> None:
             pass
     with state.hold("streams", 2), state.hold("streams", 2):
         pass  # released when the calls ended
+
+
+def test_at_the_cap_the_oldest_blank_session_makes_room() -> None:
+    clock = FakeClock()
+    mgr = make_manager(clock, ttl=60, max_sessions=3)
+    kept = mgr.get_or_create(None)[0]
+    kept.used = True  # it loaded something
+    blank = [mgr.get_or_create(None)[1] for _ in range(2)]
+    newest = mgr.get_or_create(None)[1]  # a flood of blank sessions cannot lock others out
+    assert mgr.get(kept.id) is kept and mgr.get(newest) is not None
+    assert mgr.get(blank[0]) is None and mgr.get(blank[1]) is not None
+    for state in (mgr.get(blank[1]), mgr.get(newest)):
+        assert state is not None
+        state.used = True
+    with pytest.raises(SessionLimitError):
+        mgr.get_or_create(None)  # every session holds something: refused

@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -78,7 +79,7 @@ class Resource(Protocol):
 class State:
     """What one session holds."""
 
-    __slots__ = ("_busy", "created_at", "id", "invoker", "last_used", "registry")
+    __slots__ = ("_busy", "created_at", "id", "invoker", "last_used", "registry", "used")
 
     def __init__(self, *, id: str, registry: Resource, invoker: Resource, now: float) -> None:
         self.id = id
@@ -87,6 +88,14 @@ class State:
         self.created_at = now
         self.last_used = now
         self._busy: dict[str, int] | None = None
+        self.used = False
+        """Set once the session holds something (a load, a connection): until then it is
+        blank, and the first to make room for new sessions at the cap."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call of the session is in progress."""
+        return bool(self._busy and any(self._busy.values()))
 
     @contextlib.contextmanager
     def hold(self, what: str, limit: int) -> Iterator[None]:
@@ -142,6 +151,8 @@ class SessionManager:
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: dict[str, State] = {}
+        self._blank: OrderedDict[str, None] = OrderedDict()
+        """Ids of sessions created blank, oldest first (entries may be stale)."""
         self._to_close: list[State] = []
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,12 +180,11 @@ class SessionManager:
             state = self._live(session_id, now) if session_id else None
             if state is None:
                 if len(self._sessions) >= self.max_sessions:
-                    self._drop_expired(now)
-                    if len(self._sessions) >= self.max_sessions:
-                        raise SessionLimitError(self.max_sessions)
+                    self._make_room(now)
                 new_id = secrets.token_hex(16)
                 state = self._factory(new_id, now)
                 self._sessions[new_id] = state
+                self._blank[new_id] = None
             state.last_used = now
             return state, state.id
 
@@ -235,13 +245,20 @@ class SessionManager:
             return None
         return state
 
-    def _drop_expired(self, now: float) -> None:
-        """Under the lock: move every expired session to the close queue (at the cap only)."""
+    def _make_room(self, now: float) -> None:
+        """Under the lock, at the cap: drop expired sessions, else the oldest blank one
+        (it holds nothing, so its client loses nothing); SessionLimitError if none."""
         expired = [sid for sid, s in self._sessions.items() if now - s.last_used > self.ttl]
         for sid in expired:
             self._to_close.append(self._sessions.pop(sid))
-        if expired:
-            self._wake()
+        while len(self._sessions) >= self.max_sessions:
+            if not self._blank:
+                raise SessionLimitError(self.max_sessions)
+            sid, _ = self._blank.popitem(last=False)
+            state = self._sessions.get(sid)
+            if state is not None and not state.used and not state.busy:
+                self._to_close.append(self._sessions.pop(sid))
+        self._wake()
 
     def _wake(self) -> None:
         loop, event = self._loop, self._wakeup
@@ -274,6 +291,8 @@ class SessionManager:
                         self._to_close.append(state)
                         expired += 1
             await asyncio.sleep(0)
+        with self._lock:
+            self._blank = OrderedDict((sid, None) for sid in self._blank if sid in self._sessions)
         await self._close_pending()
         return expired
 
