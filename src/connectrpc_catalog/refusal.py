@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import quote
 
 from connectrpc.code import Code
 
@@ -43,6 +42,14 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def _percent_encode(message: str) -> bytes:
+    """grpc-message encoding: printable ASCII except `%` as is, every other byte as %XX."""
+    return b"".join(
+        bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b
+        for b in message.encode()
+    )
+
+
 def _is_grpc(scope: Scope) -> bool:
     content_type = header(scope, b"content-type") or b""
     return content_type.startswith(b"application/grpc")
@@ -64,7 +71,7 @@ async def refuse(
         headers += [
             (b"content-type", content_type),
             (b"grpc-status", str(_GRPC_NUMBER[code]).encode()),
-            (b"grpc-message", quote(message, safe=" ").encode()),
+            (b"grpc-message", _percent_encode(message)),
         ]
         body = b""
     else:
