@@ -102,3 +102,15 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
         assert result.returncode == 1
         assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_network_bind_warns_and_a_null_origin_is_refused() -> None:
+    with run_cli("--host", "0.0.0.0") as (_url, proc):
+        proc.terminate()
+        _out, err = proc.communicate(timeout=15)
+    assert "listening on a network address" in err and "--allowed-host" in err
+    done = subprocess.run(
+        [sys.executable, "-m", "connectrpc_catalog", "--cors-origin", "null"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "'null' is never allowed" in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -112,6 +113,13 @@ async def serve(app: App, settings: Settings) -> int:
     shown = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
     url = f"http://{shown}:{addr[1]}"
     print(f"connectrpc-catalog listening on {url}", flush=True)
+    if not _is_loopback(addr[0]):
+        _log.warning(
+            "listening on a network address (%s): anyone who can reach it can read what this "
+            "server can read and call what it can reach; put it behind an authenticating "
+            "proxy, and name the hosts people use with --allowed-host",
+            addr[0],
+        )
     if settings.open_browser and not os.environ.get("CI"):
         loop.call_later(0.5, webbrowser.open, url)
     config.bind = [f"fd://{s.fileno()}" for s in sockets.insecure_sockets]
@@ -123,6 +131,13 @@ async def serve(app: App, settings: Settings) -> int:
                 s.close()
     print("connectrpc-catalog stopped", flush=True)
     return 0
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 async def _reload(app: App) -> None:
