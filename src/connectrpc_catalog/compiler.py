@@ -8,18 +8,27 @@ touches nobody else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import marshal
 import os
+import re
+import shutil
+import stat
 import struct
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["CompileError", "Compiler"]
+__all__ = ["SCRATCH_PREFIX", "CompileError", "Compiler", "clean_protoc_errors", "remove_stale_dirs"]
 
 _MAX_ERROR_LINES = 25
 _HEADER = struct.Struct("<Q")
+SCRATCH_PREFIX = "catalog-protoc-"
+"""The worker's scratch folders are `SCRATCH_PREFIX<pid>-<random>` in the temp folder."""
+_PID_PART = re.compile(r"(\d{1,10})-")
+_ABSL_LINE = re.compile(r"^(?:(?:WARNING|ERROR|INFO|FATAL): |[IWEF]\d{4} [\d:.]+ +\d+ [^\]]*\] )")
+"""protoc's own log lines (absl), e.g. "WARNING: All log messages before absl::..."."""
 
 
 class CompileError(Exception):
@@ -40,6 +49,8 @@ class Compiler:
         self._lock = asyncio.Lock()
         self.compiles = 0
         """How many compiles ran (tests use it to prove a cache hit skipped protoc)."""
+        self.starts = 0
+        """How many worker processes were started (a crash or a timeout starts another)."""
 
     async def _worker(self) -> asyncio.subprocess.Process:
         proc = self._proc
@@ -52,6 +63,7 @@ class Compiler:
                 stdout=asyncio.subprocess.PIPE,
             )
             self._proc = proc
+            self.starts += 1
         return proc
 
     async def warm_up(self) -> None:
@@ -110,11 +122,56 @@ class Compiler:
                 await proc.wait()
 
 
+def remove_stale_dirs(parent: Path, prefix: str) -> None:
+    """Remove the folders `parent/<prefix><pid>-*` whose process is gone.
+
+    Only folders (not symlinks) owned by the current user are touched; every error is
+    ignored (another process may be removing the same folder). Blocking: run in a thread.
+    """
+    uid, me = os.getuid(), os.getpid()
+    with contextlib.suppress(OSError), os.scandir(parent) as listing:
+        for entry in listing:
+            if not entry.name.startswith(prefix):
+                continue
+            match = _PID_PART.match(entry.name, len(prefix))
+            if match is None or int(match.group(1)) == me or _alive(int(match.group(1))):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+def clean_protoc_errors(text: str, *paths: str) -> str:
+    """protoc's stderr for a person: no absl log lines, no server paths, at most 25 lines."""
+    for path in paths:
+        text = text.replace(f"{path}{os.sep}", "").replace(path, "<scratch>")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not _ABSL_LINE.match(ln)]
+    if len(lines) > _MAX_ERROR_LINES:
+        lines = [*lines[:_MAX_ERROR_LINES], f"... and {len(lines) - _MAX_ERROR_LINES} more"]
+    return "\n".join(lines)
+
+
 def _serve() -> None:
     """Worker side: answer compile requests on stdin/stdout until stdin closes."""
     # Keep the protocol stream private: anything else writing to fd 1 goes to stderr.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    remove_stale_dirs(Path(tempfile.gettempdir()), SCRATCH_PREFIX)  # of killed workers
     requests = sys.stdin.buffer
     while True:
         header = requests.read(_HEADER.size)
@@ -122,9 +179,35 @@ def _serve() -> None:
             return
         (size,) = _HEADER.unpack(header)
         files, targets = marshal.loads(requests.read(size))
-        reply = marshal.dumps(_compile(files, targets))
+        reply = marshal.dumps(_answer(files, targets))
         channel.write(_HEADER.pack(len(reply)) + reply)
         channel.flush()
+
+
+def _answer(files: dict[str, bytes], targets: list[str]) -> tuple[bool, bytes]:
+    """Worker side: a compile's result, or a clean error; never an exception."""
+    unsafe = next((n for n in (*files, *targets) if _unsafe(n)), None)
+    if unsafe is not None:
+        shown = repr(unsafe[:80] if isinstance(unsafe, str) else unsafe)
+        return False, f"{shown} is not a file name protoc can be given safely".encode()
+    if any(t not in files for t in targets):
+        return False, b"a file to compile is not among the files"
+    try:
+        return _compile(files, targets)
+    except Exception as exc:  # OSError (a name the file system refuses), ValueError, ...
+        return False, (
+            "the sources could not be written out for protoc "
+            f"({type(exc).__name__}); check the file names"
+        ).encode()
+
+
+def _unsafe(name: object) -> bool:
+    """Whether a name could be read by protoc as an option or land outside the scratch."""
+    if not isinstance(name, str) or not name or name[0] in "-@/\\":
+        return True
+    if any(ord(c) < 32 or c == "\\" for c in name):
+        return True
+    return any(part in ("", ".", "..") or part[0] in "-@" for part in name.split("/"))
 
 
 def _compile(files: dict[str, bytes], targets: list[str]) -> tuple[bool, bytes]:
@@ -134,7 +217,7 @@ def _compile(files: dict[str, bytes], targets: list[str]) -> tuple[bool, bytes]:
     from grpc_tools import protoc
 
     wkt = str(resources.files("grpc_tools") / "_proto")
-    with tempfile.TemporaryDirectory(prefix="catalog-protoc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         root = Path(tmp, "src")
         for name, data in files.items():
             path = root / name
@@ -161,11 +244,8 @@ def _compile(files: dict[str, bytes], targets: list[str]) -> tuple[bool, bytes]:
             os.close(saved)
         if code == 0 and out.exists():
             return True, out.read_bytes()
-        text = errors.read_text(errors="replace").replace(f"{root}{os.sep}", "")
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if len(lines) > _MAX_ERROR_LINES:
-            lines = [*lines[:_MAX_ERROR_LINES], f"... and {len(lines) - _MAX_ERROR_LINES} more"]
-        return False, ("\n".join(lines) or f"protoc failed with exit code {code}").encode()
+        text = clean_protoc_errors(errors.read_text(errors="replace"), str(root), wkt, tmp)
+        return False, (text or f"protoc failed with exit code {code}").encode()
 
 
 if __name__ == "__main__":
