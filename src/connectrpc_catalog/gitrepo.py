@@ -9,9 +9,14 @@ is removed afterwards. Git never prompts (GIT_TERMINAL_PROMPT=0, ssh in batch mo
 every command has a timeout, and a checkout growing past `Limits.max_checkout_bytes`
 is stopped.
 
+Checked-out files lose their executable bits, and a checkout that fails is removed (so
+are the scratch folders of a catalog that died mid-checkout, once it is gone).
+
 Errors: a missing repository, ref or sub folder is a failed load (`success=false`); an
 unreachable host is UNAVAILABLE (a retry may work); git not installed is
-FAILED_PRECONDITION; a checkout past the size cap is RESOURCE_EXHAUSTED.
+FAILED_PRECONDITION; a checkout past the size cap is RESOURCE_EXHAUSTED. Messages name
+the source as given, with any credentials in it replaced by `***`, and never the
+catalog's own folders.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -31,7 +37,8 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
 from .bufcli import ToolResult, run_tool
-from .loader import Limits, LoadError
+from .compiler import remove_stale_dirs
+from .loader import Limits, LoadError, redact
 
 if TYPE_CHECKING:
     from .descriptors import Schema
@@ -45,7 +52,7 @@ _SHORT = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?(?:/[A-Za-z0-9_
 _REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]*$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
-_CREDENTIALS = re.compile(r"//[^/@\s]*@")
+_SCRATCH_PREFIX = ".tmp-"
 _UNREACHABLE = (
     "could not resolve host",
     "failed to connect",
@@ -87,9 +94,14 @@ class RepoSpec:
     ref: str = ""
 
     @property
+    def shown(self) -> str:
+        """The source as given, without any credentials in it (used in messages)."""
+        return redact(self.text)
+
+    @property
     def shown_url(self) -> str:
         """The clone URL without any credentials in it."""
-        return _CREDENTIALS.sub("//***@", self.url)
+        return redact(self.url)
 
 
 def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
@@ -101,8 +113,9 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
     value = text.strip()
     if not value:
         raise ConnectError(Code.INVALID_ARGUMENT, "protoRepo is empty")
+    shown = redact(value)
     if any(ch.isspace() for ch in value) or value.startswith("-"):
-        raise ConnectError(Code.INVALID_ARGUMENT, f"protoRepo {value!r} is not valid: {USAGE}")
+        raise ConnectError(Code.INVALID_ARGUMENT, f"protoRepo {shown!r} is not valid: {USAGE}")
     lower = value.lower()
     if lower.startswith(_SCHEMES):
         start = value.index("://") + 3
@@ -116,7 +129,7 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         scheme = value.split("://", 1)[0]
         raise ConnectError(
             Code.INVALID_ARGUMENT,
-            f"protoRepo {value!r}: scheme {scheme}:// is not supported; {USAGE}",
+            f"protoRepo {shown!r}: scheme {redact(scheme)}:// is not supported; {USAGE}",
         )
     else:
         start, short = 0, True
@@ -131,23 +144,24 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
     cut = rest.find("//", 1)
     if cut >= 0:
         rest, subdir = rest[:cut], rest[cut + 2 :]
-    subdir = _clean_subdir(value, subdir)
+    subdir = _clean_subdir(shown, subdir)
     if ref and (not _REF.match(ref) or ".." in ref or ref.endswith((".", "/", ".lock"))):
         raise ConnectError(
             Code.INVALID_ARGUMENT,
-            f"protoRepo {value!r}: {ref!r} is not a valid branch, tag or commit",
+            f"protoRepo {shown!r}: {ref!r} is not a valid branch, tag or commit",
         )
     repo = rest.rstrip("/")
     if short:
         if not _SHORT.match(repo):
             raise ConnectError(
-                Code.INVALID_ARGUMENT, f"protoRepo {value!r} is not a repository: {USAGE}"
+                Code.INVALID_ARGUMENT, f"protoRepo {shown!r} is not a repository: {USAGE}"
             )
         base = base_url or "https://"
         if not base.lower().startswith(_SCHEMES):
             raise ConnectError(
                 Code.FAILED_PRECONDITION,
-                f"the catalog's Git base URL {base!r} must start with https://, http://, "
+                f"the catalog's Git base URL {redact(base)!r} must start with https://, "
+                "http://, "
                 "file:// or ssh://",
             )
         url = base + ("" if base.endswith("/") else "/") + repo
@@ -157,19 +171,19 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         url = head + repo
         if not repo.strip("/"):
             raise ConnectError(
-                Code.INVALID_ARGUMENT, f"protoRepo {value!r} names no repository: {USAGE}"
+                Code.INVALID_ARGUMENT, f"protoRepo {shown!r} names no repository: {USAGE}"
             )
     return RepoSpec(text=value, url=url, subdir=subdir, ref=ref)
 
 
-def _clean_subdir(value: str, subdir: str) -> str:
+def _clean_subdir(shown: str, subdir: str) -> str:
     if not subdir:
         return ""
     path = PurePosixPath(subdir.strip("/"))
     if ".." in path.parts or path.is_absolute():
         raise ConnectError(
             Code.INVALID_ARGUMENT,
-            f"protoRepo {value!r}: the sub folder must stay inside the repository (no '..')",
+            f"protoRepo {shown!r}: the sub folder must stay inside the repository (no '..')",
         )
     text = path.as_posix()
     return "" if text == "." else text
@@ -211,7 +225,7 @@ class GitRepos:
                     if name in refs:
                         return Resolved(refs[name], name)
                 raise LoadError(
-                    f"{spec.text}: the repository has no default branch (is it empty?); "
+                    f"{spec.shown}: the repository has no default branch (is it empty?); "
                     "add @branch or @tag"
                 )
             return Resolved(commit, "HEAD")
@@ -233,10 +247,10 @@ class GitRepos:
             if len(hits) == 1:
                 return Resolved(hits.pop(), "")
             raise LoadError(
-                f"{spec.text}: no branch or tag named {ref!r}, and no branch or tag head starts "
+                f"{spec.shown}: no branch or tag named {ref!r}, and no branch or tag head starts "
                 "with that commit id; give the full 40-character commit id"
             )
-        raise LoadError(f"{spec.text}: no branch or tag named {ref!r} in {spec.shown_url}")
+        raise LoadError(f"{spec.shown}: no branch or tag named {ref!r} in {spec.shown_url}")
 
     async def _ls_remote(self, spec: RepoSpec, patterns: list[str]) -> dict[str, str]:
         try:
@@ -246,7 +260,7 @@ class GitRepos:
         except TimeoutError:
             raise ConnectError(
                 Code.UNAVAILABLE,
-                f"{spec.text}: {spec.shown_url} did not answer within "
+                f"{spec.shown}: {spec.shown_url} did not answer within "
                 f"{self.limits.git_timeout:.0f} s",
             ) from None
         finally:
@@ -261,26 +275,31 @@ class GitRepos:
         return refs
 
     async def checkout(self, spec: RepoSpec, resolved: Resolved) -> Path:
-        """A folder holding the repository's files at `resolved.commit` (cached on disk)."""
-        root = self._work_dir() / "git"
+        """A folder holding the repository's files at `resolved.commit` (cached on disk).
+
+        The files lose their executable bits before the folder is put in place; a failed
+        checkout leaves nothing behind.
+        """
+        root = await asyncio.to_thread(self._work_dir) / "git"
         repo_key = hashlib.sha256(spec.url.encode()).hexdigest()[:16]
         dest = root / f"{repo_key}-{resolved.commit}"
         if await asyncio.to_thread(_touch_dir, dest):
             return dest
-        scratch = root / f".tmp-{secrets.token_hex(8)}"
-        await asyncio.to_thread(scratch.mkdir, parents=True)
+        scratch = await asyncio.to_thread(_new_scratch, root)
         try:
             async with asyncio.timeout(self.limits.git_timeout):
                 await self._fetch(spec, resolved, scratch)
             await asyncio.to_thread(shutil.rmtree, scratch / ".git")
+            await asyncio.to_thread(_drop_exec_bits, scratch)
             await asyncio.to_thread(_install, scratch, dest)
         except TimeoutError:
             raise LoadError(
-                f"{spec.text}: fetching {spec.ref or 'the default branch'} took longer than "
+                f"{spec.shown}: fetching {spec.ref or 'the default branch'} took longer than "
                 f"{self.limits.git_timeout:.0f} s and was stopped"
             ) from None
         finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            # shielded: a cancelled load still removes its scratch folder
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, scratch, True))
         await asyncio.to_thread(_evict, root, self.max_checkouts)
         return dest
 
@@ -292,14 +311,14 @@ class GitRepos:
             if size > cap:
                 raise ConnectError(
                     Code.RESOURCE_EXHAUSTED,
-                    f"{spec.text}: the checkout grew past {cap // (1024 * 1024)} MB and was "
+                    f"{spec.shown}: the checkout grew past {cap // (1024 * 1024)} MB and was "
                     "stopped; point at a smaller repository or sub folder",
                 )
 
         git_dir = str(scratch)
         init = await self._git(["init", "-q", git_dir])
         if init.returncode != 0:
-            raise _failure(spec, "preparing a checkout of", init)
+            raise _failure(spec, "preparing a checkout of", init, scratch)
         self.fetches += 1
         what = resolved.fetch or resolved.commit
         fetched = await self._git(
@@ -308,8 +327,8 @@ class GitRepos:
         )
         if fetched.returncode != 0:
             if "not our ref" in fetched.stderr or "couldn't find remote ref" in fetched.stderr:
-                raise LoadError(f"{spec.text}: commit {what} was not found in {spec.shown_url}")
-            raise _failure(spec, "fetching", fetched)
+                raise LoadError(f"{spec.shown}: commit {what} was not found in {spec.shown_url}")
+            raise _failure(spec, "fetching", fetched, scratch)
         checkout = await self._git(
             [
                 "-C",
@@ -326,7 +345,7 @@ class GitRepos:
             check=check,
         )
         if checkout.returncode != 0:
-            raise _failure(spec, "checking out", checkout)
+            raise _failure(spec, "checking out", checkout, scratch)
         await check()
 
     async def _git(
@@ -366,29 +385,34 @@ async def load_repo(loader: Loader, text: str) -> Schema:
         if not await asyncio.to_thread(_inside, root, target):
             at = spec.ref or "the default branch"
             raise LoadError(
-                f"{spec.text}: the repository has no folder or file {spec.subdir!r} at {at} "
+                f"{spec.shown}: the repository has no folder or file {spec.subdir!r} at {at} "
                 f"(commit {resolved.commit[:12]})"
             )
-        return await loader.from_path(str(target), label=spec.text)
+        return await loader.from_path(str(target), label=spec.shown)
 
     return await loader.memo(f"git:{spec.url}\0{resolved.commit}\0{spec.subdir}", build)
 
 
-def _failure(spec: RepoSpec, doing: str, result: ToolResult) -> Exception:
-    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+def _failure(
+    spec: RepoSpec, doing: str, result: ToolResult, scratch: Path | None = None
+) -> Exception:
+    text = result.stderr
+    if scratch is not None:  # git names its work tree in some messages: not for users
+        text = text.replace(str(scratch), "<checkout>").replace(str(scratch.parent), "<cache>")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     detail = "; ".join(lines[-_MAX_ERROR_LINES:]) or f"git exited with code {result.returncode}"
-    detail = _CREDENTIALS.sub("//***@", detail)
+    detail = redact(detail)
     lower = detail.lower()
     if any(m in lower for m in _UNREACHABLE):
         return ConnectError(
-            Code.UNAVAILABLE, f"{spec.text}: {spec.shown_url} could not be reached: {detail}"
+            Code.UNAVAILABLE, f"{spec.shown}: {spec.shown_url} could not be reached: {detail}"
         )
     if any(m in lower for m in _NOT_FOUND):
         return LoadError(
-            f"{spec.text}: repository {spec.shown_url} was not found, or it is private and the "
+            f"{spec.shown}: repository {spec.shown_url} was not found, or it is private and the "
             f"catalog has no credentials for it ({detail})"
         )
-    return LoadError(f"{spec.text}: {doing} {spec.shown_url} failed: {detail}")
+    return LoadError(f"{spec.shown}: {doing} {spec.shown_url} failed: {detail}")
 
 
 def _git_env() -> dict[str, str]:
@@ -414,6 +438,31 @@ def _touch_dir(path: Path) -> bool:
         return False
     os.utime(path)
     return True
+
+
+def _new_scratch(root: Path) -> Path:
+    """A new, empty scratch folder under `root`, named after this process.
+
+    Scratch folders left by a catalog that died mid-checkout are removed first.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(root, _SCRATCH_PREFIX)
+    scratch = root / f"{_SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+    scratch.mkdir()
+    return scratch
+
+
+def _drop_exec_bits(root: Path) -> None:
+    """Clear the executable bits of every file below `root` (folders keep theirs)."""
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+                if stat.S_ISREG(mode) and mode & 0o111:
+                    os.chmod(path, stat.S_IMODE(mode) & ~0o111)
+            except OSError:
+                continue
 
 
 def _install(scratch: Path, dest: Path) -> None:
