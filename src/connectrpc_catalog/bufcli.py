@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from .loader import BUF_CONFIG_FILES, LoadError, content_key
+from .loader import BUF_CONFIG_FILES, LoadError, content_key, redact
 
 if TYPE_CHECKING:
     from .descriptors import Schema
@@ -244,32 +244,33 @@ async def load_buf_module(loader: Loader, ref: str) -> Schema:
     value = ref.strip()
     if not value:
         raise ConnectError(Code.INVALID_ARGUMENT, "bufModule is empty")
+    shown = redact(value)
     local = await asyncio.to_thread(Path(value).expanduser)
     kind = await asyncio.to_thread(_local_kind, local)
     if kind == "dir":
-        return await load_buf_dir(loader, local, label=value)
+        return await load_buf_dir(loader, local, label=shown)
     if kind == "config":
-        return await load_buf_dir(loader, local.parent, label=value)
+        return await load_buf_dir(loader, local.parent, label=shown)
     if kind == "file":
         raise LoadError(
-            f"{value}: not a Buf module; give the folder that holds buf.yaml "
+            f"{shown}: not a Buf module; give the folder that holds buf.yaml "
             "(a module or workspace), or a BSR reference like buf.build/owner/module"
         )
     if is_bsr_ref(value):
         data = await loader.buf.build(value, label=value, max_bytes=loader.limits.max_bytes)
         return await loader.from_descriptor_set(data, origin=value)
     if value.startswith(("/", ".", "~")) or os.sep in value:
-        raise LoadError(f"{value}: no such folder on the catalog server")
+        raise LoadError(f"{shown}: no such folder on the catalog server")
     raise ConnectError(
         Code.INVALID_ARGUMENT,
-        f"bufModule {value!r} is neither a folder on the catalog server nor a BSR "
+        f"bufModule {shown!r} is neither a folder on the catalog server nor a BSR "
         "reference like buf.build/owner/module[:ref]",
     )
 
 
 async def load_buf_dir(loader: Loader, path: Path, *, label: str) -> Schema:
     """Build a local Buf module or workspace, cached by the content of its files."""
-    files = await asyncio.to_thread(loader.read_tree, path, buf_files=True)
+    files = await asyncio.to_thread(loader.read_tree, path, buf_files=True, label=label)
     if not any(name.endswith(".proto") for name in files):
         raise LoadError(f"{label}: no .proto files in this Buf module")
 

@@ -25,7 +25,7 @@ from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from .descriptors import WELL_KNOWN_FILES
-from .loader import LoadError
+from .loader import LoadError, redact
 
 if TYPE_CHECKING:
     from .descriptors import Schema
@@ -86,7 +86,7 @@ def parse_endpoint(
     elif "://" in text:
         raise ConnectError(
             Code.INVALID_ARGUMENT,
-            f"reflectionEndpoint {text!r}: give host:port (e.g. localhost:50051) "
+            f"reflectionEndpoint {redact(text)!r}: give host:port (e.g. localhost:50051) "
             "or an http:// or https:// URL",
         )
     rest = rest.rstrip("/")
@@ -98,12 +98,13 @@ def parse_endpoint(
     if not host or "/" in rest or "@" in rest:
         raise ConnectError(
             Code.INVALID_ARGUMENT,
-            f"reflectionEndpoint {text!r} is not host:port (e.g. localhost:50051)",
+            f"reflectionEndpoint {redact(text)!r} is not host:port (e.g. localhost:50051)"
+            + ("; credentials do not go in the endpoint" if "@" in rest else ""),
         )
     port = port or default_port
     seconds = DEFAULT_TIMEOUT if timeout is None or timeout <= 0 else min(timeout, MAX_TIMEOUT)
     return ReflectionTarget(
-        endpoint=text,
+        endpoint=redact(text),
         address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         use_tls=tls or port == 443,
         server_name=server_name.strip(),

@@ -11,7 +11,7 @@ from protobuf import Oneof
 
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
-from .loader import Loader, LoadError
+from .loader import Loader, LoadError, redact
 from .sources import load_source
 
 __all__ = [
@@ -49,7 +49,10 @@ class StartupSource:
     default_target: catalog_pb.Target | None = None
 
     def describe(self) -> str:
-        """How the source is named in messages, e.g. "--reflect localhost:50051"."""
+        """How the source is named in messages, e.g. "--reflect localhost:50051".
+
+        Credentials in it (`https://user:token@host/...`) are replaced by `***`.
+        """
         flag = {
             "proto_path": "--proto",
             "descriptor_set_path": "--descriptor-set",
@@ -57,7 +60,7 @@ class StartupSource:
             "proto_repo": "--proto-repo",
             "reflection_endpoint": "--reflect",
         }[self.kind]
-        return f"{flag} {self.value}"
+        return f"{flag} {redact(self.value)}"
 
     def request(self) -> catalog_pb.LoadProtosRequest:
         """The LoadProtos request this source stands for."""
@@ -102,11 +105,11 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
             schema = await load_source(loader, source.request())
             merged = loader.cache.merge([*parts, schema])
         except (LoadError, SchemaError) as exc:
-            failures.append(f"{source.describe()}: {exc}")
+            failures.append(f"{source.describe()}: {redact(str(exc))}")
             continue
         except Exception as exc:  # a ConnectError for a malformed source, e.g. an empty path
             message = getattr(exc, "message", None) or type(exc).__name__
-            failures.append(f"{source.describe()}: {message}")
+            failures.append(f"{source.describe()}: {redact(str(message))}")
             continue
         parts = [merged]
         if source.default_target is not None:
