@@ -226,7 +226,10 @@ class BufCLI:
             ) from None
         if result.returncode == 0:
             return result.stdout
-        text = _error_text(result.stderr) or f"buf exited with code {result.returncode}"
+        stderr = result.stderr
+        if cwd is not None:  # the folder may be a checkout in the catalog's cache: not shown
+            stderr = stderr.replace(f"{cwd}{os.sep}", "").replace(str(cwd), label)
+        text = _error_text(redact(stderr)) or f"buf exited with code {result.returncode}"
         if result.returncode != 100 and any(m in text.lower() for m in _UNREACHABLE):
             raise ConnectError(
                 Code.UNAVAILABLE, f"{label}: the Buf Schema Registry could not be reached: {text}"
