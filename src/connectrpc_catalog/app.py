@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from connectrpc.codec import proto_binary_codec
+
 from .base import Base
 from .compiler import Compiler
 from .descriptors import EMPTY, SchemaCache
 from .errors import InternalErrors
+from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
-from .guards import BodyGuard, HostGuard, HostPolicy, OriginGuard
+from .guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .invocation import CallLimits
 from .invoker import Invoker
 from .jsondepth import DEFAULT_MAX_DEPTH
@@ -31,12 +34,14 @@ from .session import (
 )
 from .startup import BaseSpec, LoadedBase, load_base
 from .static import StaticFiles
+from .strictjson import StrictJSONCodec
 
 __all__ = ["App", "AppConfig", "create_app"]
 
 API_PREFIX = "/catalog.v1.CatalogService/"
 _log = logging.getLogger(__name__)
 _CALL = CallLimits()
+_SERVICE = catalog_pb.desc().services[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,11 +116,16 @@ class App:
             self.service,
             read_max_bytes=config.max_request_bytes,
             interceptors=[InternalErrors()],
+            codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
-        self._api: ASGIApp = BodyGuard(
-            SessionMiddleware(api, self.manager, API_PREFIX),
-            max_bytes=config.max_request_bytes,
-            max_depth=config.max_json_depth,
+        self._api: ASGIApp = RouteGuard(
+            BodyGuard(
+                SessionMiddleware(api, self.manager, API_PREFIX),
+                max_bytes=config.max_request_bytes,
+                max_depth=config.max_json_depth,
+            ),
+            _SERVICE.type_name,
+            {f"/{_SERVICE.type_name}/{m.name}": m.method_kind != "unary" for m in _SERVICE.methods},
         )
         self._static = StaticFiles()
         self._routes = {**reflection_routes(), **config.extra_routes}

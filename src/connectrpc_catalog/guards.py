@@ -24,7 +24,7 @@ from connectrpc.code import Code
 from .jsondepth import JSONDepthError, check_depth
 from .refusal import ASGIApp, Message, Receive, Scope, Send, header, refuse
 
-__all__ = ["BodyGuard", "HostGuard", "HostPolicy", "OriginGuard"]
+__all__ = ["BodyGuard", "HostGuard", "HostPolicy", "OriginGuard", "RouteGuard"]
 
 _OFF_LOOP_BYTES = 64 * 1024
 """JSON bodies larger than this are checked in a worker thread."""
@@ -189,6 +189,66 @@ def _cross_site_fetch(scope: Scope) -> bool:
     if site not in (b"cross-site", b"same-site"):
         return False
     return header(scope, b"sec-fetch-mode") != b"navigate"
+
+
+_UNARY_TYPES = (b"application/json", b"application/proto")
+_STREAM_TYPES = (b"application/connect+json", b"application/connect+proto")
+
+
+class RouteGuard:
+    """Answers what connectrpc would answer with an empty body (404, 405, 415) with a
+    Connect error that says what to send instead. `methods` maps each API path to
+    whether its response streams."""
+
+    def __init__(self, app: ASGIApp, service: str, methods: dict[str, bool]) -> None:
+        self.app = app
+        self.service = service
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = self.methods.get(scope["path"])
+        if streaming is None:
+            names = ", ".join(sorted(p.rsplit("/", 1)[-1] for p in self.methods))
+            await refuse(
+                scope,
+                send,
+                Code.NOT_FOUND,
+                f"no method {scope['path']!r}; {self.service} has {names}",
+            )
+            return
+        if scope["method"] != "POST":
+            await refuse(
+                scope,
+                send,
+                Code.INVALID_ARGUMENT,
+                f"{scope['method']} is not accepted here: call the catalog's methods with POST",
+                http_status=405,
+                extra_headers=[(b"allow", b"POST")],
+            )
+            return
+        problem = _content_type_problem(scope, streaming)
+        if problem is not None:
+            await refuse(scope, send, Code.INVALID_ARGUMENT, problem, http_status=415)
+            return
+        await self.app(scope, receive, send)
+
+
+def _content_type_problem(scope: Scope, streaming: bool) -> str | None:
+    raw = header(scope, b"content-type")
+    content_type = (raw or b"").partition(b";")[0].strip().lower()
+    if content_type.startswith(b"application/grpc"):
+        return None  # gRPC and gRPC-Web carry every kind of method
+    wanted = _STREAM_TYPES if streaming else _UNARY_TYPES
+    if content_type in wanted:
+        return None
+    method = scope["path"].rsplit("/", 1)[-1]
+    shown = f"Content-Type {raw.decode('latin-1')!r}" if raw else "a request without Content-Type"
+    if streaming and content_type in _UNARY_TYPES:
+        return (
+            f"{method} streams its answer, so {shown} does not fit: send "
+            "application/connect+json (or +proto) with an enveloped body, or use gRPC or gRPC-Web"
+        )
+    return f"{shown} is not accepted by {method}: send {' or '.join(t.decode() for t in wanted)}"
 
 
 _JSON_TYPES = frozenset(

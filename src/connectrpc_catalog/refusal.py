@@ -61,9 +61,13 @@ async def refuse(
     code: Code,
     message: str,
     *,
+    http_status: int | None = None,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Answer the request with a Connect (or gRPC trailers-only) error, and nothing else."""
+    """Answer the request with a Connect (or gRPC trailers-only) error, and nothing else.
+
+    `http_status` overrides the code's usual status (e.g. 415 for a wrong content type).
+    """
     headers = list(extra_headers or ())
     if _is_grpc(scope):
         status = 200
@@ -75,7 +79,7 @@ async def refuse(
         ]
         body = b""
     else:
-        status = _HTTP_STATUS.get(code, 400)
+        status = http_status or _HTTP_STATUS.get(code, 400)
         headers.append((b"content-type", b"application/json"))
         body = json.dumps({"code": code.value, "message": message}).encode()
     headers.append((b"content-length", str(len(body)).encode()))
