@@ -12,12 +12,12 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from connectrpc_catalog._call_types import RawDetail
-from connectrpc_catalog._envelope import EnvelopeError, EnvelopeReader, envelope
-from connectrpc_catalog.errdetails import details_json
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
-from connectrpc_catalog.invoker import (
+from connectrpc_catalog.transports.base import RawDetail
+from connectrpc_catalog.transports.envelope import EnvelopeError, EnvelopeReader, envelope
+from connectrpc_catalog.transports.errdetails import details_json
+from connectrpc_catalog.transports.invoker import (
     CallStatus,
     CallTarget,
     Invoker,

@@ -29,10 +29,11 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import DecodeError, EncodeError, Message
 from protobuf import Oneof
 
-from ._call_types import decode_bin
-from .errdetails import details_json
 from .gen.catalog.v1 import catalog_pb
-from .invoker import (
+from .jsondepth import DEFAULT_MAX_DEPTH, JSONDepthError, check_depth
+from .transports.base import decode_bin
+from .transports.errdetails import details_json
+from .transports.invoker import (
     CallStatus,
     CallTarget,
     Invoker,
@@ -43,7 +44,6 @@ from .invoker import (
     ResponseMessage,
     TLSConfig,
 )
-from .jsondepth import DEFAULT_MAX_DEPTH, JSONDepthError, check_depth
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",

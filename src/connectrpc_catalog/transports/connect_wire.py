@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._call_types import (
+from .base import (
     INTERNAL,
     OK,
     UNKNOWN,
@@ -23,7 +23,7 @@ from ._call_types import (
     header_pairs,
     stream_head,
 )
-from ._envelope import FLAG_COMPRESSED, EnvelopeError, decompress
+from .envelope import FLAG_COMPRESSED, EnvelopeError, decompress
 
 __all__ = [
     "StreamParser",

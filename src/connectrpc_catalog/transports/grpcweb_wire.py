@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from ._call_types import (
+from .base import (
     INTERNAL,
     OK,
     UNKNOWN,
@@ -21,7 +21,7 @@ from ._call_types import (
     header_pairs,
     stream_head,
 )
-from ._envelope import FLAG_COMPRESSED, EnvelopeError, decompress, envelope
+from .envelope import FLAG_COMPRESSED, EnvelopeError, decompress, envelope
 from .errdetails import parse_status_details
 
 __all__ = ["StreamParser", "envelope", "request_headers", "unary_result"]
@@ -154,7 +154,7 @@ class StreamParser:
 
 def unary_result(status: int, items: list[tuple[str, str]], body: bytes) -> UnaryResult:
     """The result of a complete gRPC-Web response to a unary call."""
-    from ._envelope import EnvelopeReader
+    from .envelope import EnvelopeReader
 
     parser = StreamParser(status, items)
     headers: tuple[Pair, ...] = ()

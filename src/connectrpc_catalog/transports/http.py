@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from . import _connect_wire as cw
-from . import _grpcweb_wire as gw
-from ._call_types import (
+from . import connect_wire as cw
+from . import grpcweb_wire as gw
+from .base import (
     DEADLINE_EXCEEDED,
     INTERNAL,
     UNAVAILABLE,
@@ -32,8 +32,8 @@ from ._call_types import (
     UnaryResult,
     failure,
 )
-from ._envelope import EnvelopeError, EnvelopeReader
-from ._tls import build_ssl_context
+from .envelope import EnvelopeError, EnvelopeReader
+from .tls import build_ssl_context
 
 __all__ = ["HttpTransport"]
 

@@ -17,7 +17,7 @@ import os
 import ssl
 import tempfile
 
-from ._call_types import TLSConfig
+from .base import TLSConfig
 
 __all__ = [
     "TLSMaterialError",

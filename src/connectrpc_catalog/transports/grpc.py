@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from ._call_types import (
+from .base import (
     CANCELLED,
     CallEvent,
     CallStatus,
@@ -24,8 +24,8 @@ from ._call_types import (
     code_name,
     failure,
 )
-from ._tls import fetch_server_certificate, validate_pems
 from .errdetails import parse_status_details
+from .tls import fetch_server_certificate, validate_pems
 
 __all__ = ["GrpcTransport"]
 

@@ -1,0 +1,1 @@
+"""Upstream calls over gRPC, Connect and gRPC-Web, behind one `Transport` interface."""
