@@ -11,6 +11,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
+from .middleware import session_status
 from .session import BusyError, SessionLimitError
 
 __all__ = ["InternalErrors"]
@@ -43,6 +44,24 @@ def _internal(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
     )
 
 
+_SCHEMA_CODES = frozenset((Code.NOT_FOUND, Code.FAILED_PRECONDITION))
+"""Codes of errors that can come from a session having nothing loaded."""
+
+
+def _with_session_note(exc: ConnectError) -> ConnectError:
+    """Say so when the error may come from the caller's session having ended."""
+    status = session_status()
+    if exc.code not in _SCHEMA_CODES or status not in ("expired", "closed", "unknown"):
+        return exc
+    why = {"expired": "expired", "closed": "was closed", "unknown": "is not known here"}[status]
+    return ConnectError(
+        exc.code,
+        f"{exc.message} (your session {why}; the new one has nothing loaded: load your "
+        "schemas again)",
+        details=exc.details,
+    )
+
+
 class InternalErrors:
     """Interceptor: known core errors get their code; unexpected exceptions never reach
     clients as tracebacks or raw text."""
@@ -57,8 +76,8 @@ class InternalErrors:
         """Run a unary handler, translating unexpected exceptions."""
         try:
             return await call_next(request, ctx)
-        except ConnectError:
-            raise
+        except ConnectError as exc:
+            raise _with_session_note(exc) from None
         except Exception as exc:
             raise _translate(exc, ctx) from None
 
@@ -73,7 +92,7 @@ class InternalErrors:
         try:
             async for item in call_next(request, ctx):
                 yield item
-        except ConnectError:
-            raise
+        except ConnectError as exc:
+            raise _with_session_note(exc) from None
         except Exception as exc:
             raise _translate(exc, ctx) from None

@@ -104,7 +104,9 @@ class OriginGuard:
         b"content-type, connect-protocol-version, connect-timeout-ms, x-session-id, "
         b"x-grpc-web, x-user-agent, grpc-timeout, authorization"
     )
-    EXPOSE_HEADERS = b"x-session-id, grpc-status, grpc-message, grpc-status-details-bin"
+    EXPOSE_HEADERS = (
+        b"x-session-id, x-session-status, grpc-status, grpc-message, grpc-status-details-bin"
+    )
 
     def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
         self.app = app

@@ -7,9 +7,19 @@ from contextvars import ContextVar
 from .refusal import ASGIApp, Message, Receive, Scope, Send, header
 from .session import SessionManager, State
 
-__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware", "current_session"]
+__all__ = [
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "SessionMiddleware",
+    "current_session",
+    "session_status",
+]
 
 SESSION_HEADER = b"x-session-id"
+STATUS_HEADER = b"x-session-status"
 
 
 class _Slot:
@@ -20,32 +30,37 @@ class _Slot:
     created for a request that then fails is dropped again (`settle`).
     """
 
-    __slots__ = ("created", "manager", "requested", "state")
+    __slots__ = ("created", "manager", "requested", "state", "status")
 
     def __init__(self, manager: SessionManager, requested: str | None) -> None:
         self.manager = manager
         self.requested = requested
         self.state: State | None = None
         self.created = False
+        self.status = "active"
+        """What became of the requested id: active, new (none sent), expired, closed, unknown."""
 
     def resolve(self) -> State:
         if self.state is None:
-            self.state, session_id = self.manager.get_or_create(self.requested)
-            self.created = session_id != self.requested
+            requested = self.requested
+            self.state, session_id = self.manager.get_or_create(requested)
+            self.created = session_id != requested
+            if self.created:
+                self.status = (self.manager.ended(requested) or "unknown") if requested else "new"
         return self.state
 
-    def settle(self, message: Message) -> tuple[bytes, bytes] | None:
-        """At the response start: the X-Session-ID header to send, if any.
+    def settle(self, message: Message) -> list[tuple[bytes, bytes]]:
+        """At the response start: the X-Session-ID and X-Session-Status headers to send.
 
         A session this request created is kept only if the request succeeded.
         """
         state = self.state
         if state is None:
-            return None
+            return []
         if self.created and _failed(message):
-            self.manager.delete(state.id)
-            return None
-        return (SESSION_HEADER, state.id.encode())
+            self.manager.delete(state.id, remember=False)
+            return []
+        return [(SESSION_HEADER, state.id.encode()), (STATUS_HEADER, self.status.encode())]
 
 
 def _failed(start: Message) -> bool:
@@ -67,6 +82,12 @@ def current_session() -> State:
     return _current.get().resolve()
 
 
+def session_status() -> str:
+    """What became of the id the request sent: active, new, expired, closed or unknown."""
+    slot = _current.get(None)
+    return slot.status if slot is not None else "active"
+
+
 class SessionMiddleware:
     """Gives every call under `prefix` its session, and sends the session's id back."""
 
@@ -85,9 +106,7 @@ class SessionMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                id_header = slot.settle(message)
-                if id_header is not None:
-                    message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [*message.get("headers", ()), *slot.settle(message)]
             await send(message)
 
         try:

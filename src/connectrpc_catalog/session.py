@@ -152,6 +152,9 @@ class SessionManager:
         self._lock = threading.Lock()
         self._sessions: dict[str, State] = {}
         self._blank: OrderedDict[str, None] = OrderedDict()
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        """How recently ended sessions ended, for telling their clients (bounded)."""
+        self._max_ended = 4 * max_sessions
         """Ids of sessions created blank, oldest first (entries may be stale)."""
         self._to_close: list[State] = []
         self._wakeup: asyncio.Event | None = None
@@ -197,24 +200,45 @@ class SessionManager:
                 state.last_used = now
             return state
 
-    def delete(self, session_id: str) -> bool:
-        """End a session now; what it held is closed in the background. True if it existed."""
+    def delete(self, session_id: str, *, remember: bool = True) -> bool:
+        """End a session now; what it held is closed in the background. True if it existed.
+
+        `remember=False` forgets it ever existed (a session no client was told about).
+        """
         with self._lock:
-            state = self._sessions.pop(session_id, None)
-            if state is None:
-                return False
-            self._to_close.append(state)
+            state = self._remove(session_id, "closed" if remember else None)
+        if state is None:
+            return False
         self._wake()
         return True
 
     async def end(self, session_id: str) -> bool:
         """End a session and wait until what it held is closed. True if it existed."""
         with self._lock:
-            state = self._sessions.pop(session_id, None)
+            state = self._remove(session_id, "closed", close=False)
         if state is None:
             return False
         await _close_quietly(state)
         return True
+
+    def ended(self, session_id: str) -> str | None:
+        """How a recently ended session ended ("expired" or "closed"), or None if unknown."""
+        with self._lock:
+            return self._ended.get(session_id)
+
+    def _remove(self, session_id: str, reason: str | None, *, close: bool = True) -> State | None:
+        """Under the lock: take a session out, queue it for closing, remember why."""
+        state = self._sessions.pop(session_id, None)
+        if state is None:
+            return None
+        if close:
+            self._to_close.append(state)
+        if reason is not None:
+            self._ended[session_id] = reason
+            self._ended.move_to_end(session_id)
+            while len(self._ended) > self._max_ended:
+                self._ended.popitem(last=False)
+        return state
 
     def get_stats(self) -> Stats:
         """Count live sessions and report the oldest and newest creation times."""
@@ -239,8 +263,7 @@ class SessionManager:
             return None
         if now - state.last_used > self.ttl:
             # Expired but not yet swept: never hand it out again.
-            del self._sessions[session_id]
-            self._to_close.append(state)
+            self._remove(session_id, "expired")
             self._wake()  # setting the event does not take the lock
             return None
         return state
@@ -250,14 +273,14 @@ class SessionManager:
         (it holds nothing, so its client loses nothing); SessionLimitError if none."""
         expired = [sid for sid, s in self._sessions.items() if now - s.last_used > self.ttl]
         for sid in expired:
-            self._to_close.append(self._sessions.pop(sid))
+            self._remove(sid, "expired")
         while len(self._sessions) >= self.max_sessions:
             if not self._blank:
                 raise SessionLimitError(self.max_sessions)
             sid, _ = self._blank.popitem(last=False)
             state = self._sessions.get(sid)
             if state is not None and not state.used and not state.busy:
-                self._to_close.append(self._sessions.pop(sid))
+                self._remove(sid, "expired")  # to its client, as if it had expired
         self._wake()
 
     def _wake(self) -> None:
@@ -287,8 +310,7 @@ class SessionManager:
                 for sid in ids[start : start + _SWEEP_BATCH]:
                     state = self._sessions.get(sid)
                     if state is not None and now - state.last_used > self.ttl:
-                        del self._sessions[sid]
-                        self._to_close.append(state)
+                        self._remove(sid, "expired")
                         expired += 1
             await asyncio.sleep(0)
         with self._lock:
