@@ -7,11 +7,13 @@ them by content hash and merges a session's sources into one view.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from google.protobuf import (  # the well-known types' modules register their files
     any_pb2,
@@ -34,6 +36,8 @@ from google.protobuf.message import Message
 from .comments import index_comments
 
 __all__ = ["EMPTY", "WELL_KNOWN_FILES", "Schema", "SchemaCache", "SchemaError"]
+
+T = TypeVar("T")
 
 WELL_KNOWN_FILES: dict[str, bytes] = {
     m.DESCRIPTOR.name: m.DESCRIPTOR.serialized_pb
@@ -63,6 +67,8 @@ class Schema:
 
     __slots__ = (
         "__weakref__",
+        "_building",
+        "_building_lock",
         "_classes",
         "_extra",
         "_lock",
@@ -95,6 +101,8 @@ class Schema:
         self._classes: dict[str, type[Message]] = {}
         self._extra: dict[object, Any] = {}
         self._lock = threading.Lock()
+        self._building: dict[object, Future[Any]] = {}
+        self._building_lock = threading.Lock()
 
     def service(self, name: str) -> ServiceDescriptor | None:
         """The service with this fully qualified name, if the schema has it."""
@@ -122,6 +130,42 @@ class Schema:
                     self._extra[key] = value
         return value
 
+    async def derive(self, key: object, build: Callable[[], T]) -> T:
+        """Like `cached`, but `build` runs in a worker thread, once, however many tasks
+        (on any event loop) ask for the same key meanwhile; they all await that one build.
+
+        A failed build is not cached (every waiter gets its exception). A waiter that is
+        cancelled stops waiting; the build goes on for the others.
+        """
+        value = self._extra.get(key)
+        if value is not None:
+            return value  # type: ignore[no-any-return]
+        with self._building_lock:
+            value = self._extra.get(key)
+            if value is not None:
+                return value  # type: ignore[no-any-return]
+            future = self._building.get(key)
+            owner = future is None
+            if future is None:
+                future = self._building[key] = Future()
+                future.set_running_or_notify_cancel()  # waiters cannot cancel it
+        if owner:
+            asyncio.get_running_loop().run_in_executor(None, self._build, key, build, future)
+        return await asyncio.wrap_future(future)
+
+    def _build(self, key: object, build: Callable[[], Any], future: Future[Any]) -> None:
+        try:
+            value = build()
+        except BaseException as exc:  # handed to the waiters, never lost
+            with self._building_lock:
+                del self._building[key]
+            future.set_exception(exc)
+            return
+        with self._building_lock:
+            self._extra[key] = value
+            del self._building[key]
+        future.set_result(value)
+
 
 class SchemaCache:
     """Shared store of schemas by content, bounded, least recently used evicted.
@@ -134,6 +178,7 @@ class SchemaCache:
         self._max = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, Schema] = OrderedDict()
+        self._building: dict[str, Future[Schema]] = {}
         self.builds = 0
 
     def from_set(self, data: bytes) -> Schema:
@@ -170,22 +215,37 @@ class SchemaCache:
         return self.get(files)
 
     def get(self, files: Mapping[str, bytes]) -> Schema:
-        """Find or build the schema of exactly these files."""
+        """Find or build the schema of exactly these files.
+
+        Threads asking for the same files at once share one build (after a base reload,
+        every session with loads of its own merges onto the same new base).
+        """
         key = _key(files)
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None:
                 self._entries.move_to_end(key)
                 return hit
-        schema = Schema(files)
+            pending = self._building.get(key)
+            if pending is None:
+                future: Future[Schema] = Future()
+                self._building[key] = future
+        if pending is not None:
+            return pending.result()
+        try:
+            schema = Schema(files)
+        except BaseException as exc:
+            with self._lock:
+                del self._building[key]
+            future.set_exception(exc)
+            raise
         with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                return hit
+            del self._building[key]
             self.builds += 1
             self._entries[key] = schema
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+        future.set_result(schema)
         return schema
 
     def __len__(self) -> int:
