@@ -35,22 +35,42 @@ class Registry:
 
     @property
     def view(self) -> Schema:
-        """The merged schema the session sees now (recomputed if the base was reloaded)."""
+        """The merged schema the session sees now (recomputed if the base was reloaded).
+
+        After a reload this merges on the calling thread; request handlers use
+        `await current()` instead, which merges in a worker thread.
+        """
         base = self._base.schema
         if self._view is None or self._view_base is not base:
-            self._view = self._merge_with(base)
+            self._view = self._merge_with(base, self._own)
             self._view_base = base
         return self._view
 
-    def _merge_with(self, base: Schema) -> Schema:
-        if not self._own:
+    async def current(self) -> Schema:
+        """The merged schema the session sees now; a merge after a base reload runs in a
+        worker thread, so the event loop never merges. Once it returns, `view` and the
+        lookups (`find_service`, `pool`, …) are up to date until the next `await`."""
+        while True:
+            base, own, view = self._base.schema, self._own, self._view
+            if view is not None and self._view_base is base:
+                return view
+            if not own:
+                merged = base
+            else:
+                merged = await asyncio.to_thread(self._merge_with, base, own)
+            if self._own is own and self._base.schema is base:
+                self._view, self._view_base = merged, base
+                return merged
+
+    def _merge_with(self, base: Schema, own: tuple[Schema, ...]) -> Schema:
+        if not own:
             return base
         try:
-            return self._cache.merge((base, *self._own))
+            return self._cache.merge((base, *own))
         except SchemaError:
             # A reloaded base now clashes with what this session loaded: the session's own
             # schemas win, so its calls keep working; the clashing base stays hidden here.
-            return self._cache.merge(self._own)
+            return self._cache.merge(own)
 
     @property
     def pool(self) -> DescriptorPool:
@@ -71,7 +91,7 @@ class Registry:
         while True:
             own, base = self._own, self._base.schema
             if any(s is schema for s in own):
-                return self.view
+                return await self.current()
             merged = await asyncio.to_thread(self._cache.merge, (base, *own, schema))
             if self._own is own and self._base.schema is base:
                 self._own = (*own, schema)
