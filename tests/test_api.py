@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
 
 from connectrpc_catalog.app import AppConfig
 
@@ -142,13 +144,15 @@ def test_get_service_schema(catalog_url: str, http: httpx.Client, weather_protos
     body = r.json()
     assert body["service"]["name"] == "acme.weather.v1.WeatherService"
     schemas = {k: json.loads(v) for k, v in body["messageSchemas"].items()}
-    assert set(schemas) == {
+    assert set(schemas) == {  # every type reached, each once
         "acme.weather.v1.GetCurrentRequest",
         "acme.weather.v1.Conditions",
         "acme.weather.v1.StreamForecastRequest",
         "acme.weather.v1.Reading",
         "acme.weather.v1.UploadSummary",
         "acme.weather.v1.ChatMessage",
+        "acme.weather.v1.Units",
+        "acme.common.v1.LatLng",
     }
     cond = schemas["acme.weather.v1.Conditions"]
     assert cond["title"] == "acme.weather.v1.Conditions"
@@ -158,10 +162,55 @@ def test_get_service_schema(catalog_url: str, http: httpx.Client, weather_protos
     assert "string" in props["pressurePa"]["type"]  # int64 → string in proto3 JSON
     assert props["extra"]["type"] == "object"
     req = schemas["acme.weather.v1.GetCurrentRequest"]
-    assert req["properties"]["location"]["$ref"] == "#/$defs/acme.common.v1.LatLng"
-    assert req["$defs"]["acme.common.v1.LatLng"]["properties"]["latitude"][
-        "description"
-    ].startswith("Degrees north")
+    assert req["properties"]["location"]["$ref"] == "acme.common.v1.LatLng"
+    assert schemas["acme.common.v1.LatLng"]["properties"]["latitude"]["description"].startswith(
+        "Degrees north"
+    )
+    assert schemas["acme.weather.v1.Units"]["x-proto-enum-values"][1]["name"] == "UNITS_METRIC"
+
+
+def test_go_client_reads_title_type_and_properties_at_the_top_level(
+    catalog_url: str, http: httpx.Client, weather_protos: Path
+) -> None:
+    """The Go catalog's UI reads message_schemas[<input or output type>] as one document."""
+    sid = load(http, catalog_url, weather_protos).headers["x-session-id"]
+    body = call(
+        http,
+        catalog_url,
+        "GetServiceSchema",
+        {"serviceName": "acme.weather.v1.WeatherService"},
+        sid,
+    ).json()
+    for method in body["service"]["methods"]:
+        for name in (method["inputType"], method["outputType"]):
+            doc = json.loads(body["messageSchemas"][name])
+            Draft202012Validator.check_schema(doc)
+            assert doc["title"] == name and not name.startswith(".")
+            assert doc["type"] == "object"
+            assert isinstance(doc["properties"], dict)
+            assert doc["$id"] == name
+
+
+def test_a_request_validates_against_the_shared_documents(
+    catalog_url: str, http: httpx.Client, weather_protos: Path
+) -> None:
+    sid = load(http, catalog_url, weather_protos).headers["x-session-id"]
+    body = call(
+        http,
+        catalog_url,
+        "GetServiceSchema",
+        {"serviceName": "acme.weather.v1.WeatherService"},
+        sid,
+    ).json()
+    docs = {name: json.loads(text) for name, text in body["messageSchemas"].items()}
+    registry: Registry[object] = Registry().with_resources(
+        (name, Resource.from_contents(doc)) for name, doc in docs.items()
+    )
+    v = Draft202012Validator(docs["acme.weather.v1.GetCurrentRequest"], registry=registry)
+    good = {"location": {"latitude": 52.5, "longitude": 13.4}, "units": "UNITS_METRIC"}
+    assert not list(v.iter_errors(good))
+    assert list(v.iter_errors({"location": {"latitude": "north"}}))
+    assert list(v.iter_errors({"units": "UNITS_KELVIN"}))
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,25 @@
-"""Tests for connectrpc_catalog.schema (validated with jsonschema's 2020-12 validator)."""
+"""Tests for connectrpc_catalog.schema (validated with jsonschema's 2020-12 validator, the
+cross-document references resolved through a `referencing` registry)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
 
 from connectrpc_catalog.comments import index_comments
-from connectrpc_catalog.schema import JSON_SCHEMA_DIALECT, WELL_KNOWN_TYPES, message_schema
+from connectrpc_catalog.schema import (
+    JSON_SCHEMA_DIALECT,
+    WELL_KNOWN_TYPES,
+    message_schema,
+    schema_documents,
+)
 from tests.protohelp import compile_protos
 
 DEMO = """\
@@ -154,8 +162,21 @@ class Env:
         desc = self.pool.FindMessageTypeByName(name)
         return message_schema(desc, self.comments)
 
+    def documents(self, name: str) -> dict[str, dict[str, Any]]:
+        """The documents of `name` and of every type it reaches, by full name."""
+        desc = self.pool.FindMessageTypeByName(name)
+        return dict(schema_documents([desc], self.comments))
+
     def validator(self, name: str) -> Draft202012Validator:
-        return Draft202012Validator(self.schema(name))
+        return validator_for(self.documents(name), name)
+
+
+def validator_for(docs: dict[str, dict[str, Any]], name: str) -> Draft202012Validator:
+    """A validator of `docs[name]` that resolves references to the other documents."""
+    registry: Registry[Any] = Registry().with_resources(
+        (doc["$id"], Resource.from_contents(doc)) for doc in docs.values()
+    )
+    return Draft202012Validator(docs[name], registry=registry)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +215,29 @@ def test_schema_is_valid_2020_12_with_top_level_properties(env: Env, name: str) 
     assert isinstance(schema["properties"], dict)
     assert schema["properties"]
     assert schema["additionalProperties"] is False
+    assert schema["$id"] == name
     assert "$ref" not in schema
+    assert "$defs" not in schema
+
+
+@pytest.mark.parametrize("name", ALL_MESSAGES)
+def test_every_reference_names_a_document_of_the_set(env: Env, name: str) -> None:
+    docs = env.documents(name)
+    assert next(iter(docs)) == name  # the root comes first
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if "$ref" in node else []
+            return own + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for doc in docs.values():
+        Draft202012Validator.check_schema(doc)
+        assert "$defs" not in doc
+        for ref in refs(doc):
+            assert ref in docs, (doc["title"], ref)
 
 
 @pytest.mark.parametrize("name", sorted(WELL_KNOWN_TYPES))
@@ -216,9 +259,9 @@ def test_top_level_empty(env: Env) -> None:
 
 def test_recursive_tree(env: Env) -> None:
     schema = env.schema("demo.v1.TreeNode")
-    assert schema["properties"]["children"]["items"] == {"$ref": "#"}
-    assert "$defs" not in schema
-    v = Draft202012Validator(schema)
+    assert schema["properties"]["children"]["items"] == {"$ref": "demo.v1.TreeNode"}
+    assert set(env.documents("demo.v1.TreeNode")) == {"demo.v1.TreeNode"}
+    v = env.validator("demo.v1.TreeNode")
     tree = {"value": "root", "children": [{"value": "a", "children": [{"value": "b"}]}]}
     assert accepts(v, tree)
     assert not accepts(v, {"children": [{"children": [{"value": 3}]}]})
@@ -226,10 +269,11 @@ def test_recursive_tree(env: Env) -> None:
 
 
 def test_mutual_recursion(env: Env) -> None:
-    schema = env.schema("demo.v1.Ping")
-    assert set(schema["$defs"]) == {"demo.v1.Pong"}
-    assert schema["$defs"]["demo.v1.Pong"]["properties"]["ping"]["$ref"] == "#"
-    v = Draft202012Validator(schema)
+    docs = env.documents("demo.v1.Ping")
+    assert set(docs) == {"demo.v1.Ping", "demo.v1.Pong"}
+    assert docs["demo.v1.Ping"]["properties"]["pong"]["$ref"] == "demo.v1.Pong"
+    assert docs["demo.v1.Pong"]["properties"]["ping"]["$ref"] == "demo.v1.Ping"
+    v = env.validator("demo.v1.Ping")
     assert accepts(v, {"n": 1, "pong": {"ping": {"n": 2, "pong": {"ping": {"n": 3}}}}})
     assert not accepts(v, {"pong": {"ping": {"pong": {"ping": {"n": "x"}}}}})
 
@@ -286,18 +330,19 @@ def test_scalar_annotations(env: Env) -> None:
 
 
 def test_enum(env: Env) -> None:
-    schema = env.schema("demo.v1.Outer")
-    color = schema["properties"]["color"]
-    assert color["$ref"] == "#/$defs/demo.v1.Color"
+    docs = env.documents("demo.v1.Outer")
+    color = docs["demo.v1.Outer"]["properties"]["color"]
+    assert color["$ref"] == "demo.v1.Color"
     assert color["x-proto-type"] == "demo.v1.Color"
     assert color["x-proto-kind"] == "enum"
-    enum_def = schema["$defs"]["demo.v1.Color"]
+    enum_def = docs["demo.v1.Color"]
+    assert enum_def["$id"] == enum_def["title"] == "demo.v1.Color"
     assert enum_def["description"] == "Colours."
     assert enum_def["x-proto-enum-values"] == [
         {"name": "COLOR_UNSPECIFIED", "number": 0, "description": "Not set."},
         {"name": "COLOR_RED", "number": 1, "description": ""},
     ]
-    v = Draft202012Validator(schema)
+    v = env.validator("demo.v1.Outer")
     assert accepts(v, {"color": "COLOR_RED"})
     assert accepts(v, {"color": 1})
     assert not accepts(v, {"color": "COLOR_BLUE"})
@@ -305,14 +350,15 @@ def test_enum(env: Env) -> None:
 
 
 def test_nested_message_and_reachable_defs_only(env: Env) -> None:
-    schema = env.schema("demo.v1.Outer")
-    assert set(schema["$defs"]) == {"demo.v1.Outer.Inner", "demo.v1.Color"}
-    inner = schema["$defs"]["demo.v1.Outer.Inner"]
+    docs = env.documents("demo.v1.Outer")
+    schema = docs["demo.v1.Outer"]
+    assert set(docs) == {"demo.v1.Outer", "demo.v1.Outer.Inner", "demo.v1.Color"}
+    inner = docs["demo.v1.Outer.Inner"]
     assert inner["title"] == "demo.v1.Outer.Inner"
     assert inner["description"] == "Inside."
     assert inner["type"] == "object"
     assert inner["additionalProperties"] is False
-    assert schema["properties"]["inner"]["$ref"] == "#/$defs/demo.v1.Outer.Inner"
+    assert schema["properties"]["inner"]["$ref"] == "demo.v1.Outer.Inner"
     assert schema["properties"]["inner"]["x-proto-kind"] == "message"
 
 
@@ -321,7 +367,7 @@ def test_repeated(env: Env) -> None:
     ids = schema["properties"]["ids"]
     assert ids["type"] == "array"
     assert ids["x-proto-label"] == "repeated"
-    v = Draft202012Validator(schema)
+    v = env.validator("demo.v1.Collections")
     assert accepts(v, {"ids": ["1", 2, "-3"], "colors": ["COLOR_RED", 0]})
     assert not accepts(v, {"ids": "1"})
     assert not accepts(v, {"ids": ["x"]})
@@ -338,9 +384,11 @@ def test_maps(env: Env) -> None:
     times = schema["properties"]["times"]
     assert times["x-proto-wkt"] == "google.protobuf.Timestamp"
     assert times["x-proto-map-value"] == "google.protobuf.Timestamp"
-    assert "demo.v1.Outer.Inner" in schema["$defs"]
-    assert not any(name.startswith("google.protobuf.") for name in schema["$defs"])
-    v = Draft202012Validator(schema)
+    docs = env.documents("demo.v1.Collections")
+    assert "demo.v1.Outer.Inner" in docs
+    assert not any(name.startswith("google.protobuf.") for name in docs)
+    assert not any("MapEntry" in name for name in docs)  # map entries are inlined
+    v = env.validator("demo.v1.Collections")
     assert accepts(v, {"byId": {"1": "a", "-2": "b"}})
     assert not accepts(v, {"byId": {"x": "a"}})
     assert not accepts(v, {"byId": {"1": 2}})
@@ -359,7 +407,7 @@ def test_oneof(env: Env) -> None:
     assert schema["properties"]["text"]["x-proto-oneof"] == "pick"
     assert schema["properties"]["only"]["x-proto-oneof"] == "solo"
     assert "x-proto-oneof" not in schema["properties"]["maybe"]
-    v = Draft202012Validator(schema)
+    v = env.validator("demo.v1.Choice")
     assert accepts(v, {})
     assert accepts(v, {"text": "a"})
     assert accepts(v, {"outer": {"color": "COLOR_RED"}, "only": "x"})
@@ -372,7 +420,7 @@ def test_proto3_optional_is_not_a_oneof(env: Env) -> None:
     assert "maybe" not in str(schema["x-proto-oneofs"])
     assert "_maybe" not in schema["x-proto-oneofs"]
     assert schema["properties"]["maybe"]["x-proto-label"] == "optional"
-    v = Draft202012Validator(schema)
+    v = env.validator("demo.v1.Choice")
     assert accepts(v, {"maybe": "x", "other": 2, "text": "t"})
 
 
@@ -418,7 +466,7 @@ def test_well_known_types(env: Env, field: str, good: list[Any], bad: list[Any])
 
 def test_wkts_are_inlined_and_annotated(env: Env) -> None:
     schema = env.schema("demo.v1.Wkts")
-    assert "$defs" not in schema
+    assert set(env.documents("demo.v1.Wkts")) == {"demo.v1.Wkts"}
     props = schema["properties"]
     assert props["ts"]["format"] == "date-time"
     assert props["ts"]["x-proto-wkt"] == "google.protobuf.Timestamp"
@@ -452,7 +500,7 @@ def test_proto2_required_and_closed_enum(env: Env) -> None:
     assert schema["required"] == ["id"]
     assert schema["properties"]["id"]["x-proto-label"] == "required"
     assert schema["properties"]["level"]["x-proto-label"] == "optional"
-    v = Draft202012Validator(schema)
+    v = env.validator("legacy.Req")
     assert accepts(v, {"id": "a", "level": "HIGH"})
     assert accepts(v, {"id": "a", "level": 5})
     assert not accepts(v, {"id": "a", "level": 2})
@@ -510,7 +558,7 @@ def test_protobuf_json_output_validates(env: Env, name: str) -> None:
     msg = cls()
     json_format.ParseDict(samples.get(name, {}), msg, descriptor_pool=env.pool)
     dumped = json_format.MessageToDict(msg, descriptor_pool=env.pool)
-    assert accepts(Draft202012Validator(env.schema(name)), dumped), dumped
+    assert accepts(env.validator(name), dumped), dumped
 
 
 def test_generation_scales_linearly(tmp_path: Path) -> None:
@@ -524,8 +572,69 @@ def test_generation_scales_linearly(tmp_path: Path) -> None:
     _, pool = compile_protos(tmp_path, {"big.proto": 'syntax = "proto3";\npackage big;\n' + body})
     desc = pool.FindMessageTypeByName("big.M0")
     start = time.perf_counter()
-    schema = message_schema(desc, {})
+    docs = dict(schema_documents([desc], {}))
     elapsed = time.perf_counter() - start
-    assert len(schema["$defs"]) == count
-    assert schema["$defs"]["big.M7"]["properties"]["back"]["items"] == {"$ref": "#"}
+    assert len(docs) == count + 1
+    assert docs["big.M7"]["properties"]["back"]["items"] == {"$ref": "big.M0"}
+    assert docs["big.M7"]["properties"]["next"]["$ref"] == "big.M8"
     assert elapsed < 2.0
+
+
+def chain(count: int) -> descriptor_pool.DescriptorPool:
+    """A pool with `chain.M0` → `chain.M1` → … → `chain.M{count-1}`, each with an enum."""
+    fd = descriptor_pb2.FileDescriptorProto(name="chain.proto", package="chain", syntax="proto3")
+    fd.enum_type.add(name="E").value.add(name="E_UNSPECIFIED", number=0)
+    for i in range(count):
+        msg = fd.message_type.add(name=f"M{i}")
+        msg.field.add(
+            name="e",
+            number=1,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_ENUM,
+            type_name=".chain.E",
+            json_name="e",
+        )
+        if i + 1 < count:
+            msg.field.add(
+                name="next",
+                number=2,
+                json_name="next",
+                type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                type_name=f".chain.M{i + 1}",
+            )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return pool
+
+
+def test_each_type_is_defined_once_so_the_size_is_linear() -> None:
+    sizes = {}
+    for count in (100, 1000):
+        pool = chain(count)
+        docs = dict(schema_documents([pool.FindMessageTypeByName("chain.M0")], {}))
+        assert set(docs) == {f"chain.M{i}" for i in range(count)} | {"chain.E"}
+        text = json.dumps(docs)
+        assert text.count('"title":"chain.E"') + text.count('"title": "chain.E"') == 1
+        sizes[count] = len(text)
+    assert sizes[1000] / sizes[100] < 15
+
+
+def test_known_types_are_neither_repeated_nor_followed() -> None:
+    pool = chain(50)
+    first = dict(schema_documents([pool.FindMessageTypeByName("chain.M40")], {}))
+    assert set(first) == {f"chain.M{i}" for i in range(40, 50)} | {"chain.E"}
+    more = dict(schema_documents([pool.FindMessageTypeByName("chain.M30")], {}, known=first))
+    assert set(more) == {f"chain.M{i}" for i in range(30, 40)}
+
+
+def test_references_resolve_under_any_shared_base_uri(env: Env) -> None:
+    """The `$id`s are relative: documents served from one base URI resolve one another."""
+    base = "https://catalog.example/schemas/"
+    docs = env.documents("demo.v1.Collections")
+    registry: Registry[Any] = Registry().with_resources(
+        (base + name, Resource.from_contents(doc)) for name, doc in docs.items()
+    )
+    root = {**docs["demo.v1.Collections"], "$id": base + "demo.v1.Collections"}
+    v = Draft202012Validator(root, registry=registry)
+    assert accepts(v, {"inners": {"k": {"label": "x"}}, "colors": ["COLOR_RED"]})
+    assert not accepts(v, {"inners": {"k": {"label": 1}}})
+    assert not accepts(v, {"colors": ["PURPLE"]})

@@ -2,15 +2,34 @@
 
 Encoding choices (stable; clients depend on them):
 
+* One document per type, shared definitions: every message and enum gets its own
+  document, and a field of another message or enum type refers to it by its fully
+  qualified name, ``{"$ref": "<FullName>"}`` (also for recursion). Each document carries
+  ``"$id": "<FullName>"`` (a relative URI: the documents of one response share one base
+  URI, so a client may place them under any base), so the references are ordinary
+  2020-12 cross-document references, and ``message_schemas[ref]`` is the target. No
+  document has ``$defs``; a type's definition appears once per response, whatever
+  refers to it. For example ``acme.v1.Req`` with a ``Color color = 1`` field::
+
+      {"$schema": "https://json-schema.org/draft/2020-12/schema",
+       "$id": "acme.v1.Req", "title": "acme.v1.Req", "type": "object",
+       "properties": {"color": {"$ref": "acme.v1.Color", "x-proto-kind": "enum", ...}},
+       "additionalProperties": false, "x-proto-oneofs": {}}
+
+  A message document always has ``title`` (the fully qualified name), ``type:
+  "object"`` and ``properties`` at its top level.
 * 64-bit integers accept a decimal string *or* a JSON integer:
   ``{"type": ["string", "integer"], "pattern": ...}`` (``pattern`` only constrains
   strings; ``minimum``/``maximum`` only constrain numbers).
 * ``float``/``double`` accept a number or one of ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"``: ``{"type": ["number", "string"], "anyOf": [...]}``.
-* Enums live in ``$defs`` as ``{"type": ["string", "integer"], "anyOf": [...]}``: the
-  value names, or an integer (any int32 for open enums, the declared numbers for closed
-  ones). ``google.protobuf.NullValue`` is ``{"type": "null"}``.
-* Well-known types are inlined in their special JSON forms and never put in ``$defs``.
+* Enum documents are ``{"type": ["string", "integer"], "anyOf": [...]}``: the value
+  names, or an integer (any int32 for open enums, the declared numbers for closed
+  ones), with the values listed in ``x-proto-enum-values``.
+  ``google.protobuf.NullValue`` is inlined as ``{"type": "null"}``.
+* Well-known types are inlined in their special JSON forms and never get a document of
+  their own, except as a method's input or output (then with an empty ``properties``).
+* Map entries are inlined as objects (``additionalProperties`` is the value schema).
 * Messages are closed (``additionalProperties: false``) and keyed by ``json_name``.
 
 Keywords starting with ``x-proto-`` are UI annotations that validators ignore.
@@ -18,12 +37,13 @@ Keywords starting with ``x-proto-`` are UI annotations that validators ignore.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any
 
 from google.protobuf import descriptor, descriptor_pb2
 
-__all__ = ["JSON_SCHEMA_DIALECT", "WELL_KNOWN_TYPES", "message_schema"]
+__all__ = ["JSON_SCHEMA_DIALECT", "WELL_KNOWN_TYPES", "message_schema", "schema_documents"]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -178,32 +198,23 @@ def _at_most_one(names: list[str]) -> dict[str, Any]:
 
 
 class _Builder:
-    """Generates one schema document; each reachable type is visited once."""
+    """Generates one type's document; collects the types it refers to by ``$ref``."""
 
-    def __init__(self, root: Any, comments: Mapping[str, str]) -> None:
-        self.root = root
+    def __init__(self, comments: Mapping[str, str]) -> None:
         self.comments = comments
-        self.defs: dict[str, dict[str, Any]] = {}
-        self.pending: list[Any] = []
+        self.refs: list[Any] = []
 
-    def message_ref(self, desc: Any) -> dict[str, Any]:
-        name = desc.full_name
-        if name == self.root.full_name:
-            return {"$ref": "#"}
-        if name not in self.defs:
-            self.defs[name] = {}
-            self.pending.append(desc)
-        return {"$ref": f"#/$defs/{name}"}
+    def ref(self, desc: Any) -> dict[str, Any]:
+        self.refs.append(desc)
+        return {"$ref": desc.full_name}
 
     def enum_ref(self, desc: Any) -> dict[str, Any]:
-        name = desc.full_name
-        if name == _NULL_VALUE:
+        if desc.full_name == _NULL_VALUE:
             return {"type": "null"}
-        if name not in self.defs:
-            self.defs[name] = self.enum_schema(desc)
-        return {"$ref": f"#/$defs/{name}"}
+        return self.ref(desc)
 
     def enum_schema(self, desc: Any) -> dict[str, Any]:
+        """The body of an enum's document (without ``$schema``/``$id``/``title``)."""
         name = desc.full_name
         values: list[dict[str, Any]] = []
         for value in desc.values:
@@ -220,7 +231,7 @@ class _Builder:
             integer: dict[str, Any] = {"type": "integer", "enum": numbers}
         else:
             integer = _integer(_INT32)
-        schema: dict[str, Any] = {"title": name}
+        schema: dict[str, Any] = {}
         self._describe(schema, name, desc)
         schema["type"] = ["string", "integer"]
         schema["anyOf"] = [{"type": "string", "enum": [v["name"] for v in values]}, integer]
@@ -241,7 +252,7 @@ class _Builder:
             factory = WELL_KNOWN_TYPES.get(msg.full_name)
             if factory is not None:
                 return factory(), msg.full_name, msg.full_name
-            return self.message_ref(msg), msg.full_name, None
+            return self.ref(msg), msg.full_name, None
         if field.type == _FD.TYPE_ENUM:
             enum = field.enum_type
             wkt = enum.full_name if enum.full_name == _NULL_VALUE else None
@@ -321,38 +332,64 @@ class _Builder:
         schema["x-proto-oneofs"] = groups
         return schema
 
-    def drain(self) -> None:
-        while self.pending:
-            desc = self.pending.pop()
-            self.defs[desc.full_name].update({"title": desc.full_name, **self.message(desc)})
+    def wkt(self, desc: Any) -> dict[str, Any]:
+        """The body of a well-known type's own document (a method's input or output)."""
+        name = desc.full_name
+        body: dict[str, Any] = {}
+        self._describe(body, name, desc)
+        body.update(WELL_KNOWN_TYPES[name]())
+        body.setdefault("properties", {})
+        body["x-proto-wkt"] = name
+        return body
+
+    def document(self, desc: Any) -> dict[str, Any]:
+        """The document of a message or enum; the types it refers to land in ``refs``."""
+        name: str = desc.full_name
+        if isinstance(desc, descriptor.EnumDescriptor):
+            body = self.enum_schema(desc)
+        elif name in WELL_KNOWN_TYPES:
+            body = self.wkt(desc)
+        else:
+            body = self.message(desc)
+        return {"$schema": JSON_SCHEMA_DIALECT, "$id": name, "title": name, **body}
 
 
 def message_schema(desc: descriptor.Descriptor, comments: Mapping[str, str]) -> dict[str, Any]:
-    """Build a self-contained JSON Schema document for the proto3 JSON form of ``desc``.
+    """The JSON Schema document of ``desc`` alone (see the module docstring).
 
-    The top level always carries ``title`` (the fully qualified name) and
-    ``properties``; referenced messages and enums are placed in ``$defs`` under their
-    fully qualified names (``{"$ref": "#"}`` points back at ``desc`` itself).
-    ``comments`` maps fully qualified names to descriptions, as produced by
+    Other messages and enums are ``{"$ref": "<FullName>"}`` references to their own
+    documents, which :func:`schema_documents` produces. ``comments`` maps fully
+    qualified names to descriptions, as produced by
     :func:`connectrpc_catalog.comments.index_comments`.
 
-    A well-known type at the top level keeps its special JSON form (e.g. ``Timestamp``
-    is a string), with an empty ``properties`` and an ``x-proto-wkt`` annotation.
+    A well-known type keeps its special JSON form (e.g. ``Timestamp`` is a string), with
+    an empty ``properties`` and an ``x-proto-wkt`` annotation.
     """
-    name: str = desc.full_name
-    builder = _Builder(desc, comments)
-    factory = WELL_KNOWN_TYPES.get(name)
-    if factory is not None:
-        body = factory()
-        body.setdefault("properties", {})
-        body["x-proto-wkt"] = name
-        text = comments.get(name)
-        if text:
-            body = {"description": text, **body}
-    else:
-        body = builder.message(desc)
-    builder.drain()
-    schema: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT, "title": name, **body}
-    if builder.defs:
-        schema["$defs"] = builder.defs
-    return schema
+    return _Builder(comments).document(desc)
+
+
+def schema_documents(
+    roots: Iterable[descriptor.Descriptor],
+    comments: Mapping[str, str],
+    known: Container[str] = (),
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(full name, document)`` for ``roots`` and every type they reach, once each.
+
+    Breadth first, roots first. The work and the output are linear in the number of
+    types and fields reached: a type referred to from many places is generated once.
+    Names in ``known`` (types the caller already has, with all they reach) are neither
+    yielded nor followed. The generator is lazy: a caller may stop at any point (e.g. at
+    a size limit).
+    """
+    seen: set[str] = set()
+    queue: deque[Any] = deque(roots)
+    while queue:
+        desc = queue.popleft()
+        name: str = desc.full_name
+        if name in seen or name in known:
+            continue
+        seen.add(name)
+        builder = _Builder(comments)
+        doc = builder.document(desc)
+        queue.extend(d for d in builder.refs if d.full_name not in seen)
+        yield name, doc

@@ -5,30 +5,36 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 from .base import Base
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_connect, catalog_pb
-from .invocation import invoke_stream, invoke_unary
+from .invocation import CallLimits, invoke_stream, invoke_unary
 from .invoker import Invoker
 from .loader import Loader, LoadError
-from .middleware import current_session
+from .middleware import current_session, session_status
 from .registry import Registry
-from .schema import message_schema
+from .schema import schema_documents
 from .session import SessionManager, State
 from .sources import load_source
 from .startup import BaseLoadError, LoadedBase
 
-__all__ = ["CatalogService"]
+__all__ = ["MAX_SCHEMA_BYTES", "CatalogService"]
 
 Ctx = RequestContext[Any, Any]  # the handlers' context type, shortened
+
+MAX_SCHEMA_BYTES = 8 << 20
+"""The most JSON Schema (bytes of the documents) one GetServiceSchema answer carries."""
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # documents are trees
 
 
 class CatalogService(catalog_connect.CatalogService):
@@ -42,17 +48,30 @@ class CatalogService(catalog_connect.CatalogService):
         base: Base,
         reload_base: Callable[[], Awaitable[LoadedBase]],
         admin_token: str = "",
+        call_limits: CallLimits | None = None,
+        max_loads: int = 4,
+        max_schema_bytes: int = MAX_SCHEMA_BYTES,
     ) -> None:
         self.manager = manager
         self.loader = loader
         self.base = base
         self._reload_base = reload_base
         self._admin_token = admin_token
+        self.call_limits = call_limits or CallLimits()
+        self.max_loads = max_loads
+        self.max_schema_bytes = max_schema_bytes
 
     async def load_protos(
         self, request: catalog_pb.LoadProtosRequest, ctx: Ctx
     ) -> catalog_pb.LoadProtosResponse:
         """Load one source into the caller's session, all-or-nothing."""
+        state = current_session()
+        with state.hold("loads", self.max_loads):
+            response = await self._load(request)
+        state.used = state.used or response.success
+        return response
+
+    async def _load(self, request: catalog_pb.LoadProtosRequest) -> catalog_pb.LoadProtosResponse:
         registry = _registry()
         try:
             schema = await load_source(self.loader, request)
@@ -76,7 +95,7 @@ class CatalogService(catalog_connect.CatalogService):
         self, request: catalog_pb.ListServicesRequest, ctx: Ctx
     ) -> catalog_pb.ListServicesResponse:
         """The services the session sees, sorted by name."""
-        return catalog_pb.ListServicesResponse(services=_service_infos(_registry()))
+        return catalog_pb.ListServicesResponse(services=await _service_infos(_registry()))
 
     async def get_service_schema(
         self, request: catalog_pb.GetServiceSchemaRequest, ctx: Ctx
@@ -86,30 +105,41 @@ class CatalogService(catalog_connect.CatalogService):
         if not name:
             raise ConnectError(Code.INVALID_ARGUMENT, "service_name is required")
         registry = _registry()
+        view = await registry.current()
         svc = registry.find_service(name)
-        view = registry.view
-        schemas: dict[str, str] = view.cached(("json-schemas", name), lambda: _schemas(view, svc))
+        limit = self.max_schema_bytes
+        built: _Built = await view.derive(
+            ("json-schemas", svc.full_name, limit), lambda: _schemas(view, svc, limit)
+        )
+        if built.error:
+            raise ConnectError(Code.RESOURCE_EXHAUSTED, built.error)
         info = _info(view, svc, registry.base)
-        return catalog_pb.GetServiceSchemaResponse(service=info, message_schemas=dict(schemas))
+        return catalog_pb.GetServiceSchemaResponse(
+            service=info, message_schemas=dict(built.schemas)
+        )
 
     async def invoke_grpc(
         self, request: catalog_pb.InvokeGRPCRequest, ctx: Ctx
     ) -> catalog_pb.InvokeGRPCResponse:
         """Call a unary method upstream."""
         state = current_session()
-        return await invoke_unary(_registry(), _invoker(state), request)
+        state.used = True  # it holds a connection now
+        return await invoke_unary(_registry(), _invoker(state), request, self.call_limits)
 
     async def invoke_stream(
         self, request: catalog_pb.InvokeStreamRequest, ctx: Ctx
     ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
         """Call a method of any kind, streaming back what happens."""
         state = current_session()
-        events = invoke_stream(_registry(), _invoker(state), request)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # a client that went away cancels the upstream call
+        state.used = True  # it holds a connection now
+        limits = self.call_limits
+        with state.hold("streams", limits.max_streams):
+            events = invoke_stream(_registry(), _invoker(state), request, limits)
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()  # a client that went away cancels the upstream call
 
     async def get_session(
         self, request: catalog_pb.GetSessionRequest, ctx: Ctx
@@ -117,7 +147,7 @@ class CatalogService(catalog_connect.CatalogService):
         """Describe the caller's session."""
         state = current_session()
         registry = _registry()
-        view = registry.view
+        view = await registry.current()
         own = registry.own_services()
         own_set = set(own)
         return catalog_pb.GetSessionResponse(
@@ -130,6 +160,7 @@ class CatalogService(catalog_connect.CatalogService):
             base_services=[n for n in view.service_names if n not in own_set],
             session_services=list(own),
             ttl_seconds=int(self.manager.ttl),
+            session_status=session_status(),
         )
 
     async def close_session(
@@ -197,9 +228,10 @@ def _timestamp(t: float) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=int((t - seconds) * 1e9))
 
 
-def _service_infos(registry: Registry) -> list[catalog_pb.ServiceInfo]:
-    view, base = registry.view, registry.base
-    infos: tuple[catalog_pb.ServiceInfo, ...] = view.cached(
+async def _service_infos(registry: Registry) -> list[catalog_pb.ServiceInfo]:
+    """The listing of the session's view, built once per view and base, in a thread."""
+    view, base = await registry.current(), registry.base
+    infos: tuple[catalog_pb.ServiceInfo, ...] = await view.derive(
         ("service-infos", id(base), base.version),
         lambda: tuple(
             _info(view, svc, base)
@@ -236,17 +268,71 @@ def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.Me
     )
 
 
-def _schemas(view: Schema, svc: ServiceDescriptor) -> dict[str, str]:
-    """JSON Schemas of the methods' messages, then of every other top-level message of the
-    service's package (what an `Any` field of this API is likely to hold)."""
-    wanted = [d for m in svc.methods for d in (m.input_type, m.output_type)]
-    package = svc.file.package
+@dataclass(frozen=True)
+class _Built:
+    """The outcome of building a service's schemas, cached either way."""
+
+    schemas: dict[str, str]
+    error: str = ""
+
+
+def _schemas(view: Schema, svc: ServiceDescriptor, limit: int) -> _Built:
+    """JSON Schemas (one document per type, see `schema`) of the methods' messages and all
+    they reach, then of every other top-level message of the service's package and all
+    they reach (what an `Any` field of this API is likely to hold), while they fit.
+
+    Runs in a worker thread; stops as soon as `limit` bytes are exceeded.
+    """
+    comments = view.comments
+    out: dict[str, str] = {}
+    roots = [d for m in svc.methods for d in (m.input_type, m.output_type)]
+    size = _add_documents(out, roots, comments, limit, known=())
+    if size < 0:
+        return _Built({}, _too_large(svc, limit))
+    for desc in _package_messages(view, svc.file.package):
+        if desc.full_name in out:
+            continue
+        extra: dict[str, str] = {}
+        added = _add_documents(extra, [desc], comments, limit - size, known=out)
+        if added < 0:
+            break  # the extras are a convenience: keep those that fit
+        out.update(extra)
+        size += added
+    return _Built(out)
+
+
+def _add_documents(
+    out: dict[str, str],
+    roots: list[Descriptor],
+    comments: dict[str, str],
+    budget: int,
+    known: dict[str, str] | tuple[()],
+) -> int:
+    """Serialize the documents of `roots` and what they reach into `out`; the bytes added,
+    or -1 (with `out` partly filled) as soon as they exceed `budget`."""
+    size = 0
+    for name, doc in schema_documents(roots, comments, known):
+        text = _COMPACT.encode(doc)
+        size += len(name) + len(text)
+        if size > budget:
+            return -1
+        out[name] = text
+    return size
+
+
+def _package_messages(view: Schema, package: str) -> list[Descriptor]:
+    found: list[Descriptor] = []
     for name in view.file_names:
         fd = view.pool.FindFileByName(name)
         if fd.package == package:
-            wanted.extend(fd.message_types_by_name.values())
-    out: dict[str, str] = {}
-    for desc in wanted:
-        if desc.full_name not in out:
-            out[desc.full_name] = json.dumps(message_schema(desc, view.comments))
-    return out
+            found.extend(fd.message_types_by_name.values())
+    return found
+
+
+def _too_large(svc: ServiceDescriptor, limit: int) -> str:
+    amount = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+    return (
+        f"the JSON Schemas of the types that the methods of {svc.full_name} use come to "
+        f"more than {amount}, the most GetServiceSchema answers; split the service, or load "
+        "a descriptor set in which its requests and responses reach fewer message types"
+    )

@@ -1,5 +1,9 @@
 // The JSON Schema documents of GetServiceSchema.message_schemas (draft 2020-12,
 // proto3 JSON mapping) and the x-proto-* annotations the catalog adds to them.
+//
+// One document per message or enum, "$id" = its full name; a field of another type is
+// {"$ref": "<full name>"}, resolved through message_schemas. Older catalogs sent
+// self-contained documents with "#/$defs/<full name>" references; both are understood.
 
 export interface EnumValueInfo {
   name: string;
@@ -10,6 +14,7 @@ export interface EnumValueInfo {
 
 export interface JSONSchema {
   $schema?: string;
+  $id?: string;
   $ref?: string;
   $defs?: Record<string, JSONSchema>;
   title?: string;
@@ -71,7 +76,7 @@ export class SchemaSet {
   }
 
   message(name: string): Located | null {
-    const doc = this.docs[name];
+    const doc = Object.hasOwn(this.docs, name) ? this.docs[name] : undefined;
     if (doc) return { schema: doc, root: doc };
     for (const root of Object.values(this.docs)) {
       const def = root.$defs?.[name];
@@ -103,6 +108,11 @@ export class SchemaSet {
       if (local) return { schema: local, root };
       return this.message(name);
     }
+    if (!ref.includes("#") && Object.hasOwn(this.docs, ref)) {
+      // A reference to another document of the set, by its "$id" (the full name).
+      const doc = this.docs[ref];
+      return { schema: doc, root: doc };
+    }
     return null;
   }
 
@@ -110,7 +120,7 @@ export class SchemaSet {
   messageNames(): string[] {
     const names = new Set<string>();
     for (const [name, doc] of Object.entries(this.docs)) {
-      if (!doc["x-proto-wkt"]) names.add(name);
+      if (!doc["x-proto-wkt"] && !doc["x-proto-enum-values"]) names.add(name);
       for (const [def, schema] of Object.entries(doc.$defs ?? {})) {
         if (!schema["x-proto-enum-values"] && !schema["x-proto-wkt"]) names.add(def);
       }
