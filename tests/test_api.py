@@ -230,7 +230,7 @@ def test_malformed_requests_get_connect_errors(
     err = r.json()
     assert err["code"] == code
     assert err["message"] and "Traceback" not in err["message"]
-    assert len(r.headers["x-session-id"]) == 32  # errors carry the session too
+    assert "x-session-id" not in r.headers  # a rejected request mints no session
 
 
 def test_syntax_error_reports_file_line_and_column(
@@ -312,28 +312,33 @@ def test_conflicting_definition_is_a_clear_error(
     assert "a.proto is already loaded with different content" in body["error"]
 
 
-def test_cors_preflight_and_exposed_session_header(catalog_url: str, http: httpx.Client) -> None:
+def test_cors_preflight_and_exposed_session_header(http: httpx.Client) -> None:
+    """A UI on a configured origin (e.g. the Go catalog's React UI) can call the API."""
     origin = "http://elsewhere.example:3000"
-    r = http.options(
-        catalog_url + API + "ListServices",
-        headers={
-            "origin": origin,
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type,connect-protocol-version,x-session-id",
-        },
-    )
-    assert r.status_code == 204
-    assert r.headers["access-control-allow-origin"] == origin
-    allowed = r.headers["access-control-allow-headers"].lower()
-    for h in ("content-type", "connect-protocol-version", "x-session-id"):
-        assert h in allowed
-    r = http.post(
-        catalog_url + API + "ListServices",
-        json={},
-        headers={"origin": origin, "content-type": "application/json"},
-    )
-    assert r.headers["access-control-allow-origin"] == origin
-    assert "x-session-id" in r.headers["access-control-expose-headers"].lower()
+    with run_catalog(AppConfig(cors_origins=[origin])) as cat:
+        r = http.options(
+            cat.url + API + "ListServices",
+            headers={
+                "origin": origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type,connect-protocol-version,"
+                "x-session-id",
+            },
+        )
+        assert r.status_code == 204
+        assert r.headers["access-control-allow-origin"] == origin
+        allowed = r.headers["access-control-allow-headers"].lower()
+        for h in ("content-type", "connect-protocol-version", "x-session-id"):
+            assert h in allowed
+        r = http.post(
+            cat.url + API + "ListServices",
+            json={},
+            headers={"origin": origin, "content-type": "application/json"},
+        )
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == origin
+        assert "x-session-id" in r.headers["access-control-expose-headers"].lower()
+        assert len(r.headers["x-session-id"]) == 32
 
 
 def test_cors_refuses_origins_not_allowed(http: httpx.Client) -> None:
