@@ -77,7 +77,7 @@ class CatalogService(catalog_connect.CatalogService):
             schema = await load_source(self.loader, request)
             view = await registry.add(schema)
         except (LoadError, SchemaError) as exc:
-            view = registry.view
+            view = await registry.current()
             return catalog_pb.LoadProtosResponse(
                 success=False,
                 error=str(exc),
