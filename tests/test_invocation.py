@@ -16,7 +16,7 @@ from google.protobuf import json_format
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
-from connectrpc_catalog.invoker import Invoker
+from connectrpc_catalog.transports import Invoker
 from tests.upstream.connect_server import ConnectServer
 from tests.upstream.direct import Outcome, connect_call, from_events, from_unary, grpc_call
 from tests.upstream.grpc_server import GrpcServer

@@ -14,17 +14,18 @@ from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
-from connectrpc_catalog.transports.base import RawDetail
-from connectrpc_catalog.transports.envelope import EnvelopeError, EnvelopeReader, envelope
-from connectrpc_catalog.transports.errdetails import details_json
-from connectrpc_catalog.transports.invoker import (
+from connectrpc_catalog.transports import (
     CallStatus,
     CallTarget,
+    HttpVersion,
     Invoker,
     MethodRef,
-    Protocol,
+    RawDetail,
     TLSConfig,
 )
+from connectrpc_catalog.transports import WireProtocol as Protocol
+from connectrpc_catalog.transports.envelope import EnvelopeError, EnvelopeReader, envelope
+from connectrpc_catalog.transports.errdetails import details_json
 from tests.upstream.behaviour import Recorder
 from tests.upstream.connect_server import ConnectServer, start_connect_server
 from tests.upstream.grpc_server import GrpcServer, start_grpc_server
@@ -165,10 +166,10 @@ async def test_one_connection_for_many_calls() -> None:
             *(invoker.unary(grpc_target, ECHO, b"", timeout_s=5) for _ in range(40)))
         assert all(r.status.ok for r in results)
         assert rec.calls["Echo"] == 130
-        # One connection to each server: grpcio saw one peer, hypercorn one peer (Connect
-        # and gRPC-Web share the HTTP client of that authority).
-        assert len(rec.peers) == 2, rec.peers
-        assert invoker.opened == 2 and len(invoker) == 2
+        # One connection per transport: grpcio saw one peer, hypercorn one for Connect and
+        # one for gRPC-Web (the h2c probes carry no call, so the servers never see them).
+        assert len(rec.peers) == 3, rec.peers
+        assert invoker.opened == 3 and len(invoker) == 3
     finally:
         await invoker.close()
         grpc_up.stop()
@@ -289,7 +290,7 @@ def test_call_target_parse() -> None:
     assert (t.host, t.port, t.path_prefix, t.tls) == ("localhost", 8080, "", None)
     t = CallTarget.parse("https://api.example.com/prefix/", protocol=Protocol.CONNECT)
     assert (t.host, t.port, t.path_prefix) == ("api.example.com", 443, "/prefix")
-    assert t.tls == TLSConfig() and t.base_url == "https://api.example.com:443/prefix"
+    assert t.tls == TLSConfig() and t.origin == "https://api.example.com:443"
     t = CallTarget.parse("http://[::1]:9000", protocol=Protocol.CONNECT)
     assert t.authority == "[::1]:9000" and t.tls is None
     t = CallTarget.parse("[::1]:9000", protocol=Protocol.GRPC, use_tls=True)
@@ -333,34 +334,50 @@ def test_envelope_reader_splits_and_limits() -> None:
         reader.feed(b"\x00\xff\xff\xff\xff")
 
 
-async def test_connect_bidi_needs_h2c_on_plaintext() -> None:
-    """An HTTP/1.1-only plaintext server cannot take a Connect bidi stream: a clear hint."""
+async def test_http1_only_server_gets_http1_and_forced_h2c_gets_a_hint() -> None:
+    """A plaintext HTTP/1.1-only server: the probe picks HTTP/1.1 for every Connect call
+    (bidi included); forcing h2c fails with a hint naming what the server speaks."""
     import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    versions: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
+            versions.append(self.request_version)
+            self.rfile.read(int(self.headers.get("content-length", "0")))
             self.send_response(404)
+            self.send_header("content-length", "0")
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     invoker = Invoker()
     try:
-        target = CallTarget.parse(f"127.0.0.1:{server.server_port}", protocol=Protocol.CONNECT)
+        endpoint = f"127.0.0.1:{server.server_port}"
+        target = CallTarget.parse(endpoint, protocol=Protocol.CONNECT)
         bidi = MethodRef(path=f"/{SERVICE}/BidiStream", client_streaming=True,
                          server_streaming=True)
         events = [e async for e in invoker.stream(target, bidi, [b""], timeout_s=5)]
-        [status] = events
-        assert isinstance(status, CallStatus)
-        assert status.name == "UNAVAILABLE" and "h2c" in status.error
-        # Unary Connect calls use HTTP/1.1 there: the 404 maps to UNIMPLEMENTED.
+        status = events[-1]
+        assert isinstance(status, CallStatus) and status.name == "UNIMPLEMENTED"  # HTTP 404
         result = await invoker.unary(target, ECHO, b"", timeout_s=5)
         assert result.status.name == "UNIMPLEMENTED"
+        assert versions == ["HTTP/1.1", "HTTP/1.1"]
+        forced = CallTarget.parse(endpoint, protocol=Protocol.CONNECT, http=HttpVersion.HTTP2)
+        result = await invoker.unary(forced, ECHO, b"", timeout_s=5)
+        assert result.status.name == "UNAVAILABLE"
+        assert "speaks only HTTP/1.1" in result.status.error, result.status.error
+        grpc_target = CallTarget.parse(endpoint, protocol=Protocol.GRPC)
+        result = await invoker.unary(grpc_target, ECHO, b"", timeout_s=5)
+        assert result.status.name == "UNAVAILABLE"
+        assert "Connect or the gRPC-Web transport" in result.status.error, result.status.error
     finally:
         await invoker.close()
         server.shutdown()

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from typing import Protocol as TypingProtocol
 
 from connectrpc.code import Code
@@ -31,19 +31,22 @@ from protobuf import Oneof
 
 from .gen.catalog.v1 import catalog_pb
 from .jsondepth import DEFAULT_MAX_DEPTH, JSONDepthError, check_depth
-from .transports.base import decode_bin
-from .transports.errdetails import details_json
-from .transports.invoker import (
+from .transports import (
     CallStatus,
     CallTarget,
     Invoker,
     MethodRef,
     Pair,
-    Protocol,
+    RequestError,
     ResponseHeaders,
     ResponseMessage,
     TLSConfig,
+    WireProtocol,
+    refusal,
 )
+from .transports.errdetails import details_json
+from .transports.headers import decode_bin
+from .transports.status import Code as UpstreamCode
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -76,7 +79,7 @@ class CallLimits:
     """Most InvokeStream calls one session may have open at once."""
 
 
-_INTERNAL = 13
+_INTERNAL = UpstreamCode.INTERNAL
 _HEADER_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _RESERVED_HEADERS = frozenset(
     (
@@ -95,9 +98,9 @@ _RESERVED_HEADERS = frozenset(
     )
 )
 _PROTOCOLS = {
-    catalog_pb.Transport.CONNECT: Protocol.CONNECT,
-    catalog_pb.Transport.GRPC: Protocol.GRPC,
-    catalog_pb.Transport.GRPC_WEB: Protocol.GRPC_WEB,
+    catalog_pb.Transport.CONNECT: WireProtocol.CONNECT,
+    catalog_pb.Transport.GRPC: WireProtocol.GRPC,
+    catalog_pb.Transport.GRPC_WEB: WireProtocol.GRPC_WEB,
 }
 
 
@@ -129,6 +132,12 @@ class _Call:
 
 def _invalid(message: str) -> ConnectError:
     return ConnectError(Code.INVALID_ARGUMENT, message)
+
+
+def _connect_error(exc: RequestError) -> ConnectError:
+    """The invoker's typed error as a Connect error (until the API's error table,
+    `errors._DOMAIN_CODES`, maps them itself)."""
+    return ConnectError(Code(exc.code.connect_name), exc.message)
 
 
 def _kind(method: MethodDescriptor) -> str:
@@ -165,7 +174,7 @@ def _prepare(
     codec = req.connect_codec.strip().lower() or "proto"
     if codec not in ("proto", "json"):
         raise _invalid(f"connect_codec must be 'proto' or 'json', not {req.connect_codec!r}")
-    if protocol is not Protocol.CONNECT:
+    if protocol is not WireProtocol.CONNECT:
         codec = "proto"  # the codec choice applies to the Connect transport only
     tls = None
     if (
@@ -373,9 +382,12 @@ async def _call_unary(
     payload: bytes,
 ) -> _UnaryOutcome:
     start = time.perf_counter()
-    result = await invoker.unary(
-        call.target, call.method, payload, metadata=call.metadata, timeout_s=call.timeout
-    )
+    try:
+        result = await invoker.unary(
+            call.target, call.method, payload, metadata=call.metadata, timeout_s=call.timeout
+        )
+    except RequestError as exc:
+        raise _connect_error(exc) from None
     status = result.status
     response_json = None
     if result.payload is not None:
@@ -435,6 +447,15 @@ async def invoke_unary(
 # -- InvokeStream ---------------------------------------------------------------
 
 
+async def _converted(events: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """The invoker's events, with its typed errors raised as Connect errors."""
+    try:
+        async for event in events:
+            yield event
+    except RequestError as exc:
+        raise _connect_error(exc) from None
+
+
 def _event_headers(pairs: Sequence[Pair], start: float) -> catalog_pb.InvokeStreamEvent:
     return catalog_pb.InvokeStreamEvent(
         event=Oneof[Literal["headers"], catalog_pb.StreamHeaders](
@@ -475,12 +496,9 @@ def _event_status(
 
 
 def _check_transport(call: _Call, method: MethodDescriptor) -> None:
-    if method.client_streaming and call.target.protocol is Protocol.GRPC_WEB:
-        raise ConnectError(
-            Code.FAILED_PRECONDITION,
-            f"{method.full_name} is a {_kind(method)} method and gRPC-Web cannot carry "
-            "client or bidi streams: use the gRPC transport, or Connect (over HTTP/2)",
-        )
+    reason = refusal(call.target.protocol, call.method)
+    if reason:
+        raise ConnectError(Code.FAILED_PRECONDITION, f"{method.full_name}: {reason}")
 
 
 async def invoke_stream(
@@ -537,7 +555,7 @@ async def _relay(
     )
     count = 0
     try:
-        async for event in events:
+        async for event in _converted(events):
             if isinstance(event, ResponseHeaders):
                 yield _event_headers(event.headers, start)
             elif isinstance(event, ResponseMessage):

@@ -1,5 +1,5 @@
 """Where `Invoker` used to live: it is `connectrpc_catalog.transports.Invoker` now."""
 
-from .transports.invoker import Invoker
+from .transports import Invoker
 
 __all__ = ["Invoker"]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from connectrpc_catalog.invoker import Invoker
+from connectrpc_catalog.transports import Invoker
 
 from . import tls
 from .behaviour import Recorder

@@ -1,111 +1,63 @@
-"""Value types shared by the invoker and its transports (re-exported by `invoker`)."""
+"""The transport contract: what a call is, what it yields, and the one `Transport` Protocol.
+
+Every transport (gRPC, Connect, gRPC-Web, …) takes the same `Call` — target, method
+path, metadata and deadline — and yields the same events; the invoker never looks at
+which one it holds. The path prefix of a target is applied in one place, `Call.path`.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 import enum
 import hashlib
+from collections.abc import AsyncGenerator, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, Self
 from urllib.parse import urlsplit
 
+from .status import CallStatus, Pair, RawDetail
+
 __all__ = [
-    "CODE_NAMES",
+    "Call",
     "CallEvent",
     "CallStatus",
     "CallTarget",
+    "HttpVersion",
+    "Metadata",
     "MethodRef",
     "Pair",
-    "Protocol",
     "RawDetail",
     "ResponseHeaders",
     "ResponseMessage",
     "TLSConfig",
+    "Transport",
     "UnaryResult",
-    "code_from_http_status",
-    "code_name",
-    "decode_bin",
-    "failure",
-    "header_pairs",
-    "normalize_bin",
+    "WireProtocol",
 ]
 
-Pair = tuple[str, str]
-"""One header or trailer: lower-case key and value (`-bin` values as padded base64)."""
-
-CODE_NAMES: tuple[str, ...] = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
-"""gRPC status names indexed by code number."""
-
-OK, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED = 0, 1, 2, 4
-RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE = 8, 13, 14
+Metadata = Sequence[tuple[str, str | bytes]]
+"""Request headers: lower-case keys; `-bin` keys carry raw bytes."""
 
 
-def code_name(code: int) -> str:
-    """The gRPC name of a status code number ("CODE_42" for codes outside the table)."""
-    return CODE_NAMES[code] if 0 <= code < len(CODE_NAMES) else f"CODE_{code}"
-
-
-_HTTP_TO_CODE = {
-    400: INTERNAL,
-    401: 16,
-    403: 7,
-    404: 12,
-    429: UNAVAILABLE,
-    502: UNAVAILABLE,
-    503: UNAVAILABLE,
-    504: UNAVAILABLE,
-}
-
-
-def code_from_http_status(status: int) -> int:
-    """The gRPC code for an HTTP status without a protocol-level error (gRPC/Connect mapping)."""
-    return _HTTP_TO_CODE.get(status, UNKNOWN)
-
-
-def decode_bin(value: str) -> bytes | None:
-    """A base64 value (padded or not, standard or URL alphabet) as bytes; None if invalid."""
-    text = value.strip().replace("-", "+").replace("_", "/")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def normalize_bin(value: str) -> str:
-    """Re-encode a base64 `-bin` header value as padded standard base64 (as is if invalid)."""
-    raw = decode_bin(value)
-    return value if raw is None else base64.b64encode(raw).decode()
-
-
-def header_pairs(items: list[tuple[str, str]]) -> tuple[Pair, ...]:
-    """Wire header pairs with `-bin` values normalized (see `normalize_bin`)."""
-    return tuple((k, normalize_bin(v) if k.endswith("-bin") else v) for k, v in items)
-
-
-class Protocol(enum.StrEnum):
+class WireProtocol(enum.StrEnum):
     """The wire protocol of a call."""
 
     CONNECT = "connect"
     GRPC = "grpc"
     GRPC_WEB = "grpc-web"
+
+
+class HttpVersion(enum.StrEnum):
+    """The HTTP version Connect and gRPC-Web use (gRPC is always HTTP/2).
+
+    AUTO: with TLS, ALPN picks (h2 or http/1.1); on plaintext the transport asks the
+    server once (HTTP/2 prior knowledge, h2c, or HTTP/1.1) and remembers the answer.
+    HTTP1 and HTTP2 force one version (HTTP2 on plaintext is h2c prior knowledge).
+    """
+
+    AUTO = "auto"
+    HTTP1 = "http/1.1"
+    HTTP2 = "h2"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,17 +78,23 @@ class TLSConfig:
             digest.update(b"\0")
         object.__setattr__(self, "fingerprint", digest.hexdigest())
 
+    @property
+    def key(self) -> str:
+        """What identifies these settings for pooling (the PEMs only by their hash)."""
+        return f"{self.server_name}|{self.insecure_skip_verify}|{self.fingerprint}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTarget:
-    """Where and how a call goes: host, port, path prefix, protocol, TLS and Connect codec."""
+    """Where and how a call goes: host, port, path prefix, protocol, TLS, codec, HTTP."""
 
     host: str
     port: int
     path_prefix: str = ""
-    protocol: Protocol = Protocol.CONNECT
+    protocol: WireProtocol = WireProtocol.CONNECT
     tls: TLSConfig | None = None
     codec: str = "proto"
+    http: HttpVersion = HttpVersion.AUTO
 
     @property
     def authority(self) -> str:
@@ -145,20 +103,28 @@ class CallTarget:
         return f"{host}:{self.port}"
 
     @property
-    def base_url(self) -> str:
-        """Scheme, authority and path prefix, without a trailing slash."""
+    def origin(self) -> str:
+        """Scheme and authority (the path prefix belongs to `Call.path`)."""
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{self.authority}{self.path_prefix}"
+        return f"{scheme}://{self.authority}"
+
+    @property
+    def pool_key(self) -> Hashable:
+        """What two targets must share to share a transport: protocol, authority, TLS
+        settings and HTTP version (not the path prefix or the codec, set per call)."""
+        tls = "" if self.tls is None else self.tls.key
+        return (self.protocol, self.authority, tls, self.http)
 
     @classmethod
     def parse(
         cls,
         endpoint: str,
         *,
-        protocol: Protocol,
+        protocol: WireProtocol,
         use_tls: bool = False,
         tls: TLSConfig | None = None,
         codec: str = "proto",
+        http: HttpVersion = HttpVersion.AUTO,
     ) -> CallTarget:
         """Parse `host:port` or an `http(s)://host[:port][/prefix]` URL; raises ValueError.
 
@@ -168,20 +134,8 @@ class CallTarget:
         if not text:
             raise ValueError("endpoint is empty")
         if "://" in text:
-            parts = urlsplit(text)
-            if parts.scheme not in ("http", "https"):
-                raise ValueError(f"endpoint scheme {parts.scheme!r} is not http or https")
-            if parts.query or parts.fragment:
-                raise ValueError("endpoint URL must not have a query or a fragment")
-            secure = parts.scheme == "https" or use_tls
-            prefix = parts.path.rstrip("/")
-            try:
-                port = parts.port
-            except ValueError as exc:
-                raise ValueError(f"endpoint {endpoint!r} has an invalid port") from exc
-            host = parts.hostname or ""
-            if port is None:
-                port = 443 if parts.scheme == "https" else 80
+            host, port, prefix, secure = _parse_url(text, endpoint)
+            secure = secure or use_tls
         else:
             secure = use_tls
             prefix = ""
@@ -199,7 +153,23 @@ class CallTarget:
             protocol=protocol,
             tls=(tls or TLSConfig()) if secure else None,
             codec=codec,
+            http=http,
         )
+
+
+def _parse_url(text: str, endpoint: str) -> tuple[str, int, str, bool]:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"endpoint scheme {parts.scheme!r} is not http or https")
+    if parts.query or parts.fragment:
+        raise ValueError("endpoint URL must not have a query or a fragment")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"endpoint {endpoint!r} has an invalid port") from exc
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return parts.hostname or "", port, parts.path.rstrip("/"), parts.scheme == "https"
 
 
 def _split_host_port(text: str) -> tuple[str, int]:
@@ -232,34 +202,40 @@ class MethodRef:
         """Neither side streams."""
         return not (self.client_streaming or self.server_streaming)
 
+    @property
+    def kind(self) -> str:
+        """The kind: unary, server-streaming, client-streaming or bidi-streaming."""
+        if self.client_streaming:
+            return "bidi-streaming" if self.server_streaming else "client-streaming"
+        return "server-streaming" if self.server_streaming else "unary"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RawDetail:
-    """One error detail as sent: an Any's type URL and serialized value."""
+class Call:
+    """One call as every transport takes it: target, method, metadata and deadline."""
 
-    type_url: str
-    value: bytes
+    target: CallTarget
+    method: MethodRef
+    metadata: Metadata = ()
+    deadline: float
+    """When the call must end, on the event loop's clock (`loop.time()`)."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallStatus:
-    """How a call ended: gRPC code, message, details, trailers and a readable error."""
-
-    code: int
-    message: str = ""
-    details: tuple[RawDetail, ...] = ()
-    trailers: tuple[Pair, ...] = ()
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True when the code is OK."""
-        return self.code == OK
+    @classmethod
+    def start(
+        cls, target: CallTarget, method: MethodRef, metadata: Metadata, timeout_s: float
+    ) -> Call:
+        """A call whose deadline is `timeout_s` from now (needs a running loop)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        return cls(target=target, method=method, metadata=metadata, deadline=deadline)
 
     @property
-    def name(self) -> str:
-        """The code's gRPC name."""
-        return code_name(self.code)
+    def path(self) -> str:
+        """The request path: the target's prefix, then `/package.Service/Method`."""
+        return self.target.path_prefix + self.method.path
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,29 +265,33 @@ class UnaryResult:
     status: CallStatus
 
 
-def failure(code: int, error: str, message: str = "") -> CallStatus:
-    """A status for a failure the catalog observed itself (no upstream status)."""
-    return CallStatus(code=code, message=message or error, error=error)
+class Transport(Protocol):
+    """One upstream connection (or pool of them) for one `CallTarget.pool_key`.
 
-
-def stream_head(
-    headers: tuple[Pair, ...], *, content_type: str, encoding_header: str, server: str
-) -> tuple[str, list[CallEvent], bool]:
-    """Check a streaming response's content type: (encoding, events, done).
-
-    When the content type is not `content_type…`, the events end the call with UNKNOWN and
-    a message asking whether the endpoint really is a `server`.
+    Upstream failures — unreachable, TLS, deadline, a non-OK status — are returned as a
+    `CallStatus`, never raised. `open` may raise `CallRefused` (unusable TLS material).
     """
-    found = encoding = ""
-    for key, value in headers:
-        if key == "content-type":
-            found = value
-        elif key == encoding_header:
-            encoding = value.strip().lower()
-    events: list[CallEvent] = [ResponseHeaders(headers=headers)]
-    if not found.lower().startswith(content_type):
-        events.append(
-            failure(UNKNOWN, f"upstream answered with content-type {found!r}: is it a {server}?")
-        )
-        return encoding, events, True
-    return encoding, events, False
+
+    label: ClassVar[str]
+    """The transport's name in messages ("gRPC-Web")."""
+    client_streams: ClassVar[bool]
+    """Whether it can carry client and bidi streams."""
+
+    @classmethod
+    async def open(cls, target: CallTarget) -> Self:
+        """A transport for the target (no connection is made yet)."""
+        ...
+
+    async def unary(self, call: Call, payload: bytes) -> UnaryResult:
+        """One unary call."""
+        ...
+
+    def stream(self, call: Call, payloads: Sequence[bytes]) -> AsyncGenerator[CallEvent, None]:
+        """A streaming call (client, server or bidi): sends `payloads`, half-closes and
+        yields headers (at most once), messages, then exactly one `CallStatus`. Closing
+        the iterator early cancels the call."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection (cancelling calls still running)."""
+        ...

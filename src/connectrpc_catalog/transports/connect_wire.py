@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import (
-    INTERNAL,
-    OK,
-    UNKNOWN,
-    CallEvent,
-    CallStatus,
-    Pair,
-    RawDetail,
-    ResponseHeaders,
-    ResponseMessage,
-    UnaryResult,
-    code_from_http_status,
-    code_name,
-    decode_bin,
-    failure,
-    header_pairs,
-    stream_head,
-)
+from .base import CallEvent, Pair, ResponseHeaders, ResponseMessage, UnaryResult
 from .envelope import FLAG_COMPRESSED, EnvelopeError, decompress
+from .headers import decode_bin, header_pairs, stream_head
+from .status import (
+    CallStatus,
+    Code,
+    RawDetail,
+    code_from_connect,
+    code_from_http,
+    failure,
+    upstream_status,
+)
 
 __all__ = [
     "StreamParser",
@@ -33,24 +26,8 @@ __all__ = [
 ]
 
 _FLAG_END_STREAM = 0x02
-_CODES = {
-    "canceled": 1,
-    "unknown": 2,
-    "invalid_argument": 3,
-    "deadline_exceeded": 4,
-    "not_found": 5,
-    "already_exists": 6,
-    "permission_denied": 7,
-    "resource_exhausted": 8,
-    "failed_precondition": 9,
-    "aborted": 10,
-    "out_of_range": 11,
-    "unimplemented": 12,
-    "internal": 13,
-    "unavailable": 14,
-    "data_loss": 15,
-    "unauthenticated": 16,
-}
+_KNOWN_FLAGS = FLAG_COMPRESSED | _FLAG_END_STREAM
+_HTTP_VERSION_NOT_SUPPORTED = 505
 
 
 def _timeout_ms(timeout: float) -> str:
@@ -78,18 +55,13 @@ def stream_request_headers(codec: str, timeout: float) -> list[tuple[str, str]]:
 
 
 def _error_status(
-    error: Any, trailers: tuple[Pair, ...], fallback_code: int, fallback_message: str
+    error: Any, trailers: tuple[Pair, ...], fallback_code: Code, fallback_message: str
 ) -> CallStatus:
     """A status from a Connect error object ({code, message, details})."""
     if not isinstance(error, dict):
-        return CallStatus(
-            code=fallback_code,
-            message=fallback_message,
-            trailers=trailers,
-            error=f"upstream returned {code_name(fallback_code)}: {fallback_message}",
-        )
+        return upstream_status(fallback_code, fallback_message, trailers=trailers)
     code_text = error.get("code")
-    code = _CODES.get(code_text, UNKNOWN) if isinstance(code_text, str) else fallback_code
+    code = code_from_connect(code_text) if isinstance(code_text, str) else fallback_code
     message = error.get("message")
     message = message if isinstance(message, str) else ""
     details: list[RawDetail] = []
@@ -105,23 +77,27 @@ def _error_status(
             continue
         url = type_name if "/" in type_name else f"type.googleapis.com/{type_name}"
         details.append(RawDetail(type_url=url, value=data))
-    name = code_name(code)
-    return CallStatus(
-        code=code,
-        message=message,
-        details=tuple(details),
-        trailers=trailers,
-        error=f"upstream returned {name}: {message}" if message else f"upstream returned {name}",
-    )
+    return upstream_status(code, message, details=tuple(details), trailers=trailers)
 
 
 def _http_error(status: int, body: bytes, trailers: tuple[Pair, ...]) -> CallStatus:
-    fallback = f"HTTP {status}"
     try:
         error = json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         error = None
-    return _error_status(error, trailers, code_from_http_status(status), fallback)
+    if status == _HTTP_VERSION_NOT_SUPPORTED and not isinstance(error, dict):
+        code = code_from_http(status)
+        return upstream_status(
+            code,
+            f"HTTP {status}",
+            trailers=trailers,
+            error=(
+                f"upstream answered HTTP {status} (HTTP Version Not Supported): it takes this "
+                "kind of call (a bidi stream) only over HTTP/2; use TLS, a server that "
+                "accepts h2c, or the gRPC transport"
+            ),
+        )
+    return _error_status(error, trailers, code_from_http(status), f"HTTP {status}")
 
 
 def unary_result(status: int, items: list[tuple[str, str]], body: bytes, codec: str) -> UnaryResult:
@@ -141,12 +117,12 @@ def unary_result(status: int, items: list[tuple[str, str]], body: bytes, codec: 
         return UnaryResult(headers=head, payload=None, status=_http_error(status, body, tail))
     if content_type.split(";")[0].strip().lower() != f"application/{codec}":
         bad = failure(
-            UNKNOWN,
+            Code.UNKNOWN,
             f"upstream answered with content-type {content_type!r}, "
             f"not application/{codec}: is it a Connect server?",
         )
         return UnaryResult(headers=head, payload=None, status=bad)
-    return UnaryResult(headers=head, payload=body, status=CallStatus(code=OK, trailers=tail))
+    return UnaryResult(headers=head, payload=body, status=CallStatus(code=Code.OK, trailers=tail))
 
 
 class StreamParser:
@@ -180,7 +156,9 @@ class StreamParser:
         return _http_error(self._status, data, ())
 
     def frame(self, flags: int, data: bytes) -> list[CallEvent]:
-        """Events for one frame."""
+        """Events for one frame; EnvelopeError for flags or data that make no sense."""
+        if flags & ~_KNOWN_FLAGS:
+            raise EnvelopeError(f"unknown frame flags 0x{flags:02x}")
         if flags & FLAG_COMPRESSED:
             data = decompress(self._encoding, data)
         if flags & _FLAG_END_STREAM:
@@ -192,7 +170,7 @@ class StreamParser:
         """The status when the body ended without an end-of-stream message."""
         self.done = True
         what = "in the middle of a message" if truncated else "without an end-of-stream message"
-        return failure(INTERNAL, f"the upstream stream ended {what}")
+        return failure(Code.INTERNAL, f"the upstream stream ended {what}")
 
 
 def _end_stream(data: bytes) -> CallStatus:
@@ -211,5 +189,5 @@ def _end_stream(data: bytes) -> CallStatus:
     tail = header_pairs(trailers)
     error = end.get("error")
     if error is None:
-        return CallStatus(code=OK, trailers=tail)
-    return _error_status(error, tail, UNKNOWN, "")
+        return CallStatus(code=Code.OK, trailers=tail)
+    return _error_status(error, tail, Code.UNKNOWN, "")

@@ -21,9 +21,10 @@ def envelope(flags: int, data: bytes) -> bytes:
 
 
 def decompress(encoding: str, data: bytes) -> bytes:
-    """Decode a compressed frame (gzip; identity passes through); EnvelopeError otherwise."""
+    """Decode a frame flagged compressed (gzip); EnvelopeError for any other encoding,
+    and for none: a compressed frame in a response that names no encoding is invalid."""
     if encoding in ("", "identity"):
-        return data
+        raise EnvelopeError("a message is flagged compressed but the response names no encoding")
     if encoding == "gzip":
         try:
             return gzip.decompress(data)

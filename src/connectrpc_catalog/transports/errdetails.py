@@ -20,7 +20,7 @@ from google.rpc import (  # type: ignore[import-untyped]
     status_pb2,
 )
 
-from .base import RawDetail
+from .status import RawDetail
 
 __all__ = ["details_json", "parse_status_details"]
 

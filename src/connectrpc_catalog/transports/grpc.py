@@ -6,33 +6,21 @@ import asyncio
 import base64
 import ssl
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import grpc.aio
 
-from .base import (
-    CANCELLED,
-    CallEvent,
-    CallStatus,
-    CallTarget,
-    MethodRef,
-    Pair,
-    ResponseHeaders,
-    ResponseMessage,
-    UnaryResult,
-    code_name,
-    failure,
-)
+from .base import Call, CallEvent, CallTarget, Pair, ResponseHeaders, ResponseMessage, UnaryResult
+from .diagnose import dns_hint, explain
 from .errdetails import parse_status_details
+from .status import CallStatus, Code, failure, upstream_status
 from .tls import fetch_server_certificate, validate_pems
 
 __all__ = ["GrpcTransport"]
 
 _MAX_MESSAGE = 64 * 1024 * 1024
 _STATUS_DETAILS = "grpc-status-details-bin"
-
-Metadata = Sequence[tuple[str, str | bytes]]
 
 
 def _pairs(md: Any) -> tuple[Pair, ...]:
@@ -50,19 +38,13 @@ def _pairs(md: Any) -> tuple[Pair, ...]:
 def _status_of(
     code: grpc.StatusCode, details: str | None, trailers: Any, error: str = ""
 ) -> CallStatus:
-    number: int = code.value[0]
     raw = None
     for key, value in trailers or ():
         if key == _STATUS_DETAILS and isinstance(value, bytes):
             raw = value
-    message = details or ""
-    if number and not error:
-        error = f"upstream returned {code_name(number)}: {message}" if message else (
-            f"upstream returned {code_name(number)}"
-        )
-    return CallStatus(
-        code=number,
-        message=message,
+    return upstream_status(
+        Code(code.value[0]),
+        details or "",
         details=parse_status_details(raw) if raw else (),
         trailers=_pairs(trailers),
         error=error,
@@ -75,41 +57,25 @@ def _task_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _closed_status(authority: str) -> CallStatus:
-    return failure(CANCELLED, f"the call to {authority} was cancelled: its connection closed")
-
-
-def _error_status(exc: grpc.aio.AioRpcError, authority: str) -> CallStatus:
-    code = exc.code()
-    details = exc.details() or ""
-    error = ""
-    if code == grpc.StatusCode.UNAVAILABLE and not exc.trailing_metadata():
-        error = f"upstream {authority} is unavailable: {details}"
-    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        error = f"deadline exceeded calling {authority}"
-    return _status_of(code, details, exc.trailing_metadata(), error)
-
-
 class GrpcTransport:
-    """One grpc.aio channel to one authority, with cached multicallables per method path."""
+    """One grpc.aio channel to one target, with cached multicallables per method path."""
 
-    __slots__ = ("_authority", "_channel", "_stream_stream", "_stream_unary", "_unary_stream",
-                 "_unary_unary")
+    label: ClassVar[str] = "gRPC"
+    client_streams: ClassVar[bool] = True
 
-    def __init__(self, channel: grpc.aio.Channel, authority: str) -> None:
+    __slots__ = ("_calls", "_channel", "_target")
+
+    def __init__(self, channel: grpc.aio.Channel, target: CallTarget) -> None:
         self._channel = channel
-        self._authority = authority
-        self._unary_unary: dict[str, Any] = {}
-        self._unary_stream: dict[str, Any] = {}
-        self._stream_unary: dict[str, Any] = {}
-        self._stream_stream: dict[str, Any] = {}
+        self._target = target
+        self._calls: dict[tuple[str, bool, bool], Any] = {}
 
     @classmethod
     async def open(cls, target: CallTarget) -> GrpcTransport:
         """A channel for the target; raises TLSMaterialError for unusable TLS material.
 
         With `insecure_skip_verify` the server's certificate is fetched first (see
-        `_tls`); an unreachable server then yields an UNAVAILABLE-failing channel.
+        `tls`); an unreachable server then yields an UNAVAILABLE-failing channel.
         """
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
@@ -121,7 +87,7 @@ class GrpcTransport:
         ]
         tls = target.tls
         if tls is None:
-            return cls(grpc.aio.insecure_channel(target.authority, options), target.authority)
+            return cls(grpc.aio.insecure_channel(target.authority, options), target)
         if tls.ca_pem or tls.client_cert_pem or tls.client_key_pem:
             await asyncio.to_thread(validate_pems, tls)
         root = tls.ca_pem.encode() or None
@@ -143,79 +109,68 @@ class GrpcTransport:
             private_key=tls.client_key_pem.encode() or None,
             certificate_chain=tls.client_cert_pem.encode() or None,
         )
-        channel = grpc.aio.secure_channel(target.authority, creds, options)
-        return cls(channel, target.authority)
+        return cls(grpc.aio.secure_channel(target.authority, creds, options), target)
 
     async def close(self) -> None:
         """Close the channel (cancels calls still running)."""
         await self._channel.close()
 
-    async def unary(
-        self, path: str, payload: bytes, metadata: Metadata, timeout_s: float
-    ) -> UnaryResult:
-        """One unary call."""
-        mc = self._unary_unary.get(path)
-        if mc is None:
-            mc = self._unary_unary[path] = self._channel.unary_unary(path)
-        call = mc(payload, timeout=timeout_s, metadata=metadata or None)
-        try:
-            response: bytes = await call
-        except grpc.aio.AioRpcError as exc:
-            return UnaryResult(
-                headers=_pairs(exc.initial_metadata()),
-                payload=None,
-                status=_error_status(exc, self._authority),
+    def _multicallable(self, call: Call) -> Any:
+        method = call.method
+        key = (call.path, method.client_streaming, method.server_streaming)
+        found = self._calls.get(key)
+        if found is None:
+            ch = self._channel
+            factory = (
+                (ch.stream_stream if method.server_streaming else ch.stream_unary)
+                if method.client_streaming
+                else (ch.unary_stream if method.server_streaming else ch.unary_unary)
             )
+            found = self._calls[key] = factory(call.path)
+        return found
+
+    async def unary(self, call: Call, payload: bytes) -> UnaryResult:
+        """One unary call."""
+        grpc_call = self._multicallable(call)(
+            payload, timeout=call.remaining(), metadata=call.metadata or None
+        )
+        try:
+            response: bytes = await grpc_call
+        except grpc.aio.AioRpcError as exc:
+            status = await self._error_status(exc)
+            return UnaryResult(headers=_pairs(exc.initial_metadata()), payload=None,
+                               status=status)
         except asyncio.CancelledError:
             # grpc.aio raises CancelledError when the channel is closed under the call.
             if _task_cancelled():
                 raise
-            return UnaryResult(headers=(), payload=None, status=_closed_status(self._authority))
-        headers = _pairs(await call.initial_metadata())
-        trailers = await call.trailing_metadata()
+            return UnaryResult(headers=(), payload=None, status=self._closed_status())
+        headers = _pairs(await grpc_call.initial_metadata())
+        trailers = await grpc_call.trailing_metadata()
         return UnaryResult(
             headers=headers,
             payload=response,
-            status=_status_of(grpc.StatusCode.OK, await call.details(), trailers),
+            status=_status_of(grpc.StatusCode.OK, await grpc_call.details(), trailers),
         )
 
     async def stream(
-        self, method: MethodRef, payloads: Sequence[bytes], metadata: Metadata, timeout_s: float
+        self, call: Call, payloads: Sequence[bytes]
     ) -> AsyncGenerator[CallEvent, None]:
-        """Any kind of call as events; closing the iterator cancels the call."""
-        path = method.path
-        md = metadata or None
-        call: Any
-        if method.client_streaming:
-            cache = self._stream_stream if method.server_streaming else self._stream_unary
-            mc = cache.get(path)
-            if mc is None:
-                factory = (
-                    self._channel.stream_stream
-                    if method.server_streaming
-                    else self._channel.stream_unary
-                )
-                mc = cache[path] = factory(path)
-            call = mc(iter(payloads), timeout=timeout_s, metadata=md)
+        """A streaming call as events; closing the iterator cancels the call."""
+        mc = self._multicallable(call)
+        md = call.metadata or None
+        if call.method.client_streaming:
+            grpc_call = mc(iter(payloads), timeout=call.remaining(), metadata=md)
         else:
             if len(payloads) != 1:
                 raise ValueError("a method without client streaming takes exactly one message")
-            cache = self._unary_stream if method.server_streaming else self._unary_unary
-            mc = cache.get(path)
-            if mc is None:
-                factory = (
-                    self._channel.unary_stream
-                    if method.server_streaming
-                    else self._channel.unary_unary
-                )
-                mc = cache[path] = factory(path)
-            call = mc(payloads[0], timeout=timeout_s, metadata=md)
+            grpc_call = mc(payloads[0], timeout=call.remaining(), metadata=md)
         try:
-            async for event in self._events(call, method.server_streaming):
+            async for event in self._events(grpc_call, call.method.server_streaming):
                 yield event
         finally:
-            if not call.done():
-                call.cancel()
+            if not grpc_call.done():
+                grpc_call.cancel()
 
     async def _events(self, call: Any, server_streaming: bool) -> AsyncGenerator[CallEvent, None]:
         try:
@@ -231,21 +186,49 @@ class GrpcTransport:
             else:
                 yield ResponseMessage(payload=await call)
         except grpc.aio.AioRpcError as exc:
-            yield _error_status(exc, self._authority)
+            yield await self._error_status(exc)
             return
         except asyncio.CancelledError:
             if _task_cancelled():
                 raise
-            yield _closed_status(self._authority)
+            yield self._closed_status()
             return
         code = await call.code()
-        if code != grpc.StatusCode.OK:
-            trailers = await call.trailing_metadata()
-            details = await call.details()
-            error = ""
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                error = f"deadline exceeded calling {self._authority}"
-            yield _status_of(code, details, trailers, error)
-            return
-        yield _status_of(code, await call.details(), await call.trailing_metadata())
+        error = ""
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            error = f"deadline exceeded calling {self._target.authority}"
+        yield _status_of(code, await call.details(), await call.trailing_metadata(), error)
 
+    # -- failures --------------------------------------------------------------
+
+    def _closed_status(self) -> CallStatus:
+        return failure(
+            Code.CANCELLED,
+            f"the call to {self._target.authority} was cancelled: its connection closed",
+        )
+
+    async def _error_status(self, exc: grpc.aio.AioRpcError) -> CallStatus:
+        code = exc.code()
+        details = exc.details() or ""
+        error = ""
+        if code == grpc.StatusCode.UNAVAILABLE and not exc.trailing_metadata():
+            error = f"upstream {self._target.authority} is unavailable: {details}"
+            hint = await self._unavailable_hint(details)
+            if hint:
+                error = f"{error}; {hint}"
+        elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            error = f"deadline exceeded calling {self._target.authority}"
+        return _status_of(code, details, exc.trailing_metadata(), error)
+
+    async def _unavailable_hint(self, details: str) -> str:
+        """Why a connection-level UNAVAILABLE happened, when the server can tell."""
+        target = self._target
+        dns = dns_hint(details, target.host)
+        lower = details.lower()
+        if dns or "connection refused" in lower:
+            return dns
+        if target.tls is not None:
+            if "certificate" in lower or "handshake" not in lower:
+                return ""
+            return await explain(target.host, target.port, tried="tls")
+        return await explain(target.host, target.port, tried="grpc")

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from .base import (
-    INTERNAL,
-    OK,
-    UNKNOWN,
-    CallEvent,
-    CallStatus,
-    Pair,
-    ResponseHeaders,
-    ResponseMessage,
-    UnaryResult,
-    code_from_http_status,
-    code_name,
-    decode_bin,
-    failure,
-    header_pairs,
-    stream_head,
-)
-from .envelope import FLAG_COMPRESSED, EnvelopeError, decompress, envelope
+from .base import CallEvent, Pair, ResponseHeaders, ResponseMessage, UnaryResult
+from .envelope import FLAG_COMPRESSED, EnvelopeError, EnvelopeReader, decompress, envelope
 from .errdetails import parse_status_details
+from .headers import decode_bin, header_pairs, stream_head
+from .status import CallStatus, Code, code_from_http, code_name, failure, upstream_status
 
-__all__ = ["StreamParser", "envelope", "request_headers", "unary_result"]
+__all__ = ["StreamParser", "envelope", "request_headers", "status_from_trailers", "unary_result"]
 
 _FLAG_TRAILERS = 0x80
+_KNOWN_FLAGS = FLAG_COMPRESSED | _FLAG_TRAILERS
 _STATUS_KEYS = frozenset(("grpc-status", "grpc-message"))
 
 
@@ -60,24 +47,18 @@ def status_from_trailers(pairs: tuple[Pair, ...]) -> CallStatus:
     trailers = tuple(p for p in pairs if p[0] not in _STATUS_KEYS)
     if not code_text.isdigit():
         return CallStatus(
-            code=UNKNOWN if code_text else INTERNAL,
+            code=Code.UNKNOWN if code_text else Code.INTERNAL,
             message=message,
             trailers=trailers,
             error="upstream sent an invalid grpc-status"
             if code_text
             else "upstream sent no grpc-status",
         )
-    code = int(code_text)
-    error = ""
-    if code != OK:
-        name = code_name(code)
-        error = f"upstream returned {name}: {message}" if message else f"upstream returned {name}"
-    return CallStatus(
-        code=code,
-        message=message,
+    return upstream_status(
+        int(code_text),
+        message,
         details=parse_status_details(details_bin) if details_bin else (),
         trailers=trailers,
-        error=error,
     )
 
 
@@ -114,12 +95,12 @@ class StreamParser:
             return [status_from_trailers(self.headers)]
         if self._status != 200:
             self.done = True
-            code = code_from_http_status(self._status)
+            code = code_from_http(self._status)
             return [
                 ResponseHeaders(headers=self.headers),
-                CallStatus(
-                    code=code,
-                    message=f"HTTP {self._status}",
+                upstream_status(
+                    code,
+                    f"HTTP {self._status}",
                     error=f"upstream answered HTTP {self._status} ({code_name(code)})",
                 ),
             ]
@@ -134,10 +115,12 @@ class StreamParser:
     def body(self, data: bytes) -> CallStatus:  # pragma: no cover - wants_body is never set
         """Unused for gRPC-Web (errors come in headers or trailers)."""
         self.done = True
-        return failure(UNKNOWN, f"upstream answered HTTP {self._status}")
+        return failure(Code.UNKNOWN, f"upstream answered HTTP {self._status}")
 
     def frame(self, flags: int, data: bytes) -> list[CallEvent]:
-        """Events for one frame."""
+        """Events for one frame; EnvelopeError for flags or data that make no sense."""
+        if flags & ~_KNOWN_FLAGS:
+            raise EnvelopeError(f"unknown frame flags 0x{flags:02x}")
         if flags & FLAG_COMPRESSED:
             data = decompress(self._encoding, data)
         if flags & _FLAG_TRAILERS:
@@ -149,13 +132,11 @@ class StreamParser:
         """The status when the body ended without a trailer frame."""
         self.done = True
         what = "in the middle of a message" if truncated else "without trailers"
-        return failure(INTERNAL, f"the upstream gRPC-Web response ended {what}")
+        return failure(Code.INTERNAL, f"the upstream gRPC-Web response ended {what}")
 
 
 def unary_result(status: int, items: list[tuple[str, str]], body: bytes) -> UnaryResult:
     """The result of a complete gRPC-Web response to a unary call."""
-    from .envelope import EnvelopeReader
-
     parser = StreamParser(status, items)
     headers: tuple[Pair, ...] = ()
     payloads: list[bytes] = []
@@ -171,7 +152,7 @@ def unary_result(status: int, items: list[tuple[str, str]], body: bytes) -> Unar
             if not parser.done:
                 events.append(parser.finish(truncated=reader.pending > 0))
     except EnvelopeError as exc:
-        events = [failure(INTERNAL, f"invalid response framing from upstream: {exc}")]
+        events = [failure(Code.INTERNAL, f"invalid response framing from upstream: {exc}")]
     for event in events:
         if isinstance(event, ResponseHeaders):
             headers = event.headers
@@ -180,10 +161,10 @@ def unary_result(status: int, items: list[tuple[str, str]], body: bytes) -> Unar
         else:
             final = event
     if final is None:  # pragma: no cover - every path above ends with a status
-        final = failure(INTERNAL, "no status")
+        final = failure(Code.INTERNAL, "no status")
     if final.ok and len(payloads) != 1:
         final = CallStatus(
-            code=INTERNAL,
+            code=Code.INTERNAL,
             message=f"upstream sent {len(payloads)} messages to a unary call",
             trailers=final.trailers,
             error=f"upstream sent {len(payloads)} messages to a unary call",

@@ -1,60 +1,81 @@
-"""Connect (unary and streaming) and binary gRPC-Web over httpx.
+"""The HTTP client the Connect and gRPC-Web transports share (httpx).
 
-One `HttpTransport` owns one httpx client to one authority. Plaintext uses HTTP/1.1,
-or HTTP/2 with prior knowledge (h2c) when `h2_only` (Connect client/bidi streaming);
-TLS offers ALPN h2 and http/1.1. Request messages are all sent before the response is
-read (the catalog half-closes after its list of messages), so HTTP/1.1 can carry
-server streams; the catalog asks for HTTP/2 where the Connect protocol requires it.
+One `HttpClient` serves one target (authority, TLS settings, HTTP version). With TLS,
+ALPN picks h2 or http/1.1. On plaintext, `HttpVersion.AUTO` asks the server once which
+it speaks (`diagnose.probe`: the HTTP/2 preface on a connection of its own, carrying no
+request) and remembers the answer: h2c with prior knowledge for an HTTP/2 server (such as
+connect-es on `http2.createServer`, or connect-go behind h2c), HTTP/1.1 otherwise. Calls
+wait for that answer; concurrent first calls share one probe.
+
+Request messages are all sent before the response is read (the catalog half-closes
+after its list of messages), so HTTP/1.1 can carry server and client streams; a server
+that wants HTTP/2 for bidi streams says so (HTTP 505) and the status explains it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
-from . import connect_wire as cw
-from . import grpcweb_wire as gw
-from .base import (
-    DEADLINE_EXCEEDED,
-    INTERNAL,
-    UNAVAILABLE,
-    UNKNOWN,
-    CallEvent,
-    CallStatus,
-    CallTarget,
-    MethodRef,
-    Protocol,
-    UnaryResult,
-    failure,
-)
+from .base import Call, CallEvent, CallStatus, CallTarget, HttpVersion, Metadata, Pair
+from .diagnose import Speaks, dns_hint, explain, probe, tls_hint
 from .envelope import EnvelopeError, EnvelopeReader
+from .headers import wire_headers
+from .status import Code, failure
 from .tls import build_ssl_context
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpClient", "HttpReply", "StreamParser"]
 
-Metadata = Sequence[tuple[str, str | bytes]]
-
-
-def _wire_headers(metadata: Metadata) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for key, value in metadata:
-        if isinstance(value, bytes):
-            out.append((key, base64.b64encode(value).decode()))
-        else:
-            out.append((key, value))
-    return out
-
-
+_CONNECT_TIMEOUT = 10.0
+_PROBE_READ_TIMEOUT = 2.0
 _MAX_IDLE_STREAM_CLIENTS = 4
 
 
-class HttpTransport:
-    """httpx clients for one authority, used for Connect and gRPC-Web calls.
+class StreamParser(Protocol):
+    """Turns a streaming response into events (Connect and gRPC-Web each have one)."""
+
+    done: bool
+    """The final status was produced."""
+    wants_body: bool
+    """The response is not a stream: its whole body goes to `body`."""
+
+    def start(self) -> list[CallEvent]:
+        """Events from the response head."""
+        ...
+
+    def body(self, data: bytes) -> CallStatus:
+        """The final status from a whole non-stream body."""
+        ...
+
+    def frame(self, flags: int, data: bytes) -> list[CallEvent]:
+        """Events for one frame; EnvelopeError when it makes no sense."""
+        ...
+
+    def finish(self, *, truncated: bool) -> CallStatus:
+        """The status when the body ended before the stream did."""
+        ...
+
+
+ParserFactory = Callable[[int, list[tuple[str, str]]], StreamParser]
+"""Builds a parser from the response's HTTP status and header items."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """A whole response: status, header items (trailers are in them for Connect), body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class HttpClient:
+    """httpx clients for one target, used by the Connect and gRPC-Web transports.
 
     Unary calls share one client (keep-alive HTTP/1.1, or multiplexed HTTP/2). Each
     streaming call takes a client of its own from a small idle list: httpx cannot
@@ -63,118 +84,123 @@ class HttpTransport:
     its end leaves a clean connection, and its client goes back to the idle list.
     """
 
-    __slots__ = ("_client", "_extensions", "_h2_only", "_host_header", "_idle", "_verify",
-                 "authority")
+    __slots__ = ("_client", "_extensions", "_host_header", "_idle", "_lock", "_target",
+                 "_verify", "_version")
 
-    def __init__(
-        self, *, verify: ssl.SSLContext | bool, h2_only: bool, authority: str, server_name: str
-    ) -> None:
+    def __init__(self, target: CallTarget, verify: ssl.SSLContext | bool) -> None:
+        self._target = target
         self._verify = verify
-        self._h2_only = h2_only
-        self._client = self._new_client()
+        plaintext_auto = target.tls is None and target.http is HttpVersion.AUTO
+        self._version: HttpVersion | None = None if plaintext_auto else target.http
+        self._lock = asyncio.Lock()
+        self._client: httpx.AsyncClient | None = None
         self._idle: list[httpx.AsyncClient] = []
-        self.authority = authority
+        server_name = target.tls.server_name if target.tls is not None else ""
         self._extensions: dict[str, Any] = {"sni_hostname": server_name} if server_name else {}
         self._host_header = server_name
 
     @classmethod
-    async def open(cls, target: CallTarget, *, h2_only: bool) -> HttpTransport:
-        """A transport for the target; raises TLSMaterialError for unusable TLS material."""
+    async def open(cls, target: CallTarget) -> HttpClient:
+        """A client for the target; raises TLSMaterialError for unusable TLS material."""
         verify: ssl.SSLContext | bool = False
-        server_name = ""
         if target.tls is not None:
             verify = await asyncio.to_thread(build_ssl_context, target.tls)
-            server_name = target.tls.server_name
-        return cls(verify=verify, h2_only=h2_only, authority=target.authority,
-                   server_name=server_name)
+        return cls(target, verify)
+
+    @property
+    def authority(self) -> str:
+        """host:port of the target."""
+        return self._target.authority
+
+    @property
+    def version(self) -> HttpVersion | None:
+        """The HTTP version in use: AUTO means ALPN (TLS); None until the probe answered."""
+        return self._version
+
+    async def close(self) -> None:
+        """Close every connection of every client."""
+        clients = [c for c in (self._client, *self._idle) if c is not None]
+        self._client = None
+        self._idle.clear()
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    # -- the HTTP version ------------------------------------------------------
+
+    async def _resolve(self, call: Call) -> CallStatus | None:
+        """Settle the HTTP version (probing a plaintext AUTO target once); a status
+        when the server cannot be reached or speaks TLS."""
+        if self._version is not None:
+            return None
+        async with self._lock:
+            if self._version is not None:
+                return None
+            host, port = self._target.host, self._target.port
+            try:
+                async with asyncio.timeout_at(call.deadline):
+                    speaks = await probe(host, port, connect_timeout=_CONNECT_TIMEOUT,
+                                         read_timeout=_PROBE_READ_TIMEOUT)
+            except TimeoutError:
+                return self._deadline()
+            except OSError as exc:
+                return self._cannot_connect(exc)
+            if speaks is Speaks.TLS:
+                return failure(Code.UNAVAILABLE, f"cannot talk plaintext HTTP to "
+                               f"{self.authority}: {tls_hint(plaintext=True)}")
+            self._version = HttpVersion.HTTP2 if speaks is Speaks.HTTP2 else HttpVersion.HTTP1
+        return None
 
     def _new_client(self) -> httpx.AsyncClient:
+        version = self._version
         return httpx.AsyncClient(
-            http1=not self._h2_only,
-            http2=True,
+            http1=version is not HttpVersion.HTTP2,
+            http2=version is not HttpVersion.HTTP1,
             verify=self._verify,
-            timeout=httpx.Timeout(None, connect=10.0),
+            timeout=httpx.Timeout(None, connect=_CONNECT_TIMEOUT),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=8),
             trust_env=False,
             follow_redirects=False,
         )
 
-    async def close(self) -> None:
-        """Close every connection of every client."""
-        clients = [self._client, *self._idle]
-        self._idle.clear()
-        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
-
-    def _take_stream_client(self) -> httpx.AsyncClient:
-        return self._idle.pop() if self._idle else self._new_client()
-
-    async def _give_back(self, client: httpx.AsyncClient, clean: bool) -> None:
-        if clean and len(self._idle) < _MAX_IDLE_STREAM_CLIENTS:
-            self._idle.append(client)
-        else:
-            await client.aclose()
-
-    def _headers(self, base: list[tuple[str, str]], metadata: Metadata) -> list[tuple[str, str]]:
-        headers = base + _wire_headers(metadata)
+    def _headers(self, base: list[Pair], metadata: Metadata) -> list[Pair]:
+        headers = base + wire_headers(metadata)
         if self._host_header:
             headers.append(("host", self._host_header))
         return headers
 
-    # -- unary ---------------------------------------------------------------
+    # -- calls -----------------------------------------------------------------
 
-    async def unary(
-        self,
-        target: CallTarget,
-        method: MethodRef,
-        payload: bytes,
-        metadata: Metadata,
-        timeout_s: float,
-    ) -> UnaryResult:
-        """One unary call: a Connect unary POST, or a one-message gRPC-Web call."""
-        if target.protocol is Protocol.CONNECT:
-            base = cw.unary_request_headers(target.codec, timeout_s)
-            body = payload
-        else:
-            base = gw.request_headers(timeout_s)
-            body = gw.envelope(0, payload)
-        url = target.base_url + method.path
+    async def post(self, call: Call, headers: list[Pair], body: bytes) -> HttpReply | CallStatus:
+        """POST `body` to the call's path and read the whole response."""
+        refused = await self._resolve(call)
+        if refused is not None:
+            return refused
+        if self._client is None:
+            self._client = self._new_client()
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(call.deadline):
                 response = await self._client.post(
-                    url,
+                    self._target.origin + call.path,
                     content=body,
-                    headers=self._headers(base, metadata),
+                    headers=self._headers(headers, call.metadata),
                     extensions=self._extensions,
                 )
         except TimeoutError:
-            return UnaryResult(headers=(), payload=None, status=self._deadline())
+            return self._deadline()
         except httpx.HTTPError as exc:
-            return UnaryResult(headers=(), payload=None, status=self._failure(exc))
-        if target.protocol is Protocol.CONNECT:
-            return cw.unary_result(response.status_code, response.headers.multi_items(),
-                                   response.content, target.codec)
-        return gw.unary_result(response.status_code, response.headers.multi_items(),
-                               response.content)
-
-    # -- streams -------------------------------------------------------------
+            return await self._failure(exc)
+        return HttpReply(response.status_code, response.headers.multi_items(), response.content)
 
     async def stream(
-        self,
-        target: CallTarget,
-        method: MethodRef,
-        payloads: Sequence[bytes],
-        metadata: Metadata,
-        timeout_s: float,
+        self, call: Call, headers: list[Pair], body: bytes, parser: ParserFactory
     ) -> AsyncGenerator[CallEvent, None]:
-        """A streaming call (Connect streaming or gRPC-Web) as events."""
-        connect = target.protocol is Protocol.CONNECT
-        if connect:
-            base = cw.stream_request_headers(target.codec, timeout_s)
-        else:
-            base = gw.request_headers(timeout_s)
-        client = self._take_stream_client()
-        inner = self._stream_on(client, connect, target, method, payloads, base, metadata,
-                                timeout_s)
+        """POST `body` and turn the streamed response into events with `parser`."""
+        refused = await self._resolve(call)
+        if refused is not None:
+            yield refused
+            return
+        client = self._idle.pop() if self._idle else self._new_client()
+        inner = self._stream_on(client, call, self._headers(headers, call.metadata), body,
+                                parser)
         clean = False
         try:
             async for event, clean in inner:  # noqa: B007 - the last pair decides
@@ -182,117 +208,126 @@ class HttpTransport:
                     yield event
         finally:
             await inner.aclose()
-            await self._give_back(client, clean)
+            if clean and len(self._idle) < _MAX_IDLE_STREAM_CLIENTS:
+                self._idle.append(client)
+            else:
+                await client.aclose()
 
     async def _stream_on(
         self,
         client: httpx.AsyncClient,
-        connect: bool,
-        target: CallTarget,
-        method: MethodRef,
-        payloads: Sequence[bytes],
-        base: list[tuple[str, str]],
-        metadata: Metadata,
-        timeout_s: float,
+        call: Call,
+        headers: list[Pair],
+        body: bytes,
+        parser_factory: ParserFactory,
     ) -> AsyncGenerator[tuple[CallEvent | None, bool], None]:
         """Events paired with "the connection is clean now" (the last pair says it all)."""
-        body = b"".join(gw.envelope(0, p) for p in payloads)
-        request = client.build_request(
-            "POST",
-            target.base_url + method.path,
-            content=body,
-            headers=self._headers(base, metadata),
-            extensions=self._extensions,
-        )
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        request = client.build_request("POST", self._target.origin + call.path, content=body,
+                                       headers=headers, extensions=self._extensions)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(call.deadline):
                 response = await client.send(request, stream=True)
         except TimeoutError:
             yield self._deadline(), False
             return
         except httpx.HTTPError as exc:
-            yield self._failure(exc), False
+            yield await self._failure(exc), False
             return
         try:
-            parser: cw.StreamParser | gw.StreamParser
-            if connect:
-                parser = cw.StreamParser(response.status_code, response.headers.multi_items())
-            else:
-                parser = gw.StreamParser(response.status_code, response.headers.multi_items())
+            parser = parser_factory(response.status_code, response.headers.multi_items())
             for event in parser.start():
                 yield event, False
             if parser.wants_body or parser.done:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await response.aread()
-                except TimeoutError:
-                    yield (None if parser.done else self._deadline()), False
-                    return
-                except httpx.HTTPError as exc:
-                    yield (None if parser.done else self._failure(exc)), False
-                    return
-                yield (None if parser.done else parser.body(data)), True
+                async for pair in self._whole_body(response, parser, call.deadline):
+                    yield pair
                 return
-            reader = EnvelopeReader()
-            chunks = response.aiter_bytes()
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await anext(chunks, None)
-                except TimeoutError:
-                    yield (None if parser.done else self._deadline()), False
-                    return
-                except httpx.HTTPError as exc:
-                    yield (None if parser.done else self._failure(exc)), False
-                    return
-                if chunk is None:
-                    break
-                if parser.done:  # data after the end of the stream: do not reuse
-                    return
-                try:
-                    frames = reader.feed(chunk)
-                    events = [e for f in frames for e in parser.frame(*f)]
-                except EnvelopeError as exc:
-                    yield failure(INTERNAL, f"invalid response framing from upstream: {exc}"), False
-                    return
-                for event in events:
-                    yield event, False
-            if parser.done:
-                yield None, reader.pending == 0
-            else:
-                yield parser.finish(truncated=reader.pending > 0), False
+            async for pair in self._frames(response, parser, call.deadline):
+                yield pair
         finally:
             await response.aclose()
 
-    # -- failures ------------------------------------------------------------
+    async def _whole_body(
+        self, response: httpx.Response, parser: StreamParser, deadline: float
+    ) -> AsyncGenerator[tuple[CallEvent | None, bool], None]:
+        try:
+            async with asyncio.timeout_at(deadline):
+                data = await response.aread()
+        except TimeoutError:
+            yield (None if parser.done else self._deadline()), False
+            return
+        except httpx.HTTPError as exc:
+            yield (None if parser.done else await self._failure(exc)), False
+            return
+        yield (None if parser.done else parser.body(data)), True
+
+    async def _frames(
+        self, response: httpx.Response, parser: StreamParser, deadline: float
+    ) -> AsyncGenerator[tuple[CallEvent | None, bool], None]:
+        reader = EnvelopeReader()
+        chunks = response.aiter_bytes()
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(chunks, None)
+            except TimeoutError:
+                yield (None if parser.done else self._deadline()), False
+                return
+            except httpx.HTTPError as exc:
+                yield (None if parser.done else await self._failure(exc)), False
+                return
+            if chunk is None:
+                break
+            if parser.done:  # data after the end of the stream: do not reuse
+                return
+            try:
+                events = [e for f in reader.feed(chunk) for e in parser.frame(*f)]
+            except EnvelopeError as exc:
+                bad = failure(Code.INTERNAL, f"invalid response framing from upstream: {exc}")
+                yield bad, False
+                return
+            for event in events:
+                yield event, False
+        if parser.done:
+            yield None, reader.pending == 0
+        else:
+            yield parser.finish(truncated=reader.pending > 0), False
+
+    # -- failures --------------------------------------------------------------
 
     def _deadline(self) -> CallStatus:
-        return failure(DEADLINE_EXCEEDED, f"deadline exceeded calling {self.authority}")
+        return failure(Code.DEADLINE_EXCEEDED, f"deadline exceeded calling {self.authority}")
 
-    def _failure(self, exc: httpx.HTTPError) -> CallStatus:
+    def _cannot_connect(self, exc: BaseException) -> CallStatus:
         reason = _reason(exc)
+        hint = dns_hint(exc, self._target.host)
+        text = f"cannot connect to {self.authority}: {reason}"
+        return failure(Code.UNAVAILABLE, f"{text}; {hint}" if hint else text)
+
+    async def _failure(self, exc: httpx.HTTPError) -> CallStatus:
+        reason = _reason(exc)
+        authority = self.authority
         if isinstance(exc, httpx.TimeoutException):
-            return failure(DEADLINE_EXCEEDED, f"timed out talking to {self.authority}: {reason}")
+            return failure(Code.DEADLINE_EXCEEDED, f"timed out talking to {authority}: {reason}")
+        if isinstance(exc, httpx.ConnectError) and _is_tls(exc):
+            hint = ""
+            if "CERTIFICATE_VERIFY_FAILED" not in reason:
+                hint = await explain(self._target.host, self._target.port, tried="tls")
+            text = f"TLS handshake with {authority} failed: {reason}"
+            return failure(Code.UNAVAILABLE, f"{text}; {hint}" if hint else text)
         if isinstance(exc, httpx.ConnectError):
-            if _is_tls(exc):
-                return failure(UNAVAILABLE, f"TLS handshake with {self.authority} failed: {reason}")
-            return failure(UNAVAILABLE, f"cannot connect to {self.authority}: {reason}")
-        hint = (
-            " (Connect client and bidi streams use HTTP/2 with prior knowledge on "
-            "plaintext: the server must accept h2c; or use TLS, or the gRPC transport)"
-            if self._h2_only
-            else ""
-        )
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return failure(
-                UNAVAILABLE, f"protocol error talking to {self.authority}: {reason}{hint}"
-            )
+            return self._cannot_connect(exc)
         if isinstance(exc, httpx.TransportError):
-            return failure(
-                UNAVAILABLE, f"connection to {self.authority} failed: {reason}{hint}"
-            )
-        return failure(UNKNOWN, f"HTTP call to {self.authority} failed: {reason}")
+            hint = await self._mismatch()
+            what = "protocol error" if isinstance(exc, httpx.RemoteProtocolError) else "failure"
+            text = f"{what} talking to {authority}: {reason}"
+            return failure(Code.UNAVAILABLE, f"{text}; {hint}" if hint else text)
+        return failure(Code.UNKNOWN, f"HTTP call to {authority} failed: {reason}")
+
+    async def _mismatch(self) -> str:
+        if self._target.tls is not None:
+            return ""
+        tried = "h2c" if self._version is HttpVersion.HTTP2 else "http/1.1"
+        return await explain(self._target.host, self._target.port, tried=tried)
 
 
 def _reason(exc: BaseException) -> str:
@@ -313,4 +348,3 @@ def _is_tls(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-

@@ -1,105 +1,69 @@
-"""The per-session invoker: a bounded pool of upstream connections and the call API.
+"""The per-session invoker: a bounded pool of upstream transports and the call API.
 
-One `Invoker` per session keeps a transport per (protocol family, authority, TLS
-settings including a hash of the PEM material, HTTP mode): a grpc.aio channel for
-gRPC, an httpx client for Connect and gRPC-Web. Transports are reused across calls,
-kept in LRU order (16 by default); an evicted transport is closed once the calls
-using it finish. `close()` closes everything.
+One `Invoker` per session keeps one transport per `CallTarget.pool_key` (protocol,
+authority, TLS settings including a hash of the PEM material, HTTP version), opened
+through the table in `registry`. Transports are reused across calls, kept in LRU order
+(16 by default); an evicted transport is closed once the calls using it finish.
+`close()` closes everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, replace
-
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
+from collections.abc import AsyncGenerator, Hashable, Sequence
+from dataclasses import dataclass
 
 from .base import (
-    CODE_NAMES,
+    Call,
     CallEvent,
-    CallStatus,
     CallTarget,
+    Metadata,
     MethodRef,
-    Pair,
-    Protocol,
-    RawDetail,
     ResponseHeaders,
     ResponseMessage,
-    TLSConfig,
+    Transport,
     UnaryResult,
-    code_name,
 )
-from .grpc import GrpcTransport
-from .http import HttpTransport
-from .tls import TLSMaterialError
+from .problems import InvokerClosedError, RequestError, UnsupportedCallError
+from .registry import refusal, transport_class
 
-__all__ = [
-    "CODE_NAMES",
-    "CallEvent",
-    "CallStatus",
-    "CallTarget",
-    "Invoker",
-    "Metadata",
-    "MethodRef",
-    "Pair",
-    "Protocol",
-    "RawDetail",
-    "ResponseHeaders",
-    "ResponseMessage",
-    "TLSConfig",
-    "TLSMaterialError",
-    "UnaryResult",
-    "code_name",
-]
+__all__ = ["DEFAULT_MAX_TRANSPORTS", "Invoker"]
 
 DEFAULT_MAX_TRANSPORTS = 16
 
-Metadata = Sequence[tuple[str, str | bytes]]
-"""Request headers: lower-case keys; `-bin` keys carry raw bytes."""
 
-_Transport = GrpcTransport | HttpTransport
-_Key = tuple[str, str, str, bool]
+class _OpenAborted(Exception):
+    """The call opening a transport failed unexpectedly or was cancelled: open anew."""
 
 
 @dataclass(slots=True)
 class _Entry:
-    transport: _Transport
+    transport: Transport
     active: int = 0
     evicted: bool = False
 
 
-def _key(target: CallTarget, h2_only: bool) -> _Key:
-    family = "grpc" if target.protocol is Protocol.GRPC else "http"
-    tls = target.tls
-    tls_key = (
-        ""
-        if tls is None
-        else f"{tls.server_name}|{tls.insecure_skip_verify}|{tls.fingerprint}"
-    )
-    return (family, target.authority, tls_key, h2_only)
-
-
-def needs_h2(target: CallTarget, method: MethodRef) -> bool:
-    """True when the call must use HTTP/2 prior knowledge: plaintext Connect client/bidi."""
-    return (
-        target.protocol is Protocol.CONNECT
-        and method.client_streaming
-        and target.tls is None
-    )
+def _events_of(result: UnaryResult) -> list[CallEvent]:
+    """A unary result as the events of a stream."""
+    events: list[CallEvent] = []
+    if result.headers or result.payload is not None:
+        events.append(ResponseHeaders(headers=result.headers))
+    if result.payload is not None:
+        events.append(ResponseMessage(payload=result.payload))
+    events.append(result.status)
+    return events
 
 
 class Invoker:
-    """Calls upstream methods over Connect, gRPC or gRPC-Web, reusing connections."""
+    """Calls upstream methods over any transport in the registry, reusing connections."""
 
     def __init__(self, *, max_transports: int = DEFAULT_MAX_TRANSPORTS) -> None:
         if max_transports < 1:
             raise ValueError("max_transports must be at least 1")
         self._max = max_transports
-        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
-        self._opening: dict[_Key, asyncio.Future[_Entry]] = {}
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._opening: dict[Hashable, asyncio.Future[_Entry]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
         self.opened = 0
@@ -124,15 +88,13 @@ class Invoker:
     ) -> UnaryResult:
         """Call a unary method; upstream failures come back in `status`, never raised.
 
-        Raises ConnectError(INVALID_ARGUMENT) when the TLS material does not load and
-        ConnectError(FAILED_PRECONDITION) after `close()`.
+        Raises InvalidRequestError (TLS material that does not load) and
+        InvokerClosedError after `close()`.
         """
-        entry = await self._acquire(target, False)
+        call = Call.start(target, method, metadata, timeout_s)
+        entry = await self._acquire(target)
         try:
-            if isinstance(entry.transport, GrpcTransport):
-                path = target.path_prefix + method.path
-                return await entry.transport.unary(path, payload, metadata, timeout_s)
-            return await entry.transport.unary(target, method, payload, metadata, timeout_s)
+            return await entry.transport.unary(call, payload)
         finally:
             self._release(entry)
 
@@ -148,16 +110,22 @@ class Invoker:
         """Call a method of any kind: sends `payloads` in order, half-closes, yields events.
 
         Events: ResponseHeaders (at most once), ResponseMessage per message, then exactly
-        one CallStatus. Closing the iterator early cancels the upstream call.
+        one CallStatus. Closing the iterator early cancels the upstream call. Raises
+        UnsupportedCallError when the target's transport cannot carry the method.
         """
-        entry = await self._acquire(target, needs_h2(target, method))
+        reason = refusal(target.protocol, method)
+        if reason:
+            raise UnsupportedCallError(reason, field="transport")
+        call = Call.start(target, method, metadata, timeout_s)
+        entry = await self._acquire(target)
         try:
-            if isinstance(entry.transport, GrpcTransport):
-                if target.path_prefix:
-                    method = replace(method, path=target.path_prefix + method.path)
-                events = entry.transport.stream(method, payloads, metadata, timeout_s)
-            else:
-                events = entry.transport.stream(target, method, payloads, metadata, timeout_s)
+            if method.is_unary:
+                if len(payloads) != 1:
+                    raise ValueError("a method without client streaming takes exactly one message")
+                for event in _events_of(await entry.transport.unary(call, payloads[0])):
+                    yield event
+                return
+            events = entry.transport.stream(call, payloads)
             try:
                 async for event in events:
                     yield event
@@ -178,13 +146,13 @@ class Invoker:
 
     # -- pool ----------------------------------------------------------------
 
-    async def _acquire(self, target: CallTarget, h2_only: bool) -> _Entry:
+    async def _acquire(self, target: CallTarget) -> _Entry:
         if self._closed:
-            raise ConnectError(Code.FAILED_PRECONDITION, "the session was closed")
-        key = _key(target, h2_only)
+            raise InvokerClosedError("the session was closed")
+        key = target.pool_key
         entry = self._entries.get(key)
         if entry is None:
-            entry = await self._open(key, target, h2_only)
+            entry = await self._open(key, target)
         else:
             self._entries.move_to_end(key)
         entry.active += 1
@@ -195,35 +163,29 @@ class Invoker:
         if entry.evicted and entry.active == 0:
             self._close_later(entry)
 
-    async def _open(self, key: _Key, target: CallTarget, h2_only: bool) -> _Entry:
+    async def _open(self, key: Hashable, target: CallTarget) -> _Entry:
         fut = self._opening.get(key)
         if fut is not None:
-            return await asyncio.shield(fut)
+            try:
+                return await asyncio.shield(fut)
+            except _OpenAborted:
+                return await self._open(key, target)
         fut = asyncio.get_running_loop().create_future()
         self._opening[key] = fut
         try:
-            transport: _Transport
-            if target.protocol is Protocol.GRPC:
-                transport = await GrpcTransport.open(target)
-            else:
-                transport = await HttpTransport.open(target, h2_only=h2_only)
-        except TLSMaterialError as exc:
-            err = ConnectError(Code.INVALID_ARGUMENT, str(exc))
-            if not fut.done():
-                fut.set_exception(err)
-                fut.exception()  # mark retrieved: waiters (if any) re-raise it
-            raise err from None
+            transport = await transport_class(target.protocol).open(target)
         except BaseException as exc:
             if not fut.done():
-                fut.set_exception(ConnectError(Code.UNAVAILABLE, "opening the connection failed"))
-                fut.exception()
-            raise exc
+                # Waiters share the caller's own mistake; anything else they retry.
+                fut.set_exception(exc if isinstance(exc, RequestError) else _OpenAborted())
+                fut.exception()  # mark retrieved: waiters (if any) re-raise it
+            raise
         finally:
             self._opening.pop(key, None)
         self.opened += 1
         entry = _Entry(transport=transport)
         if self._closed:  # closed while this transport was being opened
-            closed = ConnectError(Code.FAILED_PRECONDITION, "the session was closed")
+            closed = InvokerClosedError("the session was closed")
             fut.set_exception(closed)
             fut.exception()
             await transport.close()
@@ -241,4 +203,3 @@ class Invoker:
         task = asyncio.get_running_loop().create_task(entry.transport.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-

@@ -18,6 +18,7 @@ import ssl
 import tempfile
 
 from .base import TLSConfig
+from .problems import InvalidRequestError
 
 __all__ = [
     "TLSMaterialError",
@@ -29,8 +30,8 @@ __all__ = [
 _CONNECT_TIMEOUT = 10.0
 
 
-class TLSMaterialError(ValueError):
-    """The PEM material of a request does not load; the message says which field."""
+class TLSMaterialError(InvalidRequestError):
+    """The PEM material of a request does not load; `field` and the message say which."""
 
 
 def build_ssl_context(tls: TLSConfig, *, alpn: list[str] | None = None) -> ssl.SSLContext:
@@ -43,7 +44,9 @@ def build_ssl_context(tls: TLSConfig, *, alpn: list[str] | None = None) -> ssl.S
         try:
             ctx = ssl.create_default_context(cadata=tls.ca_pem)
         except (ssl.SSLError, ValueError) as exc:
-            raise TLSMaterialError("ca_cert_pem is not a valid PEM certificate bundle") from exc
+            raise TLSMaterialError(
+                "ca_cert_pem is not a valid PEM certificate bundle", field="ca_cert_pem"
+            ) from exc
     else:
         ctx = ssl.create_default_context()
     if tls.client_cert_pem or tls.client_key_pem:
@@ -64,7 +67,10 @@ def validate_pems(tls: TLSConfig) -> None:
 
 def _load_client_cert(ctx: ssl.SSLContext, tls: TLSConfig) -> None:
     if not (tls.client_cert_pem and tls.client_key_pem):
-        raise TLSMaterialError("mutual TLS needs both client_cert_pem and client_key_pem")
+        missing = "client_key_pem" if tls.client_cert_pem else "client_cert_pem"
+        raise TLSMaterialError(
+            "mutual TLS needs both client_cert_pem and client_key_pem", field=missing
+        )
     # ssl can only load a certificate chain from a file: write a private (0600) temp
     # file, load it, and delete it at once.
     fd, path = tempfile.mkstemp(prefix="catalog-client-", suffix=".pem")
@@ -74,7 +80,8 @@ def _load_client_cert(ctx: ssl.SSLContext, tls: TLSConfig) -> None:
         ctx.load_cert_chain(path)
     except (ssl.SSLError, ValueError) as exc:
         raise TLSMaterialError(
-            "client_cert_pem/client_key_pem are not a valid PEM certificate and matching key"
+            "client_cert_pem/client_key_pem are not a valid PEM certificate and matching key",
+            field="client_cert_pem",
         ) from exc
     finally:
         with contextlib.suppress(OSError):
