@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +29,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 WEATHER_PROTOS = EXAMPLES / "weather"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("CATALOG_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "connectrpc-catalog-screenshots"
+)
+"""Where screenshots go: a temp folder, or the README's docs/screenshots when
+CATALOG_UPDATE_SCREENSHOTS=1 is set (so a test run never dirties the checkout)."""
 STATIC_INDEX = ROOT / "src" / "connectrpc_catalog" / "static" / "index.html"
 
 CHROMIUM = os.environ.get("CATALOG_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -205,7 +212,7 @@ def page(browser: Browser, catalog_url: str, page_errors: PageErrors) -> Iterato
 
 
 def screenshot(page: Page, name: str, *, height: int | None = None, top: bool = False) -> Path:
-    """Save a screenshot of the main screens into docs/screenshots/NAME.png.
+    """Save a screenshot of the main screens into SCREENSHOTS/NAME.png.
 
     ``top`` scrolls the main area back to its top first.
     """

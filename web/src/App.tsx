@@ -51,6 +51,12 @@ export function App() {
   );
 }
 
+const LOST_TEXT = {
+  expired: "Your session expired",
+  closed: "Your session was closed",
+  unknown: "The catalog no longer knows your session (did it restart?)",
+} as const;
+
 function ExpiredBanner() {
   const { expired } = useAppState();
   const [busy, setBusy] = useState(false);
@@ -60,7 +66,7 @@ function ExpiredBanner() {
     <div class="banner banner-warn" role="alert" data-testid="session-expired">
       <IconAlert />
       <div class="banner-text">
-        <strong>Your session expired; schemas must be loaded again.</strong>{" "}
+        <strong>{LOST_TEXT[expired.reason]}; schemas must be loaded again.</strong>{" "}
         <span>
           The catalog started a new, empty session for you
           {n ? ` — it had ${n} source${n === 1 ? "" : "s"}: ${expired.sources.map((s) => describeSource(s.spec)).join(", ")}.` : "."}

@@ -1,7 +1,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { CatalogService } from "../gen/catalog/v1/catalog_pb";
-import { SESSION_HEADER, session } from "./session";
+import { SESSION_HEADER, STATUS_HEADER, session } from "./session";
 
 // Calls made before the first session id is known wait for the first one to
 // finish, so that a page that starts with several calls ends up in one session.
@@ -16,10 +16,12 @@ const sessionInterceptor: Interceptor = (next) => async (req) => {
   const run = (async () => {
     try {
       const res = await next(req);
-      session.observe(sent, res.header.get(SESSION_HEADER));
+      session.observe(sent, res.header.get(SESSION_HEADER), res.header.get(STATUS_HEADER));
       return res;
     } catch (e) {
-      if (e instanceof ConnectError) session.observe(sent, e.metadata.get(SESSION_HEADER));
+      if (e instanceof ConnectError) {
+        session.observe(sent, e.metadata.get(SESSION_HEADER), e.metadata.get(STATUS_HEADER));
+      }
       throw e;
     }
   })();

@@ -3,11 +3,16 @@
 // surviving reloads) and send it back on every call.
 
 export const SESSION_HEADER = "X-Session-ID";
+/** What became of the id a request sent: active, new, expired, closed or unknown. */
+export const STATUS_HEADER = "X-Session-Status";
+
+/** Why a session was replaced, as the server reported it. */
+export type LostReason = "expired" | "closed" | "unknown";
 const KEY = "catalog.session-id";
 
 export type SessionEvent =
   | { kind: "started"; id: string }
-  | { kind: "expired"; oldId: string; newId: string };
+  | { kind: "expired"; oldId: string; newId: string; reason: LostReason };
 
 type Listener = (e: SessionEvent) => void;
 
@@ -51,10 +56,12 @@ export const session = {
     write(null);
   },
   /**
-   * Records the id a response carried. `sent` is the id the request carried.
+   * Records the id a response carried. `sent` is the id the request carried;
+   * `status` the server's X-Session-Status (older servers send none: a new id
+   * for a sent one then means it expired).
    * A response to a stale id (another call already replaced it) is ignored.
    */
-  observe(sent: string | null, received: string | null): void {
+  observe(sent: string | null, received: string | null, status: string | null = null): void {
     if (!received) return;
     const current = read();
     if (sent !== current) return;
@@ -62,10 +69,12 @@ export const session = {
     for (const fn of activity) fn(now);
     if (received === current) return;
     write(received);
+    const reason: LostReason =
+      status === "closed" || status === "unknown" ? status : "expired";
     const event: SessionEvent =
-      sent === null
+      sent === null || status === "new"
         ? { kind: "started", id: received }
-        : { kind: "expired", oldId: sent, newId: received };
+        : { kind: "expired", oldId: sent, newId: received, reason };
     for (const fn of listeners) fn(event);
   },
 };

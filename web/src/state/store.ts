@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
 import { catalog, errorText } from "../api/client";
-import { session } from "../api/session";
+import { session, type LostReason } from "../api/session";
 import type { LoadProtosRequest, LoadProtosResponse, ServiceInfo } from "../gen/catalog/v1/catalog_pb";
 import { loadSources, saveSources, type SourceRecord, type SourceSpec } from "../lib/sources";
 import { SchemaSet } from "../schema/types";
@@ -40,7 +40,7 @@ export interface AppState {
   schemas: Record<string, SchemaEntry>;
   session: SessionView | null;
   /** Set when the server replaced our session: what was lost can be reloaded. */
-  expired: { sources: SourceRecord[] } | null;
+  expired: { sources: SourceRecord[]; reason: LostReason } | null;
   sources: SourceRecord[];
   route: Route;
   toasts: Toast[];
@@ -105,7 +105,7 @@ session.subscribe((e) => {
     const lost = state.sources;
     saveSources([]);
     setState({
-      expired: { sources: lost },
+      expired: { sources: lost, reason: e.reason },
       sources: [],
       services: [],
       schemas: {},
