@@ -29,6 +29,7 @@ class TestSchema:
     pool: descriptor_pool.DescriptorPool
     descriptor_set: bytes
     proto_dir: Path
+    service: str = SERVICE
 
     def cls(self, name: str) -> type[Message]:
         """The message class for a name relative to testsvc.v1 or fully qualified."""
@@ -36,13 +37,18 @@ class TestSchema:
         return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full))
 
     def method(self, name: str) -> MethodDescriptor:
-        """A method of TestService."""
-        return self.pool.FindServiceByName(SERVICE).methods_by_name[name]
+        """A method of the schema's service."""
+        return self.pool.FindServiceByName(self.service).methods_by_name[name]
 
 
 @functools.cache
 def load_schema() -> TestSchema:
     """Compile the test proto once per process (protoc runs in a child process)."""
+    return compile_schema(PROTO_DIR, PROTO_FILE, SERVICE)
+
+
+def compile_schema(proto_dir: Path, proto_file: str, service: str) -> TestSchema:
+    """Compile one .proto (with its imports) into a pool and descriptor set bytes."""
     with tempfile.TemporaryDirectory(prefix="testsvc-") as tmp:
         out = Path(tmp) / "set.binpb"
         proc = subprocess.run(
@@ -50,11 +56,11 @@ def load_schema() -> TestSchema:
                 sys.executable,
                 "-m",
                 "grpc_tools.protoc",
-                f"-I{PROTO_DIR}",
+                f"-I{proto_dir}",
                 f"-I{_WKT_DIR}",
                 "--include_imports",
                 f"--descriptor_set_out={out}",
-                PROTO_FILE,
+                proto_file,
             ],
             capture_output=True,
             text=True,
@@ -68,4 +74,4 @@ def load_schema() -> TestSchema:
     pool = descriptor_pool.DescriptorPool()
     for fd in fds.file:
         pool.Add(fd)
-    return TestSchema(pool=pool, descriptor_set=data, proto_dir=PROTO_DIR)
+    return TestSchema(pool=pool, descriptor_set=data, proto_dir=proto_dir, service=service)
