@@ -17,16 +17,16 @@ import trustme
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from connectrpc_catalog.api.self_reflection import (
+    REFLECTION_PREFIXES,
+    catalog_file,
+    reflection_routes,
+)
 from connectrpc_catalog.app import AppConfig
 from connectrpc_catalog.compiler import Compiler
 from connectrpc_catalog.descriptors import SchemaCache
 from connectrpc_catalog.loader import Loader, LoadError
 from connectrpc_catalog.reflection import parse_endpoint, reflect
-from connectrpc_catalog.self_reflection import (
-    REFLECTION_PREFIXES,
-    catalog_file,
-    reflection_routes,
-)
 
 from .catalog_server import run_catalog
 from .protohelp import compile_protos

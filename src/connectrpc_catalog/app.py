@@ -10,21 +10,23 @@ from dataclasses import dataclass, field
 
 from connectrpc.codec import proto_binary_codec
 
+from .api.errors import InternalErrors
+from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
+from .api.self_reflection import reflection_routes
+from .api.service import CatalogService
+from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
+from .api.static import StaticFiles
+from .api.strictjson import StrictJSONCodec
 from .base import Base
 from .compiler import Compiler
 from .descriptors import EMPTY, SchemaCache
-from .errors import InternalErrors
 from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
-from .guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .invocation import CallLimits
 from .invoker import Invoker
 from .jsondepth import DEFAULT_MAX_DEPTH
 from .loader import Limits, Loader
-from .middleware import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
 from .registry import Registry
-from .self_reflection import reflection_routes
-from .service import CatalogService
 from .session import (
     CLEANUP_INTERVAL,
     DEFAULT_MAX_SESSIONS,
@@ -33,8 +35,6 @@ from .session import (
     State,
 )
 from .startup import BaseSpec, LoadedBase, load_base
-from .static import StaticFiles
-from .strictjson import StrictJSONCodec
 
 __all__ = ["App", "AppConfig", "create_app"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from ..session import SessionManager, State
 from .refusal import ASGIApp, Message, Receive, Scope, Send, header
-from .session import SessionManager, State
 
 __all__ = [
     "ASGIApp",

@@ -6,7 +6,7 @@ import mimetypes
 from importlib import resources
 from pathlib import Path
 
-from .middleware import Receive, Scope, Send
+from .sessions import Receive, Scope, Send
 
 __all__ = ["StaticFiles"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from connectrpc.code import Code
 
-from .jsondepth import JSONDepthError, check_depth
+from ..jsondepth import JSONDepthError, check_depth
 from .refusal import ASGIApp, Message, Receive, Scope, Send, header, refuse
 
 __all__ = ["BodyGuard", "HostGuard", "HostPolicy", "OriginGuard", "RouteGuard"]

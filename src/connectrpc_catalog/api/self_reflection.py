@@ -24,8 +24,8 @@ from protobuf._codegen import file_desc
 from protobuf.wkt.google.protobuf import timestamp_pb
 from protobuf.wkt.google.protobuf.descriptor_pb import FileDescriptorSet
 
-from .gen.catalog.v1 import catalog_pb
-from .middleware import ASGIApp, Receive, Scope, Send
+from ..gen.catalog.v1 import catalog_pb
+from .sessions import ASGIApp, Receive, Scope, Send
 
 __all__ = ["REFLECTION_PREFIXES", "catalog_file", "reflection_app", "reflection_routes"]
 

@@ -11,8 +11,8 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
-from .middleware import session_status
-from .session import BusyError, SessionLimitError
+from ..session import BusyError, SessionLimitError
+from .sessions import session_status
 
 __all__ = ["InternalErrors"]
 
