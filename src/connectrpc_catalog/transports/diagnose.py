@@ -15,6 +15,9 @@ import asyncio
 import contextlib
 import enum
 import socket
+import ssl
+
+from .tls import fetch_server_certificate
 
 __all__ = [
     "PREFACE",
@@ -68,9 +71,21 @@ def classify_reply(data: bytes) -> Speaks:
 async def probe(host: str, port: int, *, connect_timeout: float, read_timeout: float) -> Speaks:
     """Ask a plaintext port what it speaks (see the module docstring).
 
-    Raises OSError (refused, unresolvable host) or TimeoutError when it cannot connect;
-    a server that connects but says nothing intelligible in `read_timeout` is UNKNOWN.
+    A port that closes without a word (or stays silent) is offered a TLS handshake: many
+    TLS servers drop a plaintext client without sending an alert. Raises OSError
+    (refused, unresolvable host) or TimeoutError when it cannot connect; a server that
+    says nothing intelligible is UNKNOWN.
     """
+    data = await _first_bytes(host, port, connect_timeout, read_timeout)
+    speaks = classify_reply(data)
+    if not data and await _takes_tls(host, port, connect_timeout + read_timeout):
+        return Speaks.TLS
+    return speaks
+
+
+async def _first_bytes(
+    host: str, port: int, connect_timeout: float, read_timeout: float
+) -> bytes:
     async with asyncio.timeout(connect_timeout):
         reader, writer = await asyncio.open_connection(host, port)
     data = b""
@@ -92,7 +107,17 @@ async def probe(host: str, port: int, *, connect_timeout: float, read_timeout: f
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
-    return classify_reply(data)
+    return data
+
+
+async def _takes_tls(host: str, port: int, within: float) -> bool:
+    """Whether a TLS handshake (without verification) with the port succeeds."""
+    try:
+        async with asyncio.timeout(within):
+            await fetch_server_certificate(host, port, host)
+    except (OSError, ssl.SSLError, TimeoutError):
+        return False
+    return True
 
 
 _EXPLAIN_TIMEOUT = 2.0

@@ -228,7 +228,7 @@ class GrpcTransport:
         if dns or "connection refused" in lower:
             return dns
         if target.tls is not None:
-            if "certificate" in lower or "handshake" not in lower:
+            if "handshake" not in lower or "CERTIFICATE_VERIFY_FAILED" in details:
                 return ""
             return await explain(target.host, target.port, tried="tls")
         return await explain(target.host, target.port, tried="grpc")
