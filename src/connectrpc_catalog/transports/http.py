@@ -112,11 +112,6 @@ class HttpClient:
         """host:port of the target."""
         return self._target.authority
 
-    @property
-    def version(self) -> HttpVersion | None:
-        """The HTTP version in use: AUTO means ALPN (TLS); None until the probe answered."""
-        return self._version
-
     async def close(self) -> None:
         """Close every connection of every client."""
         clients = [c for c in (self._client, *self._idle) if c is not None]
