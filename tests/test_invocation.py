@@ -9,13 +9,12 @@ import time
 from typing import Any
 
 import pytest
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from google.protobuf import json_format
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
+from connectrpc_catalog.problems import Code, RequestError
 from connectrpc_catalog.transports import Invoker
 from tests.upstream.connect_server import ConnectServer
 from tests.upstream.direct import Outcome, connect_call, from_events, from_unary, grpc_call
@@ -89,7 +88,7 @@ async def test_matrix_matches_direct_call(
     bodies = KIND_REQUESTS[method]
     endpoint = _endpoint(server, grpc_upstream, connect_upstream)
     if transport == T.GRPC_WEB and schema.method(method).client_streaming:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await collect(registry, invoker, stream_req(endpoint, method, bodies, transport))
         assert info.value.code == Code.FAILED_PRECONDITION
         assert "gRPC transport" in info.value.message and "Connect" in info.value.message
@@ -303,17 +302,17 @@ async def test_bad_request_json_is_invalid_argument_with_path(
     registry: StubRegistry, invoker: Invoker, connect_upstream: ConnectServer,
 ) -> None:
     ep = connect_upstream.address
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await invoke_unary(registry, invoker, unary_req(ep, "Echo", '{"numbr": 1}'))
     assert info.value.code == Code.INVALID_ARGUMENT
     assert "numbr" in info.value.message and "testsvc.v1.EchoRequest" in info.value.message
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await invoke_unary(registry, invoker, unary_req(
             ep, "Echo", '{"extra": {"@type": "type.googleapis.com/testsvc.v1.CustomDetail",'
             ' "retryAfterMs": "soon"}}'))
     assert info.value.code == Code.INVALID_ARGUMENT
     assert "retryAfterMs" in info.value.message or "retry_after_ms" in info.value.message
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await collect(registry, invoker, stream_req(
             ep, "ClientStream", ['{"message": "ok"}', '{"number": "x"}']))
     assert info.value.code == Code.INVALID_ARGUMENT
@@ -325,7 +324,7 @@ async def test_streaming_method_via_invoke_grpc_is_invalid_argument(
     registry: StubRegistry, invoker: Invoker, connect_upstream: ConnectServer,
 ) -> None:
     for method in ("ServerStream", "ClientStream", "BidiStream"):
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await invoke_unary(registry, invoker, unary_req(connect_upstream.address, method))
         assert info.value.code == Code.INVALID_ARGUMENT
         assert "InvokeStream" in info.value.message
@@ -334,14 +333,14 @@ async def test_streaming_method_via_invoke_grpc_is_invalid_argument(
 async def test_unknown_method_and_empty_endpoint(
     registry: StubRegistry, invoker: Invoker, connect_upstream: ConnectServer,
 ) -> None:
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await invoke_unary(registry, invoker, unary_req(connect_upstream.address, "Nope"))
     assert info.value.code == Code.NOT_FOUND
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await invoke_unary(registry, invoker, unary_req("", "Echo"))
     assert info.value.code == Code.INVALID_ARGUMENT and "endpoint" in info.value.message
     for bad in ("no-port", "ftp://x:1", "host:99999", "http://"):
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await invoke_unary(registry, invoker, unary_req(bad, "Echo"))
         assert info.value.code == Code.INVALID_ARGUMENT, bad
 
@@ -360,7 +359,7 @@ async def test_bad_metadata_is_invalid_argument(
 ) -> None:
     for md in ({"bad key": "v"}, {"x-data-bin": "***"}, {"content-type": "text/plain"},
                {"grpc-timeout": "1S"}, {"x-v": "caf\u00e9"}):
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await invoke_unary(registry, invoker, unary_req(
                 connect_upstream.address, "Echo", "", metadata=md))
         assert info.value.code == Code.INVALID_ARGUMENT, md
@@ -369,7 +368,7 @@ async def test_bad_metadata_is_invalid_argument(
 async def test_unary_method_takes_one_message_in_invoke_stream(
     registry: StubRegistry, invoker: Invoker, connect_upstream: ConnectServer,
 ) -> None:
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await collect(registry, invoker, stream_req(
             connect_upstream.address, "Echo", ["{}", "{}"]))
     assert info.value.code == Code.INVALID_ARGUMENT
@@ -404,7 +403,7 @@ async def test_close_while_opening_refuses_the_call(
         ca_cert_pem=tls_material.ca_pem)))
     await asyncio.sleep(0)  # the call is now loading its TLS context in a thread
     await invoker.close()
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await call
     assert info.value.code == Code.FAILED_PRECONDITION
     assert len(invoker) == 0

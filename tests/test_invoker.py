@@ -9,11 +9,10 @@ import os
 from typing import Any
 
 import pytest
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
+from connectrpc_catalog.problems import Code, RequestError
 from connectrpc_catalog.transports import (
     CallStatus,
     CallTarget,
@@ -102,7 +101,7 @@ async def test_invalid_pem_is_invalid_argument(
         for fields in ({"ca_cert_pem": "not a pem"},
                        {"client_cert_pem": "nope", "client_key_pem": "nope"},
                        {"client_cert_pem": "only a cert"}):
-            with pytest.raises(ConnectError) as info:
+            with pytest.raises(RequestError) as info:
                 await invoke_unary(registry, invoker, req(
                     connect_tls_upstream.address, transport, use_tls=True, **fields))
             assert info.value.code == Code.INVALID_ARGUMENT
@@ -277,7 +276,7 @@ async def test_close_releases_every_socket(
     await invoker.close()
     after = await _settle_fds(baseline)
     assert after <= baseline, (after, baseline)
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await invoke_unary(registry, invoker, req(connect_upstream.address, T.CONNECT))
     assert info.value.code == Code.FAILED_PRECONDITION
 

@@ -23,7 +23,6 @@ from .descriptors import EMPTY, SchemaCache
 from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invocation import CallLimits
-from .invoker import Invoker
 from .jsondepth import DEFAULT_MAX_DEPTH
 from .loader import Limits, Loader
 from .registry import Registry
@@ -35,6 +34,7 @@ from .session import (
     State,
 )
 from .startup import BaseSpec, LoadedBase, load_base
+from .transports import Invoker
 
 __all__ = ["App", "AppConfig", "create_app"]
 

@@ -1,7 +1,7 @@
 """InvokeGRPC and InvokeStream: JSON in, upstream call through the session's Invoker, JSON out.
 
 Catalog-request failures (unknown method, bad `request_json`, wrong kind for the RPC,
-no endpoint, a transport that cannot carry the method) raise `ConnectError`.
+no endpoint, a transport that cannot carry the method) raise `RequestError`.
 Upstream failures (unreachable, TLS, deadline, non-OK status) are data:
 `success=false` with the status code, name, message, a readable `error` and the
 decoded error details.
@@ -18,11 +18,9 @@ import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from typing import Protocol as TypingProtocol
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
@@ -31,13 +29,13 @@ from protobuf import Oneof
 
 from .gen.catalog.v1 import catalog_pb
 from .jsondepth import DEFAULT_MAX_DEPTH, JSONDepthError, check_depth
+from .problems import Code, RequestError
 from .transports import (
     CallStatus,
     CallTarget,
     Invoker,
     MethodRef,
     Pair,
-    RequestError,
     ResponseHeaders,
     ResponseMessage,
     TLSConfig,
@@ -46,7 +44,6 @@ from .transports import (
 )
 from .transports.errdetails import details_json
 from .transports.headers import decode_bin
-from .transports.status import Code as UpstreamCode
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -79,7 +76,6 @@ class CallLimits:
     """Most InvokeStream calls one session may have open at once."""
 
 
-_INTERNAL = UpstreamCode.INTERNAL
 _HEADER_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _RESERVED_HEADERS = frozenset(
     (
@@ -130,14 +126,8 @@ class _Call:
     timeout: float
 
 
-def _invalid(message: str) -> ConnectError:
-    return ConnectError(Code.INVALID_ARGUMENT, message)
-
-
-def _connect_error(exc: RequestError) -> ConnectError:
-    """The invoker's typed error as a Connect error (until the API's error table,
-    `errors._DOMAIN_CODES`, maps them itself)."""
-    return ConnectError(Code(exc.code.connect_name), exc.message)
+def _invalid(message: str) -> RequestError:
+    return RequestError(message, code=Code.INVALID_ARGUMENT)
 
 
 def _kind(method: MethodDescriptor) -> str:
@@ -296,17 +286,19 @@ async def _request_payloads(
 ) -> list[bytes]:
     """The request messages as payloads, bounded first; big inputs leave the event loop."""
     if len(texts) > limits.max_messages:
-        raise ConnectError(
-            Code.RESOURCE_EXHAUSTED,
+        raise RequestError(
             f"{where} holds {len(texts)} messages; the catalog sends at most "
             f"{limits.max_messages} per call (--max-stream-messages)",
+            code=Code.RESOURCE_EXHAUSTED,
+            field=where,
         )
     size = sum(len(t) for t in texts)
     if size > limits.max_call_bytes:
-        raise ConnectError(
-            Code.RESOURCE_EXHAUSTED,
+        raise RequestError(
             f"{where} holds {size} bytes of JSON; the catalog sends at most "
             f"{limits.max_call_bytes} bytes per call",
+            code=Code.RESOURCE_EXHAUSTED,
+            field=where,
         )
     args = (registry, desc, texts, codec, where, limits.max_json_depth)
     if size > _OFF_LOOP_BYTES or len(texts) > 256:
@@ -382,12 +374,9 @@ async def _call_unary(
     payload: bytes,
 ) -> _UnaryOutcome:
     start = time.perf_counter()
-    try:
-        result = await invoker.unary(
-            call.target, call.method, payload, metadata=call.metadata, timeout_s=call.timeout
-        )
-    except RequestError as exc:
-        raise _connect_error(exc) from None
+    result = await invoker.unary(
+        call.target, call.method, payload, metadata=call.metadata, timeout_s=call.timeout
+    )
     status = result.status
     response_json = None
     if result.payload is not None:
@@ -397,7 +386,7 @@ async def _call_unary(
             )
         except ValueError as exc:
             status = CallStatus(
-                code=_INTERNAL,
+                code=Code.INTERNAL,
                 message=str(exc),
                 details=status.details,
                 trailers=status.trailers,
@@ -447,15 +436,6 @@ async def invoke_unary(
 # -- InvokeStream ---------------------------------------------------------------
 
 
-async def _converted(events: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    """The invoker's events, with its typed errors raised as Connect errors."""
-    try:
-        async for event in events:
-            yield event
-    except RequestError as exc:
-        raise _connect_error(exc) from None
-
-
 def _event_headers(pairs: Sequence[Pair], start: float) -> catalog_pb.InvokeStreamEvent:
     return catalog_pb.InvokeStreamEvent(
         event=Oneof[Literal["headers"], catalog_pb.StreamHeaders](
@@ -498,7 +478,9 @@ def _event_status(
 def _check_transport(call: _Call, method: MethodDescriptor) -> None:
     reason = refusal(call.target.protocol, call.method)
     if reason:
-        raise ConnectError(Code.FAILED_PRECONDITION, f"{method.full_name}: {reason}")
+        raise RequestError(
+            f"{method.full_name}: {reason}", code=Code.FAILED_PRECONDITION, field="transport"
+        )
 
 
 async def invoke_stream(
@@ -555,14 +537,14 @@ async def _relay(
     )
     count = 0
     try:
-        async for event in _converted(events):
+        async for event in events:
             if isinstance(event, ResponseHeaders):
                 yield _event_headers(event.headers, start)
             elif isinstance(event, ResponseMessage):
                 try:
                     text = await _response_json(registry, method.output_type, event.payload, codec)
                 except ValueError as exc:
-                    bad = CallStatus(code=_INTERNAL, message=str(exc), error=str(exc))
+                    bad = CallStatus(code=Code.INTERNAL, message=str(exc), error=str(exc))
                     yield _event_status(registry, bad, count, start)
                     return
                 yield _event_message(text, count, start)

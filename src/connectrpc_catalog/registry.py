@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import Message
@@ -17,6 +15,7 @@ from google.protobuf.message import Message
 from .base import Base
 from .descriptors import Schema, SchemaCache, SchemaError
 from .gen.catalog.v1 import catalog_pb
+from .problems import Code, RequestError
 
 __all__ = ["Registry"]
 
@@ -107,9 +106,9 @@ class Registry:
         """The service by fully qualified name, or a NOT_FOUND error."""
         svc = self.view.service(name.lstrip("."))
         if svc is None:
-            raise ConnectError(
-                Code.NOT_FOUND,
-                f"service {name!r} is not loaded in this session; call LoadProtos first "
+            raise RequestError(
+                code=Code.NOT_FOUND,
+                message=f"service {name!r} is not loaded in this session; call LoadProtos first "
                 "or check the name with ListServices",
             )
         return svc
@@ -120,9 +119,9 @@ class Registry:
         found = svc.methods_by_name.get(method)
         if found is None:
             known = ", ".join(sorted(svc.methods_by_name)) or "none"
-            raise ConnectError(
-                Code.NOT_FOUND,
-                f"service {svc.full_name} has no method {method!r} (methods: {known})",
+            raise RequestError(
+                code=Code.NOT_FOUND,
+                message=f"service {svc.full_name} has no method {method!r} (methods: {known})",
             )
         return found
 

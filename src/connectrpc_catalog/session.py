@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from .problems import Code, RequestError
+
 __all__ = [
     "CLEANUP_INTERVAL",
     "DEFAULT_MAX_SESSIONS",
@@ -48,8 +50,10 @@ _CLOSE_SLICE = 0.002
 """Longest stretch (seconds) of closing sessions before yielding to the event loop."""
 
 
-class SessionLimitError(Exception):
+class SessionLimitError(RequestError):
     """A new session was needed, but the manager already holds its maximum."""
+
+    code = Code.RESOURCE_EXHAUSTED
 
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -60,8 +64,10 @@ class SessionLimitError(Exception):
         self.limit = limit
 
 
-class BusyError(Exception):
+class BusyError(RequestError):
     """A session already runs as many calls of one kind as it may."""
+
+    code = Code.RESOURCE_EXHAUSTED
 
     def __init__(self, what: str, limit: int) -> None:
         super().__init__(

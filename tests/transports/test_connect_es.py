@@ -10,11 +10,10 @@ import json
 from typing import Any
 
 import pytest
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 from connectrpc_catalog.invocation import invoke_stream, invoke_unary
+from connectrpc_catalog.problems import Code, RequestError
 from connectrpc_catalog.transports import (
     CallTarget,
     HttpVersion,
@@ -89,7 +88,7 @@ async def test_every_kind_over_both_http_versions(
     transport = PROTOCOLS[protocol]
     req = _stream_req(server.address, method, bodies, transport)
     if protocol == "grpcweb" and method in CLIENT_STREAMING:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await _collect(es_registry, invoker, req)
         assert info.value.code == Code.FAILED_PRECONDITION
         assert "gRPC-Web cannot carry client or bidi streams" in info.value.message

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import Message
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
+from connectrpc_catalog.problems import Code, RequestError
 
 from .schema import TestSchema
 
@@ -29,10 +28,14 @@ class StubRegistry:
         try:
             svc = self._schema.pool.FindServiceByName(service)
         except KeyError:
-            raise ConnectError(Code.NOT_FOUND, f"service {service!r} is not loaded") from None
+            raise RequestError(
+                code=Code.NOT_FOUND, message=f"service {service!r} is not loaded"
+            ) from None
         found = svc.methods_by_name.get(method)
         if found is None:
-            raise ConnectError(Code.NOT_FOUND, f"service {service} has no method {method!r}")
+            raise RequestError(
+                code=Code.NOT_FOUND, message=f"service {service} has no method {method!r}"
+            )
         return found
 
     def message_class(self, desc: Descriptor) -> type[Message]:

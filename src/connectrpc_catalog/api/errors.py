@@ -11,7 +11,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
-from ..session import BusyError, SessionLimitError
+from ..problems import RequestError
 from .sessions import session_status
 
 __all__ = ["InternalErrors"]
@@ -21,17 +21,13 @@ REQ = TypeVar("REQ")
 RES = TypeVar("RES")
 
 
-_DOMAIN_CODES: tuple[tuple[type[Exception], Code], ...] = (
-    (SessionLimitError, Code.RESOURCE_EXHAUSTED),
-    (BusyError, Code.RESOURCE_EXHAUSTED),
-)
-"""Errors of the catalog's core that are the caller's to act on, and their Connect codes."""
-
-
 def _translate(exc: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
-    for kind, code in _DOMAIN_CODES:
-        if isinstance(exc, kind):
-            return ConnectError(code, str(exc))
+    """The one map from the core's errors to Connect: a `RequestError` keeps its code and
+    message; anything else is an internal error with an incident id."""
+    if isinstance(exc, ConnectError):
+        return exc
+    if isinstance(exc, RequestError):
+        return ConnectError(Code(exc.code.connect_name), exc.message)
     return _internal(exc, ctx)
 
 
@@ -76,10 +72,8 @@ class InternalErrors:
         """Run a unary handler, translating unexpected exceptions."""
         try:
             return await call_next(request, ctx)
-        except ConnectError as exc:
-            raise _with_session_note(exc) from None
         except Exception as exc:
-            raise _translate(exc, ctx) from None
+            raise _with_session_note(_translate(exc, ctx)) from None
 
     async def intercept_server_stream(
         self,
@@ -92,7 +86,5 @@ class InternalErrors:
         try:
             async for item in call_next(request, ctx):
                 yield item
-        except ConnectError as exc:
-            raise _with_session_note(exc) from None
         except Exception as exc:
-            raise _translate(exc, ctx) from None
+            raise _with_session_note(_translate(exc, ctx)) from None

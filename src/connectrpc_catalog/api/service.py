@@ -18,13 +18,13 @@ from ..base import Base
 from ..descriptors import Schema, SchemaError
 from ..gen.catalog.v1 import catalog_connect, catalog_pb
 from ..invocation import CallLimits, invoke_stream, invoke_unary
-from ..invoker import Invoker
 from ..loader import Loader, LoadError
 from ..registry import Registry
 from ..schema import schema_documents
 from ..session import SessionManager, State
 from ..sources import load_source
 from ..startup import BaseLoadError, LoadedBase
+from ..transports import Invoker
 from .sessions import current_session, session_status
 
 __all__ = ["MAX_SCHEMA_BYTES", "CatalogService"]

@@ -9,9 +9,10 @@ that carry no protocol-level error. The "upstream returned …" text is built on
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ..problems import Code
 
 __all__ = [
     "HTTP_STATUS_CODES",
@@ -26,33 +27,6 @@ __all__ = [
 ]
 
 Pair = tuple[str, str]
-
-
-class Code(enum.IntEnum):
-    """A gRPC status code (the same 17 codes Connect uses)."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
-
-    @property
-    def connect_name(self) -> str:
-        """The code's name in the Connect protocol ("canceled", "invalid_argument", …)."""
-        return "canceled" if self is Code.CANCELLED else self.name.lower()
 
 
 _BY_CONNECT_NAME: Mapping[str, Code] = {c.connect_name: c for c in Code if c is not Code.OK}

@@ -1,5 +1,0 @@
-"""Where `Invoker` used to live: it is `connectrpc_catalog.transports.Invoker` now."""
-
-from .transports import Invoker
-
-__all__ = ["Invoker"]
