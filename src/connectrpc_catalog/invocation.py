@@ -103,6 +103,10 @@ _PROTOCOLS = {
 class MethodRegistry(TypingProtocol):
     """What invocation needs from a session's registry."""
 
+    async def current(self) -> object:
+        """Bring the registry's view up to date (off the event loop); lookups then use it."""
+        ...
+
     @property
     def pool(self) -> DescriptorPool: ...
 
@@ -403,6 +407,7 @@ async def invoke_unary(
 ) -> catalog_pb.InvokeGRPCResponse:
     """Call a unary method; upstream failures are in the response, not raised."""
     limits = limits or CallLimits()
+    await registry.current()
     method = registry.find_method(req.service, req.method)
     if method.client_streaming or method.server_streaming:
         raise _invalid(f"{method.full_name} is a {_kind(method)} method: call it with InvokeStream")
@@ -494,6 +499,7 @@ async def invoke_stream(
     Closing the generator cancels the upstream call.
     """
     limits = limits or CallLimits()
+    await registry.current()
     method = registry.find_method(req.service, req.method)
     call = _prepare(registry, req, method, limits)
     _check_transport(call, method)

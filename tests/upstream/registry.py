@@ -24,6 +24,9 @@ class StubRegistry:
     def pool(self) -> DescriptorPool:
         return self._schema.pool
 
+    async def current(self) -> object:
+        return self._schema
+
     def find_method(self, service: str, method: str) -> MethodDescriptor:
         try:
             svc = self._schema.pool.FindServiceByName(service)
