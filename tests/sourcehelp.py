@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from connectrpc_catalog.app import AppConfig, create_app
-from connectrpc_catalog.bufcli import BUF_ENV
-from connectrpc_catalog.loader import Loader
+from connectrpc_catalog.sources.buf import BUF_ENV
+from connectrpc_catalog.sources.core import Loader
 
 from .catalog_server import RunningCatalog, run_catalog
 

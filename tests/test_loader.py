@@ -15,9 +15,9 @@ import httpx
 import pytest
 from connectrpc.errors import ConnectError
 
-from connectrpc_catalog.compiler import Compiler
 from connectrpc_catalog.descriptors import SchemaCache
-from connectrpc_catalog.loader import Limits, Loader, LoadError
+from connectrpc_catalog.sources.compiler import Compiler
+from connectrpc_catalog.sources.core import Limits, Loader, LoadError
 
 from .sourcehelp import call, catalog_with, load_failed, load_ok, load_rejected, write_tree
 

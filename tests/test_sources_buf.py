@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectrpc_catalog.bufcli import BufCLI, is_bsr_ref
-from connectrpc_catalog.compiler import Compiler
 from connectrpc_catalog.descriptors import SchemaCache
-from connectrpc_catalog.loader import Limits, Loader, LoadError
+from connectrpc_catalog.sources.buf import BufCLI, is_bsr_ref
+from connectrpc_catalog.sources.compiler import Compiler
+from connectrpc_catalog.sources.core import Limits, Loader, LoadError
 
 from .sourcehelp import (
     catalog_with,

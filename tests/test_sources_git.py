@@ -13,10 +13,10 @@ import httpx
 import pytest
 from connectrpc.errors import ConnectError
 
-from connectrpc_catalog.compiler import Compiler
 from connectrpc_catalog.descriptors import SchemaCache
-from connectrpc_catalog.gitrepo import RepoSpec, parse_repo_spec
-from connectrpc_catalog.loader import Limits, Loader, LoadError
+from connectrpc_catalog.sources.compiler import Compiler
+from connectrpc_catalog.sources.core import Limits, Loader, LoadError
+from connectrpc_catalog.sources.git import RepoSpec, parse_repo_spec
 
 from .sourcehelp import (
     catalog_with,

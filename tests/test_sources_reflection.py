@@ -23,10 +23,10 @@ from connectrpc_catalog.api.self_reflection import (
     reflection_routes,
 )
 from connectrpc_catalog.app import AppConfig
-from connectrpc_catalog.compiler import Compiler
 from connectrpc_catalog.descriptors import SchemaCache
-from connectrpc_catalog.loader import Loader, LoadError
-from connectrpc_catalog.reflection import parse_endpoint, reflect
+from connectrpc_catalog.sources.compiler import Compiler
+from connectrpc_catalog.sources.core import Loader, LoadError
+from connectrpc_catalog.sources.reflection import parse_endpoint, reflect
 
 from .catalog_server import run_catalog
 from .protohelp import compile_protos

@@ -18,13 +18,11 @@ from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddlew
 from .api.static import StaticFiles
 from .api.strictjson import StrictJSONCodec
 from .base import Base
-from .compiler import Compiler
 from .descriptors import EMPTY, SchemaCache
 from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invocation import CallLimits
 from .jsondepth import DEFAULT_MAX_DEPTH
-from .loader import Limits, Loader
 from .registry import Registry
 from .session import (
     CLEANUP_INTERVAL,
@@ -33,6 +31,8 @@ from .session import (
     SessionManager,
     State,
 )
+from .sources.compiler import Compiler
+from .sources.core import Limits, Loader
 from .startup import BaseSpec, LoadedBase, load_base
 from .transports import Invoker
 

@@ -11,8 +11,8 @@ from protobuf import Oneof
 
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
-from .loader import Loader, LoadError, redact
-from .sources import load_source
+from .loading import load_source
+from .sources.core import Loader, LoadError, redact
 
 __all__ = [
     "BaseLoadError",

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from connectrpc.errors import ConnectError
 
-from connectrpc_catalog.compiler import SCRATCH_PREFIX, CompileError, Compiler
 from connectrpc_catalog.descriptors import EMPTY, SchemaCache
-from connectrpc_catalog.loader import TEMP_PREFIX, Limits, Loader, LoadError
+from connectrpc_catalog.sources.compiler import SCRATCH_PREFIX, CompileError, Compiler
+from connectrpc_catalog.sources.core import TEMP_PREFIX, Limits, Loader, LoadError
 from connectrpc_catalog.startup import BaseSpec, StartupSource, load_base
 
 from ..sourcehelp import load_failed, load_ok, load_rejected, write_tree

@@ -18,11 +18,11 @@ from ..base import Base
 from ..descriptors import Schema, SchemaError
 from ..gen.catalog.v1 import catalog_connect, catalog_pb
 from ..invocation import CallLimits, invoke_stream, invoke_unary
-from ..loader import Loader, LoadError
+from ..loading import load_source
 from ..registry import Registry
 from ..schema import schema_documents
 from ..session import SessionManager, State
-from ..sources import load_source
+from ..sources.core import Loader, LoadError
 from ..startup import BaseLoadError, LoadedBase
 from ..transports import Invoker
 from .sessions import current_session, session_status

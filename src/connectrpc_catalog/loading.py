@@ -7,7 +7,7 @@ from connectrpc.errors import ConnectError
 
 from .descriptors import Schema
 from .gen.catalog.v1 import catalog_pb
-from .loader import Loader
+from .sources.core import Loader
 
 __all__ = ["SOURCE_FIELDS", "load_source"]
 

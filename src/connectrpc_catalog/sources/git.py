@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from .bufcli import ToolResult, run_tool
+from .buf import ToolResult, run_tool
 from .compiler import remove_stale_dirs
-from .loader import Limits, LoadError, redact
+from .core import Limits, LoadError, redact
 
 if TYPE_CHECKING:
-    from .descriptors import Schema
-    from .loader import Loader
+    from ..descriptors import Schema
+    from .core import Loader
 
 __all__ = ["GitRepos", "RepoSpec", "load_repo", "parse_repo_spec"]
 

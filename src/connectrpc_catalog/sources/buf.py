@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from .loader import BUF_CONFIG_FILES, LoadError, content_key, redact
+from .core import BUF_CONFIG_FILES, LoadError, content_key, redact
 
 if TYPE_CHECKING:
-    from .descriptors import Schema
-    from .loader import Loader
+    from ..descriptors import Schema
+    from .core import Loader
 
 __all__ = [
     "BUF_ENV",

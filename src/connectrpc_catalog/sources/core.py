@@ -31,12 +31,12 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from google.protobuf import descriptor_pb2
 
+from ..descriptors import Schema, SchemaCache, SchemaError
 from .compiler import CompileError, Compiler, remove_stale_dirs
-from .descriptors import Schema, SchemaCache, SchemaError
 
 if TYPE_CHECKING:
-    from .bufcli import BufCLI
-    from .gitrepo import GitRepos
+    from .buf import BufCLI
+    from .git import GitRepos
 
 __all__ = [
     "DESCRIPTOR_SET_SUFFIXES",
@@ -126,8 +126,8 @@ class Loader:
         removed with the loader); `tls_roots` are PEM CA certificates trusted when
         reflecting over TLS (default: the system's).
         """
-        from .bufcli import BufCLI
-        from .gitrepo import GitRepos
+        from .buf import BufCLI
+        from .git import GitRepos
 
         self.cache = cache
         self.compiler = compiler
@@ -199,7 +199,7 @@ class Loader:
     async def _from_dir(self, p: Path, shown: str) -> Schema:
         is_buf = await asyncio.to_thread(is_buf_dir, p)
         if is_buf and await asyncio.to_thread(self.buf.locate) is not None:
-            from .bufcli import load_buf_dir
+            from .buf import load_buf_dir
 
             return await load_buf_dir(self, p, label=shown)
         files = await asyncio.to_thread(self.read_tree, p, label=shown)
@@ -217,13 +217,13 @@ class Loader:
 
     async def from_buf(self, ref: str) -> Schema:
         """A local Buf module or workspace folder, or a BSR reference, built with `buf`."""
-        from .bufcli import load_buf_module
+        from .buf import load_buf_module
 
         return await load_buf_module(self, ref)
 
     async def from_git(self, spec: str) -> Schema:
         """A Git repository: `host/owner/repo[//sub/dir][@ref]` or a clone URL."""
-        from .gitrepo import load_repo
+        from .git import load_repo
 
         return await load_repo(self, spec)
 

@@ -38,7 +38,7 @@ class CompileError(Exception):
 class Compiler:
     """Compiles sets of .proto files to serialized FileDescriptorSets in a worker process.
 
-    The worker (`python -m connectrpc_catalog.compiler`) lives as long as the compiler,
+    The worker (`python -m connectrpc_catalog.sources.compiler`) lives as long as the compiler,
     takes one request at a time over its stdin/stdout, and is restarted if it dies or
     runs past the timeout.
     """
@@ -58,7 +58,7 @@ class Compiler:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "connectrpc_catalog.compiler",
+                "connectrpc_catalog.sources.compiler",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )

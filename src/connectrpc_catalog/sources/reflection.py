@@ -24,12 +24,12 @@ from connectrpc.errors import ConnectError
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from .descriptors import WELL_KNOWN_FILES
-from .loader import LoadError, redact
+from ..descriptors import WELL_KNOWN_FILES
+from .core import LoadError, redact
 
 if TYPE_CHECKING:
-    from .descriptors import Schema
-    from .loader import Loader
+    from ..descriptors import Schema
+    from .core import Loader
 
 __all__ = [
     "DEFAULT_TIMEOUT",
