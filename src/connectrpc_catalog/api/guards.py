@@ -84,6 +84,7 @@ class HostGuard:
                 name = _hostname(host)
                 await refuse(
                     scope,
+                    receive,
                     send,
                     Code.PERMISSION_DENIED,
                     f"this catalog does not answer to the host name {name!r}; if it is one "
@@ -128,6 +129,7 @@ class OriginGuard:
             shown = origin.decode("latin-1")
             await refuse(
                 scope,
+                receive,
                 send,
                 Code.PERMISSION_DENIED,
                 f"requests from the web page at {shown} are refused: the catalog answers "
@@ -137,6 +139,7 @@ class OriginGuard:
         if origin is None and _cross_site_fetch(scope):
             await refuse(
                 scope,
+                receive,
                 send,
                 Code.PERMISSION_DENIED,
                 "requests from other web sites are refused: the catalog answers only its "
@@ -213,6 +216,7 @@ class RouteGuard:
             names = ", ".join(sorted(p.rsplit("/", 1)[-1] for p in self.methods))
             await refuse(
                 scope,
+                receive,
                 send,
                 Code.NOT_FOUND,
                 f"no method {scope['path']!r}; {self.service} has {names}",
@@ -221,6 +225,7 @@ class RouteGuard:
         if scope["method"] != "POST":
             await refuse(
                 scope,
+                receive,
                 send,
                 Code.INVALID_ARGUMENT,
                 f"{scope['method']} is not accepted here: call the catalog's methods with POST",
@@ -230,7 +235,7 @@ class RouteGuard:
             return
         problem = _content_type_problem(scope, streaming)
         if problem is not None:
-            await refuse(scope, send, Code.INVALID_ARGUMENT, problem, http_status=415)
+            await refuse(scope, receive, send, Code.INVALID_ARGUMENT, problem, http_status=415)
             return
         await self.app(scope, receive, send)
 
@@ -275,7 +280,7 @@ class BodyGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         problem = _header_problem(scope)
         if problem is not None:
-            await refuse(scope, send, Code.INVALID_ARGUMENT, problem)
+            await refuse(scope, receive, send, Code.INVALID_ARGUMENT, problem)
             return
         content_type = (header(scope, b"content-type") or b"").partition(b";")[0].strip()
         content_type = content_type.lower()
@@ -285,19 +290,22 @@ class BodyGuard:
         if is_grpc and scope.get("http_version") != "2":
             await refuse(
                 scope,
+                receive,
                 send,
                 Code.INVALID_ARGUMENT,
                 "gRPC needs HTTP/2: use an HTTP/2 client (h2c, prior knowledge), or "
                 "the Connect or gRPC-Web protocol over HTTP/1.1",
+                http_status=400,
             )
             return
         if content_type not in _JSON_TYPES or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive, self.max_bytes)
+        body, complete = await _read_body(receive, self.max_bytes)
         if body is None:
             await refuse(
                 scope,
+                None if complete else receive,
                 send,
                 Code.RESOURCE_EXHAUSTED,
                 f"the request body is larger than {self.max_bytes} bytes, the catalog's "
@@ -306,7 +314,7 @@ class BodyGuard:
             return
         problem = await self._json_problem(scope, content_type, body)
         if problem is not None:
-            await refuse(scope, send, Code.INVALID_ARGUMENT, problem)
+            await refuse(scope, None, send, Code.INVALID_ARGUMENT, problem)  # body read
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -382,22 +390,23 @@ def _header_problem(scope: Scope) -> str | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it grows past `limit` bytes."""
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """The whole request body (None once it grows past `limit` bytes), and whether the
+    client has sent all of it."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return b"".join(chunks), True  # the client went away
         chunk = message.get("body", b"")
         size += len(chunk)
+        complete = not message.get("more_body", False)
         if size > limit:
-            return None
+            return None, complete
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+        if complete:
+            return b"".join(chunks), True
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -13,7 +13,7 @@ from typing import Any
 
 from connectrpc.code import Code
 
-__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "header", "refuse"]
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "drain", "header", "refuse"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,8 +45,7 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 def _percent_encode(message: str) -> bytes:
     """grpc-message encoding: printable ASCII except `%` as is, every other byte as %XX."""
     return b"".join(
-        bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b
-        for b in message.encode()
+        bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in message.encode()
     )
 
 
@@ -55,8 +54,30 @@ def _is_grpc(scope: Scope) -> bool:
     return content_type.startswith(b"application/grpc")
 
 
+_DRAIN_LIMIT = 256 * 1024 * 1024
+"""Most request bytes read (and dropped) before a refusal; past it the connection may close."""
+
+
+async def drain(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
+    """Read what is left of the request body, up to `limit` bytes, and drop it.
+
+    A response sent while the client is still sending makes hypercorn drop the whole
+    HTTP/2 connection (a DATA frame for a finished stream), or close an HTTP/1.1 one
+    without warning; reading the body first keeps the connection usable.
+    """
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def refuse(
     scope: Scope,
+    receive: Receive | None,
     send: Send,
     code: Code,
     message: str,
@@ -66,17 +87,39 @@ async def refuse(
 ) -> None:
     """Answer the request with a Connect (or gRPC trailers-only) error, and nothing else.
 
-    `http_status` overrides the code's usual status (e.g. 415 for a wrong content type).
+    The rest of the request body is read first (see `drain`), unless `receive` is None
+    (the caller read all of it). `http_status` overrides
+    the code's usual status (e.g. 415 for a wrong content type; for gRPC, whose errors
+    are HTTP 200 with the status in the headers, only when given).
     """
+    if receive is not None:
+        await drain(receive)
     headers = list(extra_headers or ())
     if _is_grpc(scope):
-        status = 200
         content_type = header(scope, b"content-type") or b"application/grpc"
-        headers += [
-            (b"content-type", content_type),
+        status_headers = [
             (b"grpc-status", str(_GRPC_NUMBER[code]).encode()),
             (b"grpc-message", _percent_encode(message)),
         ]
+        headers.append((b"content-type", content_type))
+        if _carries_trailers(scope, content_type):
+            # HTTP/2 gRPC: an empty response whose trailers hold the status (hypercorn
+            # cannot end a stream on its headers, and grpcio wants the status in a
+            # frame that ends it).
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send(
+                {
+                    "type": "http.response.trailers",
+                    "headers": status_headers,
+                    "more_trailers": False,
+                }
+            )
+            return
+        status = http_status or 200
+        headers += status_headers  # gRPC-Web (or gRPC on HTTP/1.1): trailers-only headers
         body = b""
     else:
         status = http_status or _HTTP_STATUS.get(code, 400)
@@ -85,3 +128,11 @@ async def refuse(
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _carries_trailers(scope: Scope, content_type: bytes) -> bool:
+    return (
+        not content_type.startswith(b"application/grpc-web")
+        and scope.get("http_version") == "2"
+        and "http.response.trailers" in scope.get("extensions", {})
+    )
