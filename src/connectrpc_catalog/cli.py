@@ -98,6 +98,8 @@ async def serve(app: App, settings: Settings) -> int:
     config.graceful_timeout = 5.0
     try:
         sockets = config.create_sockets()
+        for sock in sockets.insecure_sockets:
+            sock.listen(config.backlog)  # before "listening on" is printed: clients may connect
     except OSError as exc:
         print(f"connectrpc-catalog: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         await app.shutdown()
