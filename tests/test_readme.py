@@ -320,6 +320,11 @@ class Services:
         self.running: dict[int, subprocess.Popen[bytes]] = {}
 
     def ensure(self, port: int, running: bool) -> None:
+        proc = self.running.get(port)
+        if proc is not None and proc.poll() is not None:
+            self.running.pop(port)
+            log = (self.logs / f"service-{port}.log").read_text(errors="replace")
+            pytest.fail(f"{SERVICES[port][0]} exited ({proc.returncode}):\n{log[-3000:]}")
         if running and port not in self.running:
             self._start(port)
         elif not running and port in self.running:
@@ -446,7 +451,7 @@ def test_the_readme_has_shell_examples() -> None:
 # --- the tests -----------------------------------------------------------------------
 
 
-def _script(setup: Setup, chain: list[Block]) -> str:
+def _script(chain: list[Block]) -> str:
     parts = [
         "__readme_wait_port() {  # the reader's pause: the server started above answers\n"
         "  for _ in $(seq 1 400); do\n"
@@ -479,7 +484,7 @@ def _prepare_ports(setup: Setup, chain: list[Block]) -> None:
 
 def _run_chain(setup: Setup, block: Block, chain: list[Block]) -> None:
     script = setup.logs / f"block-{block.line}.sh"
-    script.write_text(_script(setup, chain))
+    script.write_text(_script(chain))
     out_path, err_path = script.with_suffix(".out"), script.with_suffix(".err")
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
@@ -497,6 +502,8 @@ def _run_chain(setup: Setup, block: Block, chain: list[Block]) -> None:
             rc = None
         finally:
             stop_group(proc)
+    for port in set().union(*(b.background_ports for b in chain)):
+        wait_closed(port)  # the example servers the blocks started are gone
     output, errors = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
     marker = MARKER.format(block.line)
     last = re.findall(r"@@readme-block (\d+)@@", errors)
@@ -512,8 +519,6 @@ def _run_chain(setup: Setup, block: Block, chain: list[Block]) -> None:
             f"--- stdout ---\n{output[-3000:]}\n--- stderr ---\n{errors[-3000:]}"
         )
     check_output(block, output.split(marker, 1)[1] if marker in output else output)
-    for port in block.background_ports:
-        wait_closed(port)
 
 
 def _install_blocks(setup: Setup, block: Block) -> None:
@@ -596,7 +601,7 @@ def test_readme_example(setup: Setup, block: Block) -> None:
     chain = [*dependencies(setup.blocks, block), block]
     if block.network:
         script = setup.logs / f"block-{block.line}.sh"
-        script.write_text(_script(setup, chain))
+        script.write_text(_script(chain))
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"README line {block.line}: {result.stderr}"
         pytest.skip(f"README line {block.line} needs network (syntax checked only)")
@@ -609,7 +614,7 @@ def test_readme_example(setup: Setup, block: Block) -> None:
         )
     if block.foreground_catalog:
         script = setup.logs / f"block-{block.line}.sh"
-        script.write_text(_script(setup, chain))
+        script.write_text(_script(chain))
         _serve_and_check(setup, block, ["bash", "-euo", "pipefail", str(script)])
         return
     _prepare_ports(setup, chain)
