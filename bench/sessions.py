@@ -16,6 +16,7 @@ from common import PROTOS
 
 from connectrpc_catalog.app import AppConfig, create_app
 from connectrpc_catalog.registry import Registry
+from connectrpc_catalog.sources.files import load_path
 
 N = 5_000
 SWEEP = 100_000
@@ -32,7 +33,7 @@ class Clock:
 async def per_session_bytes() -> tuple[float, float]:
     app = create_app(AppConfig())
     first, _ = app.manager.get_or_create(None)
-    schema = await app.loader.from_path(str(PROTOS))
+    schema = await load_path(app.loader.context, str(PROTOS))
     assert isinstance(first.registry, Registry)
     await first.registry.add(schema)
     tracemalloc.start()
@@ -40,7 +41,7 @@ async def per_session_bytes() -> tuple[float, float]:
     states = []
     for _ in range(N):
         state, _ = app.manager.get_or_create(None)
-        again = await app.loader.from_path(str(PROTOS))  # the real path: a cache hit
+        again = await load_path(app.loader.context, str(PROTOS))  # the real path: a cache hit
         assert isinstance(state.registry, Registry)
         await state.registry.add(again)
         states.append(state)

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from connectrpc_catalog.app import AppConfig, create_app
+from connectrpc_catalog.loading import Loader
 from connectrpc_catalog.sources.buf import BUF_ENV
-from connectrpc_catalog.sources.core import Loader
+from connectrpc_catalog.sources.core import Context
 
 from .catalog_server import RunningCatalog, run_catalog
 
@@ -64,10 +65,10 @@ def load_rejected(client: httpx.Client, url: str, body: Mapping[str, Any]) -> tu
 
 
 @contextlib.contextmanager
-def catalog_with(**loader_options: Any) -> Iterator[RunningCatalog]:
-    """An in-process catalog whose Loader was built with `loader_options`."""
+def catalog_with(**context_options: Any) -> Iterator[RunningCatalog]:
+    """An in-process catalog whose sources' Context was built with `context_options`."""
     app = create_app(AppConfig())
-    loader = Loader(app.schemas, app.compiler, **loader_options)
+    loader = Loader(Context(app.schemas, app.compiler, **context_options))
     app.loader = loader
     app.service.loader = loader
     with run_catalog(app=app) as running:

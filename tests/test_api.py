@@ -369,10 +369,10 @@ def test_invoke_on_an_unknown_service_is_not_found(catalog_url: str, http: httpx
 def test_unexpected_failures_are_internal_errors_without_details(http: httpx.Client) -> None:
     with run_catalog() as cat:
 
-        async def broken(path: str) -> None:
+        async def broken(*args: object) -> None:
             raise RuntimeError("secret internal detail /etc/shadow")
 
-        cat.app.loader.from_path = broken  # type: ignore[method-assign,assignment]
+        cat.app.loader.load = broken  # type: ignore[method-assign,assignment]
         r = call(http, cat.url, "LoadProtos", {"protoPath": "/x"})
         err = r.json()
         assert r.status_code == 500 and err["code"] == "internal"

@@ -17,7 +17,9 @@ from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import SchemaCache
 from connectrpc_catalog.sources.compiler import Compiler
-from connectrpc_catalog.sources.core import Limits, Loader, LoadError
+from connectrpc_catalog.sources.core import Context, Limits, LoadError
+from connectrpc_catalog.sources.files import load_path
+from connectrpc_catalog.sources.upload import compile_files
 
 from .sourcehelp import call, catalog_with, load_failed, load_ok, load_rejected, write_tree
 
@@ -73,22 +75,20 @@ def protoc_set(
 
 
 @pytest.fixture
-async def loader() -> AsyncIterator[Loader]:
-    loader = Loader(SchemaCache(), Compiler())
-    yield loader
-    await loader.compiler.close()
-    await loader.close()
+async def ctx() -> AsyncIterator[Context]:
+    ctx = Context(SchemaCache(), Compiler())
+    yield ctx
+    await ctx.compiler.close()
+    await ctx.close()
 
 
 # --- descriptor-set files -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("suffix", [".binpb", ".pb", ".protoset", ".desc", ""])
-async def test_descriptor_set_file_of_each_kind(
-    tmp_path: Path, loader: Loader, suffix: str
-) -> None:
+async def test_descriptor_set_file_of_each_kind(tmp_path: Path, ctx: Context, suffix: str) -> None:
     path = protoc_set(tmp_path, FILES, f"bank{suffix}", targets=["acme/bank/v1/bank.proto"])
-    schema = await loader.from_path(str(path))
+    schema = await load_path(ctx, str(path))
     assert schema.service_names == ("acme.bank.v1.BankService",)
     assert {
         "acme/bank/v1/bank.proto",
@@ -96,15 +96,15 @@ async def test_descriptor_set_file_of_each_kind(
         "google/protobuf/timestamp.proto",
     } == set(schema.file_names)
     assert schema.comments["acme.bank.v1.BankService.Deposit"] == "Deposits money."
-    assert loader.compiler.compiles == 0  # a set is loaded as it is
+    assert ctx.compiler.compiles == 0  # a set is loaded as it is
 
 
-async def test_same_set_twice_is_one_schema(tmp_path: Path, loader: Loader) -> None:
+async def test_same_set_twice_is_one_schema(tmp_path: Path, ctx: Context) -> None:
     path = protoc_set(tmp_path, FILES, "bank.binpb")
-    first = await loader.from_path(str(path))
-    builds = loader.cache.builds
-    assert await loader.from_path(str(path)) is first
-    assert loader.cache.builds == builds
+    first = await load_path(ctx, str(path))
+    builds = ctx.cache.builds
+    assert await load_path(ctx, str(path)) is first
+    assert ctx.cache.builds == builds
 
 
 @pytest.mark.parametrize(
@@ -113,25 +113,23 @@ async def test_same_set_twice_is_one_schema(tmp_path: Path, loader: Loader) -> N
     ids=["binary", "text", "empty"],
 )
 async def test_garbage_set_file_is_a_clear_error(
-    tmp_path: Path, loader: Loader, content: bytes
+    tmp_path: Path, ctx: Context, content: bytes
 ) -> None:
     path = tmp_path / "broken.binpb"
     path.write_bytes(content)
     with pytest.raises(LoadError) as info:
-        await loader.from_path(str(path))
+        await load_path(ctx, str(path))
     message = str(info.value)
     assert message.startswith(f"{path}: ")
     assert "not a serialized" in message
 
 
-async def test_set_without_its_imports_names_the_missing_file(
-    tmp_path: Path, loader: Loader
-) -> None:
+async def test_set_without_its_imports_names_the_missing_file(tmp_path: Path, ctx: Context) -> None:
     path = protoc_set(
         tmp_path, FILES, "bank.binpb", imports=False, targets=["acme/bank/v1/bank.proto"]
     )
     with pytest.raises(LoadError) as info:
-        await loader.from_path(str(path))
+        await load_path(ctx, str(path))
     assert "acme/bank/v1/bank.proto imports acme/common/v1/money.proto" in str(info.value)
 
 
@@ -253,40 +251,40 @@ def test_n_sessions_share_one_schema_and_one_compile() -> None:
         assert app.compiler.compiles == 2
 
 
-async def test_concurrent_identical_loads_compile_once(loader: Loader) -> None:
+async def test_concurrent_identical_loads_compile_once(ctx: Context) -> None:
     files = {k: v.encode() for k, v in FILES.items()}
-    results = await asyncio.gather(*(loader.from_files(files) for _ in range(8)))
-    assert loader.compiler.compiles == 1
+    results = await asyncio.gather(*(compile_files(ctx, files) for _ in range(8)))
+    assert ctx.compiler.compiles == 1
     assert all(r is results[0] for r in results)
 
 
 async def test_compile_cache_evicts_least_recently_used() -> None:
-    loader = Loader(SchemaCache(), Compiler(), max_compiled=1)
+    ctx = Context(SchemaCache(), Compiler(), max_compiled=1)
     try:
         a = {"a.proto": b'syntax = "proto3";\nmessage A {}\n'}
         b = {"b.proto": b'syntax = "proto3";\nmessage B {}\n'}
-        await loader.from_files(a)
-        await loader.from_files(a)
-        assert loader.compiler.compiles == 1
-        await loader.from_files(b)
-        await loader.from_files(a)
-        assert loader.compiler.compiles == 3
+        await compile_files(ctx, a)
+        await compile_files(ctx, a)
+        assert ctx.compiler.compiles == 1
+        await compile_files(ctx, b)
+        await compile_files(ctx, a)
+        assert ctx.compiler.compiles == 3
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
 
 
-async def test_failed_compile_is_not_cached(loader: Loader) -> None:
+async def test_failed_compile_is_not_cached(ctx: Context) -> None:
     bad = {"bad.proto": b'syntax = "proto3";\nmessage {}\n'}
     for _ in range(2):
         with pytest.raises(LoadError):
-            await loader.from_files(bad)
-    assert loader.compiler.compiles == 2
+            await compile_files(ctx, bad)
+    assert ctx.compiler.compiles == 2
 
 
 async def test_oversized_folder_is_refused_before_reading(tmp_path: Path) -> None:
-    loader = Loader(SchemaCache(), Compiler(), limits=Limits(max_files=2))
+    ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_files=2))
     write_tree(tmp_path, {f"d{i}/x.proto": 'syntax = "proto3";\n' for i in range(5)})
     with pytest.raises(ConnectError) as info:
-        await loader.from_path(str(tmp_path))
+        await load_path(ctx, str(tmp_path))
     assert info.value.code.name == "RESOURCE_EXHAUSTED"
-    assert loader.compiler.compiles == 0
+    assert ctx.compiler.compiles == 0

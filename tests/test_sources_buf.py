@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from connectrpc_catalog.descriptors import SchemaCache
-from connectrpc_catalog.sources.buf import BufCLI, is_bsr_ref
+from connectrpc_catalog.sources.buf import BufCLI, is_bsr_ref, load_module
 from connectrpc_catalog.sources.compiler import Compiler
-from connectrpc_catalog.sources.core import Limits, Loader, LoadError
+from connectrpc_catalog.sources.core import Context, Limits, LoadError
+from connectrpc_catalog.sources.files import load_path
 
 from .sourcehelp import (
     catalog_with,
@@ -59,72 +60,70 @@ message Id { string value = 1; }
 
 
 @pytest.fixture
-async def loader() -> AsyncIterator[Loader]:
-    loader = Loader(SchemaCache(), Compiler())
-    yield loader
-    await loader.compiler.close()
-    await loader.close()
+async def ctx() -> AsyncIterator[Context]:
+    ctx = Context(SchemaCache(), Compiler())
+    yield ctx
+    await ctx.compiler.close()
+    await ctx.close()
 
 
 @requires_buf
-async def test_local_module_with_two_files(tmp_path: Path, loader: Loader) -> None:
+async def test_local_module_with_two_files(tmp_path: Path, ctx: Context) -> None:
     root = write_tree(tmp_path / "shop", MODULE)
-    schema = await loader.from_buf(str(root))
+    schema = await load_module(ctx, str(root))
     assert schema.service_names == ("acme.shop.v1.ShopService",)
     assert {"acme/shop/v1/shop.proto", "acme/shop/v1/cart.proto"} <= set(schema.file_names)
     assert "google/protobuf/timestamp.proto" in schema.file_names
     assert schema.comments["acme.shop.v1.ShopService"] == "ShopService sells things."
     assert schema.comments["acme.shop.v1.ShopService.AddItem"] == "Adds an item to the cart."
-    assert loader.buf.builds == 1
-    assert loader.compiler.compiles == 0  # built by buf, not protoc
+    assert ctx.runs["buf build"] == 1
+    assert ctx.compiler.compiles == 0  # built by buf, not protoc
 
 
 @requires_buf
-async def test_workspace_with_two_modules(tmp_path: Path, loader: Loader) -> None:
+async def test_workspace_with_two_modules(tmp_path: Path, ctx: Context) -> None:
     root = write_tree(tmp_path / "ws", WORKSPACE)
-    schema = await loader.from_buf(str(root))
+    schema = await load_module(ctx, str(root))
     assert schema.service_names == ("acme.api.v1.ApiService",)
     assert {"acme/api/v1/api.proto", "acme/common/v1/ids.proto"} <= set(schema.file_names)
-    by_buf_yaml = await loader.from_buf(str(root / "buf.yaml"))  # the config file names it too
+    by_buf_yaml = await load_module(ctx, str(root / "buf.yaml"))  # the config file names it too
     assert by_buf_yaml is schema
 
 
 @requires_buf
-async def test_proto_path_at_a_workspace_is_built_with_buf(tmp_path: Path, loader: Loader) -> None:
+async def test_proto_path_at_a_workspace_is_built_with_buf(tmp_path: Path, ctx: Context) -> None:
     # module roots are api/ and common/: a plain compile of the folder could not resolve
     # "acme/common/v1/ids.proto", buf can
     root = write_tree(tmp_path / "ws", WORKSPACE)
-    schema = await loader.from_path(str(root))
+    schema = await load_path(ctx, str(root))
     assert schema.service_names == ("acme.api.v1.ApiService",)
-    assert loader.buf.builds == 1
+    assert ctx.runs["buf build"] == 1
 
 
 @requires_buf
-async def test_second_load_runs_nothing_and_shares_the_schema(
-    tmp_path: Path, loader: Loader
-) -> None:
+async def test_second_load_runs_nothing_and_shares_the_schema(tmp_path: Path, ctx: Context) -> None:
     root = write_tree(tmp_path / "shop", MODULE)
-    first = await loader.from_buf(str(root))
-    builds = loader.cache.builds
-    second = await loader.from_buf(str(root))
+    first = await load_module(ctx, str(root))
+    builds = ctx.cache.builds
+    second = await load_module(ctx, str(root))
     assert second is first
-    assert loader.buf.builds == 1
-    assert loader.cache.builds == builds
+    assert ctx.runs["buf build"] == 1
+    assert ctx.cache.builds == builds
     # same content elsewhere: still no new build
     other = write_tree(tmp_path / "copy", MODULE)
-    assert await loader.from_buf(str(other)) is first
-    assert loader.buf.builds == 1
+    assert await load_module(ctx, str(other)) is first
+    assert ctx.runs["buf build"] == 1
     # changed content: built again
     (root / "acme/shop/v1/cart.proto").write_text(
         MODULE["acme/shop/v1/cart.proto"].replace("skus = 1;", "skus = 1; int32 total = 3;")
     )
-    changed = await loader.from_buf(str(root))
+    changed = await load_module(ctx, str(root))
     assert changed is not first
-    assert loader.buf.builds == 2
+    assert ctx.runs["buf build"] == 2
 
 
 @requires_buf
-async def test_build_error_names_file_line_and_column(tmp_path: Path, loader: Loader) -> None:
+async def test_build_error_names_file_line_and_column(tmp_path: Path, ctx: Context) -> None:
     root = write_tree(
         tmp_path / "bad",
         {
@@ -133,7 +132,7 @@ async def test_build_error_names_file_line_and_column(tmp_path: Path, loader: Lo
         },
     )
     with pytest.raises(LoadError) as info:
-        await loader.from_buf(str(root))
+        await load_module(ctx, str(root))
     message = str(info.value)
     assert message.startswith(f"{root}: buf build failed:")
     assert "x/v1/x.proto:2:25:" in message
@@ -145,7 +144,7 @@ def test_proto_path_at_a_module_without_buf_compiles_plainly(tmp_path: Path) -> 
     with catalog_with(buf=str(tmp_path / "no-such-buf")) as running, httpx.Client() as http:
         data, _ = load_ok(http, running.url, {"protoPath": str(root)})
         assert data["loadedServices"] == ["acme.shop.v1.ShopService"]
-        assert running.app.loader.buf.builds == 0
+        assert running.app.loader.context.runs["buf build"] == 0
         assert running.app.compiler.compiles == 1
         # a workspace needs buf: the plain compile fails and says how to fix it
         ws = write_tree(tmp_path / "ws", WORKSPACE)
@@ -181,10 +180,10 @@ async def test_a_buf_that_hangs_is_stopped(tmp_path: Path) -> None:
     fake.write_text("#!/bin/sh\nsleep 30 &\nsleep 30\n")  # a child too: the group is killed
     fake.chmod(0o755)
     root = write_tree(tmp_path / "shop", MODULE)
-    loader = Loader(SchemaCache(), Compiler(), buf=str(fake), limits=Limits(buf_timeout=1))
+    ctx = Context(SchemaCache(), Compiler(), buf=str(fake), limits=Limits(buf_timeout=1))
     started = time.monotonic()
     with pytest.raises(LoadError) as info:
-        await loader.from_buf(str(root))
+        await load_module(ctx, str(root))
     assert time.monotonic() - started < 10
     assert str(info.value) == f"{root}: buf build did not finish within 1 s"
 

@@ -15,8 +15,8 @@ from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import SchemaCache
 from connectrpc_catalog.sources.compiler import Compiler
-from connectrpc_catalog.sources.core import Limits, Loader, LoadError
-from connectrpc_catalog.sources.git import RepoSpec, parse_repo_spec
+from connectrpc_catalog.sources.core import Context, Limits, LoadError
+from connectrpc_catalog.sources.git import RepoSpec, load_repo, parse_repo_spec
 
 from .sourcehelp import (
     catalog_with,
@@ -106,12 +106,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 
 
 @pytest.fixture
-async def loader(tmp_path: Path, repo: Repo) -> AsyncIterator[Loader]:
-    loader = Loader(
+async def ctx(tmp_path: Path, repo: Repo) -> AsyncIterator[Context]:
+    ctx = Context(
         SchemaCache(), Compiler(), git_base_url=repo.base_url, cache_dir=tmp_path / "cache"
     )
-    yield loader
-    await loader.compiler.close()
+    yield ctx
+    await ctx.compiler.close()
 
 
 def methods(schema: object) -> list[str]:
@@ -120,105 +120,103 @@ def methods(schema: object) -> list[str]:
     return sorted(m.name for m in svc.methods)
 
 
-async def test_each_tag_by_file_url(loader: Loader, repo: Repo) -> None:
-    one = await loader.from_git(f"{repo.url}//proto@v1")
-    two = await loader.from_git(f"{repo.url}//proto@v2")
+async def test_each_tag_by_file_url(ctx: Context, repo: Repo) -> None:
+    one = await load_repo(ctx, f"{repo.url}//proto@v1")
+    two = await load_repo(ctx, f"{repo.url}//proto@v2")
     assert methods(one) == ["GetCurrent"]
     assert methods(two) == ["GetCurrent", "GetForecast"]
     assert one.comments["acme.weather.v1.WeatherService"] == "WeatherService reports the weather."
 
 
-async def test_short_form_with_base_url(loader: Loader, repo: Repo) -> None:
-    one = await loader.from_git("github.com/acme/weather//proto@v1")
-    two = await loader.from_git("github.com/acme/weather//proto@v2")
+async def test_short_form_with_base_url(ctx: Context, repo: Repo) -> None:
+    one = await load_repo(ctx, "github.com/acme/weather//proto@v1")
+    two = await load_repo(ctx, "github.com/acme/weather//proto@v2")
     assert methods(one) == ["GetCurrent"]
     assert methods(two) == ["GetCurrent", "GetForecast"]
 
 
-async def test_default_branch_branch_name_and_commit_ids(loader: Loader, repo: Repo) -> None:
-    assert methods(await loader.from_git("github.com/acme/weather//proto")) == [
+async def test_default_branch_branch_name_and_commit_ids(ctx: Context, repo: Repo) -> None:
+    assert methods(await load_repo(ctx, "github.com/acme/weather//proto")) == [
         "GetCurrent",
         "GetForecast",
     ]
-    assert methods(await loader.from_git("github.com/acme/weather//proto@main")) == [
+    assert methods(await load_repo(ctx, "github.com/acme/weather//proto@main")) == [
         "GetCurrent",
         "GetForecast",
     ]
-    assert methods(await loader.from_git(f"github.com/acme/weather//proto@{repo.v1}")) == [
+    assert methods(await load_repo(ctx, f"github.com/acme/weather//proto@{repo.v1}")) == [
         "GetCurrent"
     ]
     # a full commit id needs no ls-remote at all
-    resolves = loader.git.resolves
-    await loader.from_git(f"{repo.url}//proto@{repo.v1}")
-    assert loader.git.resolves == resolves
+    resolves = ctx.runs["git ls-remote"]
+    await load_repo(ctx, f"{repo.url}//proto@{repo.v1}")
+    assert ctx.runs["git ls-remote"] == resolves
 
 
-async def test_second_load_fetches_and_compiles_nothing(loader: Loader, repo: Repo) -> None:
-    first = await loader.from_git("github.com/acme/weather//proto@v1")
-    fetches, compiles, builds = loader.git.fetches, loader.compiler.compiles, loader.cache.builds
+async def test_second_load_fetches_and_compiles_nothing(ctx: Context, repo: Repo) -> None:
+    first = await load_repo(ctx, "github.com/acme/weather//proto@v1")
+    fetches, compiles, builds = ctx.runs["git fetch"], ctx.compiler.compiles, ctx.cache.builds
     assert (fetches, compiles) == (1, 1)
-    again = await loader.from_git("github.com/acme/weather//proto@v1")
+    again = await load_repo(ctx, "github.com/acme/weather//proto@v1")
     assert again is first
-    assert (loader.git.fetches, loader.compiler.compiles, loader.cache.builds) == (
+    assert (ctx.runs["git fetch"], ctx.compiler.compiles, ctx.cache.builds) == (
         fetches,
         compiles,
         builds,
     )
     # the same repository by its full URL at the same commit: the same checkout on disk
-    same = await loader.from_git(f"{repo.url}//proto@v1")
+    same = await load_repo(ctx, f"{repo.url}//proto@v1")
     assert same is first
-    assert loader.git.fetches == fetches
-    # a new loader on the same cache folder reuses the checkout without fetching
-    fresh = Loader(
-        loader.cache, loader.compiler, git_base_url=repo.base_url, cache_dir=loader._cache_dir
-    )
-    assert await fresh.from_git("github.com/acme/weather//proto@v1") is first
-    assert fresh.git.fetches == 0
+    assert ctx.runs["git fetch"] == fetches
+    # a new ctx on the same cache folder reuses the checkout without fetching
+    fresh = Context(ctx.cache, ctx.compiler, git_base_url=repo.base_url, cache_dir=ctx.work_dir())
+    assert await load_repo(fresh, "github.com/acme/weather//proto@v1") is first
+    assert fresh.runs["git fetch"] == 0
 
 
 async def test_checkout_has_no_git_folder_and_temp_cache_is_removed(repo: Repo) -> None:
-    loader = Loader(SchemaCache(), Compiler())
-    await loader.from_git(f"{repo.url}//proto@v1")
-    await loader.compiler.close()
-    work = loader._work_dir()
+    ctx = Context(SchemaCache(), Compiler())
+    await load_repo(ctx, f"{repo.url}//proto@v1")
+    await ctx.compiler.close()
+    work = ctx.work_dir()
     checkouts = list((work / "git").iterdir())
     assert len(checkouts) == 1
     assert not (checkouts[0] / ".git").exists()
     assert (checkouts[0] / "proto" / PROTO).is_file()
-    await loader.close()
+    await ctx.close()
     assert not work.exists()
 
 
 async def test_size_cap_stops_the_checkout(repo: Repo, tmp_path: Path) -> None:
-    loader = Loader(
+    ctx = Context(
         SchemaCache(),
         Compiler(),
         limits=Limits(max_checkout_bytes=1024 * 1024),
         cache_dir=tmp_path,
     )
     with pytest.raises(ConnectError) as info:
-        await loader.from_git(f"{repo.url}@big")
+        await load_repo(ctx, f"{repo.url}@big")
     assert info.value.code.name == "RESOURCE_EXHAUSTED"
     assert "grew past 1 MB" in info.value.message
     assert [p.name for p in (tmp_path / "git").iterdir()] == []  # scratch folder removed
 
 
-async def test_missing_ref_and_sub_folder(loader: Loader, repo: Repo) -> None:
+async def test_missing_ref_and_sub_folder(ctx: Context, repo: Repo) -> None:
     with pytest.raises(LoadError) as ref:
-        await loader.from_git("github.com/acme/weather@v9")
+        await load_repo(ctx, "github.com/acme/weather@v9")
     assert str(ref.value).startswith("github.com/acme/weather@v9: no branch or tag named 'v9'")
     with pytest.raises(LoadError) as sub:
-        await loader.from_git("github.com/acme/weather//protos@v1")
+        await load_repo(ctx, "github.com/acme/weather//protos@v1")
     assert "has no folder or file 'protos' at v1" in str(sub.value)
     with pytest.raises(LoadError) as commit:
-        await loader.from_git(f"github.com/acme/weather@{'0' * 40}")
+        await load_repo(ctx, f"github.com/acme/weather@{'0' * 40}")
     assert f"commit {'0' * 40} was not found" in str(commit.value)
 
 
 async def test_a_host_that_never_answers_times_out(tmp_path: Path) -> None:
-    loader = Loader(SchemaCache(), Compiler(), limits=Limits(git_timeout=1), cache_dir=tmp_path)
+    ctx = Context(SchemaCache(), Compiler(), limits=Limits(git_timeout=1), cache_dir=tmp_path)
     with silent_listener() as endpoint, pytest.raises(ConnectError) as info:
-        await loader.from_git(f"http://{endpoint}/acme/weather.git")
+        await load_repo(ctx, f"http://{endpoint}/acme/weather.git")
     assert info.value.code.name == "UNAVAILABLE"
     assert f"http://{endpoint}/acme/weather.git did not answer within 1 s" in info.value.message
 
@@ -236,7 +234,7 @@ def test_load_by_short_name_through_the_api(repo: Repo) -> None:
         first, second = app.manager.get(sid), app.manager.get(other)
         assert first is not None and second is not None and first is not second
         assert first.registry.view is second.registry.view  # type: ignore[attr-defined]
-        assert app.loader.git.fetches == 1
+        assert app.loader.context.runs["git fetch"] == 1
         assert app.compiler.compiles == 1
 
 

@@ -25,8 +25,8 @@ from connectrpc_catalog.api.self_reflection import (
 from connectrpc_catalog.app import AppConfig
 from connectrpc_catalog.descriptors import SchemaCache
 from connectrpc_catalog.sources.compiler import Compiler
-from connectrpc_catalog.sources.core import Loader, LoadError
-from connectrpc_catalog.sources.reflection import parse_endpoint, reflect
+from connectrpc_catalog.sources.core import Context, LoadError
+from connectrpc_catalog.sources.reflection import load_reflection, parse_endpoint, reflect
 
 from .catalog_server import run_catalog
 from .protohelp import compile_protos
@@ -159,19 +159,19 @@ def grpc_server(
 
 
 @pytest.fixture
-async def loader() -> AsyncIterator[Loader]:
-    loader = Loader(SchemaCache(), Compiler())
-    yield loader
-    await loader.compiler.close()
-    await loader.close()
+async def ctx() -> AsyncIterator[Context]:
+    ctx = Context(SchemaCache(), Compiler())
+    yield ctx
+    await ctx.compiler.close()
+    await ctx.close()
 
 
 async def test_v1_only_server_with_dependencies_fetched_one_by_one(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     servicer = OneFileReflection(pool, [*USER_SERVICES, V1])
     with grpc_server(servicer.handler(V1)) as endpoint:
-        schema = await loader.from_reflection(endpoint)
+        schema = await load_reflection(ctx, endpoint)
     assert list(schema.service_names) == USER_SERVICES  # V1 itself is not in the pool: skipped
     assert {
         "acme/inventory/v1/inventory.proto",
@@ -187,7 +187,7 @@ async def test_v1_only_server_with_dependencies_fetched_one_by_one(
 
 
 async def test_v1alpha_only_server_falls_back_and_keeps_the_reflection_file(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     def setup(server: grpc.Server) -> None:
         reflection.enable_server_reflection([*USER_SERVICES, V1ALPHA], server, pool=pool)
@@ -195,28 +195,28 @@ async def test_v1alpha_only_server_falls_back_and_keeps_the_reflection_file(
     with grpc_server(setup=setup) as endpoint:
         target = parse_endpoint(endpoint)
         reflected = await reflect(target)
-        schema = await loader.from_reflection(endpoint)
+        schema = await load_reflection(ctx, endpoint)
     assert reflected.version == "v1alpha"
     assert list(schema.service_names) == [*USER_SERVICES, V1ALPHA]
     assert "grpc_reflection/v1alpha/reflection.proto" in schema.file_names
 
 
 async def test_missing_well_known_import_is_completed_locally(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     servicer = OneFileReflection(pool, USER_SERVICES, hide=["google/protobuf/timestamp.proto"])
     with grpc_server(servicer.handler()) as endpoint:
-        schema = await loader.from_reflection(endpoint)
+        schema = await load_reflection(ctx, endpoint)
     assert "google/protobuf/timestamp.proto" in schema.file_names
     assert schema.service("acme.inventory.v1.InventoryService") is not None
 
 
 async def test_missing_user_import_names_the_importer(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     servicer = OneFileReflection(pool, USER_SERVICES, hide=["acme/common/v1/money.proto"])
     with grpc_server(servicer.handler()) as endpoint, pytest.raises(LoadError) as info:
-        await loader.from_reflection(endpoint)
+        await load_reflection(ctx, endpoint)
     message = str(info.value)
     assert endpoint in message
     assert "imports acme/common/v1/money.proto" in message
@@ -224,24 +224,24 @@ async def test_missing_user_import_names_the_importer(
 
 
 async def test_listed_service_without_file_is_a_clear_error(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     servicer = OneFileReflection(pool, [*USER_SERVICES, "acme.ghost.v1.Ghost"])
     with grpc_server(servicer.handler()) as endpoint, pytest.raises(LoadError) as info:
-        await loader.from_reflection(endpoint)
+        await load_reflection(ctx, endpoint)
     assert "lists acme.ghost.v1.Ghost but could not send the file defining it" in str(info.value)
 
 
 async def test_same_server_twice_builds_once_and_shares_the_schema(
-    pool: descriptor_pool.DescriptorPool, loader: Loader
+    pool: descriptor_pool.DescriptorPool, ctx: Context
 ) -> None:
     with grpc_server(OneFileReflection(pool, USER_SERVICES).handler()) as endpoint:
-        first = await loader.from_reflection(endpoint)
-        builds = loader.cache.builds
-        second = await loader.from_reflection(endpoint)
+        first = await load_reflection(ctx, endpoint)
+        builds = ctx.cache.builds
+        second = await load_reflection(ctx, endpoint)
     assert second is first
-    assert loader.cache.builds == builds
-    assert loader.compiler.compiles == 0  # reflection never runs protoc
+    assert ctx.cache.builds == builds
+    assert ctx.compiler.compiles == 0  # reflection never runs protoc
 
 
 async def test_tls_with_server_name_override(
@@ -252,15 +252,15 @@ async def test_tls_with_server_name_override(
     creds = grpc.ssl_server_credentials(
         [(cert.private_key_pem.bytes(), b"".join(b.bytes() for b in cert.cert_chain_pems))]
     )
-    loader = Loader(SchemaCache(), Compiler(), tls_roots=ca.cert_pem.bytes())  # never compiles
+    ctx = Context(SchemaCache(), Compiler(), tls_roots=ca.cert_pem.bytes())  # never compiles
     servicer = OneFileReflection(pool, USER_SERVICES)
     with grpc_server(servicer.handler(), credentials=creds) as endpoint:
-        schema = await loader.from_reflection(endpoint, use_tls=True, server_name="catalog.test")
+        schema = await load_reflection(ctx, endpoint, use_tls=True, server_name="catalog.test")
         assert list(schema.service_names) == USER_SERVICES
         with pytest.raises(LoadError) as wrong_name:  # the cert is not for 127.0.0.1
-            await loader.from_reflection(endpoint, use_tls=True, timeout_seconds=5)
+            await load_reflection(ctx, endpoint, use_tls=True, timeout_seconds=5)
         with pytest.raises(LoadError) as plaintext:
-            await loader.from_reflection(endpoint, timeout_seconds=5)
+            await load_reflection(ctx, endpoint, timeout_seconds=5)
     assert endpoint in str(wrong_name.value)
     assert "serverName" in str(wrong_name.value)
     assert endpoint in str(plaintext.value)
@@ -309,12 +309,12 @@ def test_routes_cover_both_versions() -> None:
     )
 
 
-async def test_our_loader_reflects_the_catalog(reflecting_catalog: str, loader: Loader) -> None:
+async def test_our_loader_reflects_the_catalog(reflecting_catalog: str, ctx: Context) -> None:
     endpoint = reflecting_catalog.removeprefix("http://")
     reflected = await reflect(parse_endpoint(endpoint))
     assert reflected.version == "v1"
     assert "catalog.v1.CatalogService" in reflected.services
-    schema = await loader.from_reflection(endpoint)
+    schema = await load_reflection(ctx, endpoint)
     assert "catalog.v1.CatalogService" in schema.service_names
     assert V1 in schema.service_names and V1ALPHA in schema.service_names
     assert schema.comments["catalog.v1.CatalogService"].startswith("CatalogService is the")

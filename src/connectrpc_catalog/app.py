@@ -23,6 +23,7 @@ from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
 from .invocation import CallLimits
 from .jsondepth import DEFAULT_MAX_DEPTH
+from .loading import Loader
 from .registry import Registry
 from .session import (
     CLEANUP_INTERVAL,
@@ -32,7 +33,7 @@ from .session import (
     State,
 )
 from .sources.compiler import Compiler
-from .sources.core import Limits, Loader
+from .sources.core import Context, Limits
 from .startup import BaseSpec, LoadedBase, load_base
 from .transports import Invoker
 
@@ -83,12 +84,14 @@ class App:
         self.schemas = SchemaCache(config.schema_cache_entries)
         self.compiler = Compiler()
         self.loader = Loader(
-            self.schemas,
-            self.compiler,
-            limits=config.load_limits,
-            git_base_url=config.git_base_url,
-            buf=config.buf or None,
-            cache_dir=config.cache_dir or None,
+            Context(
+                self.schemas,
+                self.compiler,
+                limits=config.load_limits,
+                git_base_url=config.git_base_url,
+                buf=config.buf or None,
+                cache_dir=config.cache_dir or None,
+            )
         )
         self.manager = SessionManager(
             self._new_state,

@@ -1,18 +1,21 @@
-"""Start-up sources: what the catalog loads before serving, forming the shared base schema."""
+"""Start-up sources: what the catalog loads before serving, forming the shared base schema.
+
+A `StartupSource` names a kind of the source table (`loading.SOURCES`) and its value;
+`load_base` loads each through the same `Loader` as LoadProtos does.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from protobuf import Oneof
-
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
-from .loading import load_source
-from .sources.core import Loader, LoadError, redact
+from .loading import SOURCES, Loader
+from .sources.core import Given, LoadError, redact
 
 __all__ = [
     "BaseLoadError",
@@ -23,8 +26,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-KINDS = ("proto_path", "descriptor_set_path", "buf_module", "proto_repo", "reflection_endpoint")
 
 _TRANSPORTS = {
     "connect": catalog_pb.Transport.CONNECT,
@@ -40,7 +41,10 @@ class BaseLoadError(Exception):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartupSource:
-    """One source loaded at start-up; `default_target` makes it the target of its services."""
+    """One source loaded at start-up; `default_target` makes it the target of its services.
+
+    `kind` is a start-up kind of `loading.SOURCES` (one with a flag).
+    """
 
     kind: str
     value: str
@@ -53,28 +57,14 @@ class StartupSource:
 
         Credentials in it (`https://user:token@host/...`) are replaced by `***`.
         """
-        flag = {
-            "proto_path": "--proto",
-            "descriptor_set_path": "--descriptor-set",
-            "buf_module": "--buf-module",
-            "proto_repo": "--proto-repo",
-            "reflection_endpoint": "--reflect",
-        }[self.kind]
+        row = SOURCES.get(self.kind)
+        flag = row.flag if row is not None and row.flag else self.kind
         return f"{flag} {redact(self.value)}"
 
-    def request(self) -> catalog_pb.LoadProtosRequest:
-        """The LoadProtos request this source stands for."""
-        kind = "proto_path" if self.kind == "descriptor_set_path" else self.kind
-        options = None
-        if self.kind == "reflection_endpoint":
-            options = catalog_pb.ReflectionOptions(
-                use_tls=_tls_default(self.value) if self.use_tls is None else self.use_tls,
-                server_name=self.server_name,
-            )
-        return catalog_pb.LoadProtosRequest(
-            source=Oneof(kind, self.value),  # type: ignore[arg-type]
-            reflection_options=options,
-        )
+    def given(self) -> Given:
+        """The source as its module takes it; TLS by default for https:// and port 443."""
+        use_tls = _tls_default(self.value) if self.use_tls is None else self.use_tls
+        return Given(value=self.value, use_tls=use_tls, server_name=self.server_name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,8 +92,8 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
     failures: list[str] = []
     for source in spec.sources:
         try:
-            schema = await load_source(loader, source.request())
-            merged = loader.cache.merge([*parts, schema])
+            schema = await loader.load(source.kind, source.given())
+            merged = await asyncio.to_thread(loader.context.cache.merge, [*parts, schema])
         except (LoadError, SchemaError) as exc:
             failures.append(f"{source.describe()}: {redact(str(exc))}")
             continue

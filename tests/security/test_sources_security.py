@@ -2,7 +2,7 @@
 checkouts are inert and never show credentials, reads and walks are bounded before the
 work, non-proto files never leak into messages, and crashed catalogs leave no temp files.
 
-Every test uses real files in tmp_path and the real Loader, Compiler or catalog."""
+Every test uses real files in tmp_path and the real Context, Compiler or catalog."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ import pytest
 from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import EMPTY, SchemaCache
+from connectrpc_catalog.loading import Loader
+from connectrpc_catalog.sources.buf import load_module
 from connectrpc_catalog.sources.compiler import SCRATCH_PREFIX, CompileError, Compiler
-from connectrpc_catalog.sources.core import TEMP_PREFIX, Limits, Loader, LoadError
+from connectrpc_catalog.sources.core import TEMP_PREFIX, Context, Limits, LoadError
+from connectrpc_catalog.sources.files import load_path
+from connectrpc_catalog.sources.git import load_repo
+from connectrpc_catalog.sources.reflection import load_reflection
+from connectrpc_catalog.sources.upload import compile_files
 from connectrpc_catalog.startup import BaseSpec, StartupSource, load_base
 
 from ..sourcehelp import load_failed, load_ok, load_rejected, write_tree
@@ -35,11 +41,11 @@ SECRET = "s3cret-pass"
 
 
 @pytest.fixture
-async def loader() -> AsyncIterator[Loader]:
-    loader = Loader(SchemaCache(), Compiler())
-    yield loader
-    await loader.compiler.close()
-    await loader.close()
+async def ctx() -> AsyncIterator[Context]:
+    ctx = Context(SchemaCache(), Compiler())
+    yield ctx
+    await ctx.compiler.close()
+    await ctx.close()
 
 
 def names(folder: Path) -> list[str]:
@@ -47,16 +53,16 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-async def refused(loader: Loader, files: dict[str, bytes]) -> str:
+async def refused(ctx: Context, files: dict[str, bytes]) -> str:
     """from_files must refuse `files` with INVALID_ARGUMENT: the message."""
     with pytest.raises(ConnectError) as info:
-        await loader.from_files(files)
+        await compile_files(ctx, files)
     assert info.value.code.name == "INVALID_ARGUMENT", info.value.message
     return info.value.message
 
 
-async def good_load_still_works(loader: Loader) -> None:
-    schema = await loader.from_files(GOOD)
+async def good_load_still_works(ctx: Context) -> None:
+    schema = await compile_files(ctx, GOOD)
     assert "ok/v1/ok.proto" in schema.file_names
 
 
@@ -75,15 +81,15 @@ def injection_names(tmp_path: Path) -> list[str]:
     ]
 
 
-async def test_option_like_upload_names_are_refused(tmp_path: Path, loader: Loader) -> None:
+async def test_option_like_upload_names_are_refused(tmp_path: Path, ctx: Context) -> None:
     (tmp_path / "argsfile.proto").write_text(f"--dependency_out={tmp_path}/from-args.proto\n")
     for name in injection_names(tmp_path):
-        message = await refused(loader, {name: PROTO.encode(), **GOOD})
+        message = await refused(ctx, {name: PROTO.encode(), **GOOD})
         assert repr(name[:80])[:40] in message, message
         assert "must be a relative path inside the upload" in message
-    assert loader.compiler.compiles == 0  # refused before any work
+    assert ctx.compiler.compiles == 0  # refused before any work
     assert names(tmp_path) == ["argsfile.proto"]  # nothing written
-    await good_load_still_works(loader)
+    await good_load_still_works(ctx)
 
 
 def test_option_like_names_through_the_api(
@@ -135,15 +141,15 @@ def test_option_like_names_through_the_api(
     ],
 )
 async def test_odd_names_are_refused_without_killing_the_worker(
-    loader: Loader, names: list[str]
+    ctx: Context, names: list[str]
 ) -> None:
-    await loader.compiler.warm_up()
-    message = await refused(loader, {n: PROTO.encode() for n in names})
+    await ctx.compiler.warm_up()
+    message = await refused(ctx, {n: PROTO.encode() for n in names})
     assert len(message) < 600  # a long name is truncated in the message
     assert "\0" not in message and "\n" not in message
-    await good_load_still_works(loader)
-    assert loader.compiler.starts == 1  # the worker was never restarted
-    assert loader.compiler.compiles == 1
+    await good_load_still_works(ctx)
+    assert ctx.compiler.starts == 1  # the worker was never restarted
+    assert ctx.compiler.compiles == 1
 
 
 async def test_the_worker_itself_refuses_odd_names_and_survives(tmp_path: Path) -> None:
@@ -213,11 +219,11 @@ def live_pid() -> Iterator[int]:
 
 
 async def test_checkout_files_lose_their_executable_bits(repo: Path, tmp_path: Path) -> None:
-    loader = Loader(SchemaCache(), Compiler(), cache_dir=tmp_path / "cache")
+    ctx = Context(SchemaCache(), Compiler(), cache_dir=tmp_path / "cache")
     try:
-        schema = await loader.from_git(f"{repo.as_uri()}//proto")
+        schema = await load_repo(ctx, f"{repo.as_uri()}//proto")
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
     assert schema.service_names == ("acme.v1.Api",)
     (checkout,) = (tmp_path / "cache" / "git").iterdir()
     files = [p for p in checkout.rglob("*") if p.is_file()]
@@ -236,16 +242,16 @@ async def test_failed_checkouts_leave_nothing_and_name_no_server_path(
     alive = cache / "git" / f".tmp-{live_pid}-fedcba9876543210"
     for folder in (stale, alive):
         write_tree(folder, {"half/checked/out.proto": PROTO})
-    loader = Loader(
+    ctx = Context(
         SchemaCache(), Compiler(), cache_dir=cache, limits=Limits(max_checkout_bytes=1024 * 1024)
     )
     try:
         with pytest.raises(ConnectError) as big:
-            await loader.from_git(f"{repo.as_uri()}@big")
+            await load_repo(ctx, f"{repo.as_uri()}@big")
         with pytest.raises(LoadError) as missing:
-            await loader.from_git(f"{repo.as_uri()}@{'0' * 40}")
+            await load_repo(ctx, f"{repo.as_uri()}@{'0' * 40}")
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
     assert big.value.code.name == "RESOURCE_EXHAUSTED"
     for message in (big.value.message, str(missing.value)):
         assert str(cache) not in message and ".tmp-" not in message, message
@@ -253,7 +259,7 @@ async def test_failed_checkouts_leave_nothing_and_name_no_server_path(
     assert names(cache / "git") == [alive.name]
 
 
-async def test_credentials_never_reach_a_message(loader: Loader) -> None:
+async def test_credentials_never_reach_a_message(ctx: Context) -> None:
     specs = [
         f"https://user:{SECRET}@127.0.0.1:1/acme/weather.git@v1",
         f"http://user:{SECRET}@127.0.0.1:1/acme/weather.git//proto@-bad",
@@ -263,15 +269,15 @@ async def test_credentials_never_reach_a_message(loader: Loader) -> None:
     ]
     for spec in specs:
         with pytest.raises((ConnectError, LoadError)) as info:
-            await loader.from_git(spec)
+            await load_repo(ctx, spec)
         text = str(getattr(info.value, "message", "") or info.value)
         assert SECRET not in text, text
         assert "***@" in text, text
     for call in (
-        loader.from_reflection(f"https://user:{SECRET}@localhost:443"),
-        loader.from_reflection(f"user:{SECRET}@localhost:50051"),
-        loader.from_buf(f"https://user:{SECRET}@buf.build/acme/weather"),
-        loader.from_path(f"https://user:{SECRET}@example.com/x.proto"),
+        load_reflection(ctx, f"https://user:{SECRET}@localhost:443"),
+        load_reflection(ctx, f"user:{SECRET}@localhost:50051"),
+        load_module(ctx, f"https://user:{SECRET}@buf.build/acme/weather"),
+        load_path(ctx, f"https://user:{SECRET}@example.com/x.proto"),
     ):
         with pytest.raises((ConnectError, LoadError)) as info:
             await call
@@ -280,7 +286,7 @@ async def test_credentials_never_reach_a_message(loader: Loader) -> None:
 
 
 async def test_credentials_never_reach_a_log_line(
-    loader: Loader, caplog: pytest.LogCaptureFixture
+    ctx: Context, caplog: pytest.LogCaptureFixture
 ) -> None:
     sources = [
         StartupSource(kind="proto_repo", value=f"https://u:{SECRET}@127.0.0.1:1/a/b.git"),
@@ -288,7 +294,7 @@ async def test_credentials_never_reach_a_log_line(
         StartupSource(kind="buf_module", value=f"https://u:{SECRET}@buf.build/a/b"),
     ]
     with caplog.at_level(logging.DEBUG):
-        loaded = await load_base(loader, BaseSpec(sources=sources, keep_going=True), EMPTY)
+        loaded = await load_base(Loader(ctx), BaseSpec(sources=sources, keep_going=True), EMPTY)
     assert len(loaded.skipped) == 3
     assert SECRET not in "\n".join(loaded.skipped)
     assert "skipped start-up source" in caplog.text
@@ -314,9 +320,7 @@ def sparse(path: Path, size: int = 2 * 1024**3, head: bytes = b"") -> Path:
     return path
 
 
-async def test_a_sparse_2gb_file_is_refused_before_it_is_read(
-    tmp_path: Path, loader: Loader
-) -> None:
+async def test_a_sparse_2gb_file_is_refused_before_it_is_read(tmp_path: Path, ctx: Context) -> None:
     folder = tmp_path / "tree"
     write_tree(folder, {"acme/v1/api.proto": PROTO})
     sparse(folder / "acme" / "v1" / "huge.proto", head=PROTO.encode())
@@ -336,37 +340,35 @@ async def test_a_sparse_2gb_file_is_refused_before_it_is_read(
         (sniffed, "is 2147483648 bytes"),
     ]:
         with pytest.raises(ConnectError) as info:
-            await loader.from_path(str(path))
+            await load_path(ctx, str(path))
         assert info.value.code.name == "RESOURCE_EXHAUSTED", info.value.message
         assert wanted in info.value.message, info.value.message
         assert info.value.message.startswith(str(path)), info.value.message
     assert rss_bytes() - before < 200 * 1024 * 1024
-    assert loader.compiler.compiles == 0
+    assert ctx.compiler.compiles == 0
 
 
-async def test_size_errors_name_the_label_not_the_server_path(
-    tmp_path: Path, loader: Loader
-) -> None:
+async def test_size_errors_name_the_label_not_the_server_path(tmp_path: Path, ctx: Context) -> None:
     folder = tmp_path / "tree"
     sparse(folder / "huge.proto")
     with pytest.raises(ConnectError) as info:
-        await loader.from_path(str(folder), label="github.com/acme/weather")
+        await load_path(ctx, str(folder), label="github.com/acme/weather")
     assert info.value.message.startswith("github.com/acme/weather: huge.proto is ")
     assert str(tmp_path) not in info.value.message
 
 
-async def test_fifos_and_devices_are_refused_not_waited_on(tmp_path: Path, loader: Loader) -> None:
+async def test_fifos_and_devices_are_refused_not_waited_on(tmp_path: Path, ctx: Context) -> None:
     fifo = tmp_path / "pipe.proto"
     os.mkfifo(fifo)
     with pytest.raises(ConnectError) as info:
-        await loader.from_path(str(fifo))
+        await load_path(ctx, str(fifo))
     assert info.value.code.name == "INVALID_ARGUMENT"
     folder = write_tree(tmp_path / "tree", {"acme/v1/api.proto": PROTO})
     os.mkfifo(folder / "acme" / "v1" / "blocked.proto")
-    schema = await loader.from_path(str(folder))  # the FIFO is skipped, not opened blocking
+    schema = await load_path(ctx, str(folder))  # the FIFO is skipped, not opened blocking
     assert schema.service_names == ("acme.v1.Api",)
     with pytest.raises(ConnectError) as dev:
-        await loader.from_path("/dev/zero")
+        await load_path(ctx, "/dev/zero")
     assert dev.value.code.name == "INVALID_ARGUMENT"
 
 
@@ -378,41 +380,41 @@ async def test_a_huge_folder_is_refused_while_walking(tmp_path: Path) -> None:
     for i in range(300):
         (root / f"d{i:03}").mkdir(parents=True)
     write_tree(root, {"acme/v1/api.proto": PROTO})
-    loader = Loader(SchemaCache(), Compiler(), limits=Limits(max_walk_entries=100))
+    ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_walk_entries=100))
     try:
         with pytest.raises(ConnectError) as info:
-            await loader.from_path(str(root))
+            await load_path(ctx, str(root))
         assert info.value.code.name == "RESOURCE_EXHAUSTED"
         assert info.value.message == (
             f"the folder {root} holds more than 100 entries; point at the folder that holds "
             "your .proto files"
         )
-        assert loader.compiler.compiles == 0
-        schema = await loader.from_path(str(root / "acme"))  # a smaller folder loads
+        assert ctx.compiler.compiles == 0
+        schema = await load_path(ctx, str(root / "acme"))  # a smaller folder loads
         assert schema.service_names == ("acme.v1.Api",)
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
 
 
 async def test_a_deep_folder_is_refused_while_walking(tmp_path: Path) -> None:
     root = tmp_path / "deep"
     write_tree(root, {"/".join(["d"] * 12) + "/x.proto": PROTO})
-    loader = Loader(SchemaCache(), Compiler(), limits=Limits(max_walk_depth=8))
+    ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_walk_depth=8))
     try:
         with pytest.raises(ConnectError) as info:
-            await loader.from_path(str(root))
+            await load_path(ctx, str(root))
         assert info.value.code.name == "RESOURCE_EXHAUSTED"
         assert "nested more than 8 deep" in info.value.message
         assert Limits().max_walk_entries == 100_000 and Limits().max_walk_depth == 64
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
 
 
 # --- 5. protoc never shows the lines of a non-proto file, nor its own log lines ------------
 
 
 async def test_a_file_that_is_neither_proto_nor_set_is_refused(
-    tmp_path: Path, loader: Loader
+    tmp_path: Path, ctx: Context
 ) -> None:
     for name, content in [
         ("secret.env", b"SECRET_TOKEN=abc123\n"),
@@ -423,13 +425,13 @@ async def test_a_file_that_is_neither_proto_nor_set_is_refused(
         path = tmp_path / name
         path.write_bytes(content)
         with pytest.raises(ConnectError) as info:
-            await loader.from_path(str(path))
+            await load_path(ctx, str(path))
         assert info.value.code.name == "INVALID_ARGUMENT"
         assert info.value.message.startswith(
             f"{path} is neither a .proto file nor a descriptor set"
         )
         assert "SECRET" not in info.value.message
-    assert loader.compiler.compiles == 0
+    assert ctx.compiler.compiles == 0
 
 
 def test_protoc_log_lines_are_not_shown(catalog_url: str, http: httpx.Client) -> None:
@@ -454,16 +456,16 @@ async def test_stale_loader_temp_folders_are_removed(
     stale = write_tree(temp / f"{TEMP_PREFIX}{dead_pid()}-abcd1234", {"git/x/a.proto": PROTO})
     alive = write_tree(temp / f"{TEMP_PREFIX}{live_pid}-efgh5678", {"git/x/a.proto": PROTO})
     unrelated = write_tree(temp / f"{TEMP_PREFIX}nopid", {"a.proto": PROTO})
-    loader = Loader(SchemaCache(), Compiler())
+    ctx = Context(SchemaCache(), Compiler())
     try:
-        await loader.from_git(f"{repo.as_uri()}//proto")  # the first use of the temp folder
+        await load_repo(ctx, f"{repo.as_uri()}//proto")  # the first use of the temp folder
         assert not stale.exists()
         assert alive.is_dir() and unrelated.is_dir()
         (mine,) = (p for p in temp.iterdir() if p not in (alive, unrelated))
         assert mine.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-")
     finally:
-        await loader.compiler.close()
-        await loader.close()
+        await ctx.compiler.close()
+        await ctx.close()
     assert sorted(temp.iterdir()) == sorted([alive, unrelated])
 
 
@@ -489,25 +491,23 @@ async def test_stale_worker_scratch_folders_are_removed(
 
 async def test_git_errors_name_the_spec_not_the_checkout(repo: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    loader = Loader(SchemaCache(), Compiler(), cache_dir=cache)
+    ctx = Context(SchemaCache(), Compiler(), cache_dir=cache)
     spec = f"{repo.as_uri()}//README.md"
     try:
         with pytest.raises(ConnectError) as info:
-            await loader.from_git(spec)
+            await load_repo(ctx, spec)
     finally:
-        await loader.compiler.close()
+        await ctx.compiler.close()
     assert info.value.code.name == "INVALID_ARGUMENT"
     assert info.value.message.startswith(f"{spec} is neither a .proto file nor a descriptor set")
     assert str(cache) not in info.value.message and "SECRET" not in info.value.message
 
 
-async def test_bad_names_in_a_folder_name_the_folder_and_file(
-    tmp_path: Path, loader: Loader
-) -> None:
+async def test_bad_names_in_a_folder_name_the_folder_and_file(tmp_path: Path, ctx: Context) -> None:
     folder = write_tree(tmp_path / "tree", {"acme/v1/api.proto": PROTO, "-evil.proto": PROTO})
     with pytest.raises(ConnectError) as info:
-        await loader.from_path(str(folder), label="my/protos")
+        await load_path(ctx, str(folder), label="my/protos")
     assert info.value.code.name == "INVALID_ARGUMENT"
     assert info.value.message.startswith("my/protos: the file '-evil.proto' is refused")
     assert str(tmp_path) not in info.value.message
-    assert loader.compiler.compiles == 0
+    assert ctx.compiler.compiles == 0

@@ -18,11 +18,11 @@ from ..base import Base
 from ..descriptors import Schema, SchemaError
 from ..gen.catalog.v1 import catalog_connect, catalog_pb
 from ..invocation import CallLimits, invoke_stream, invoke_unary
-from ..loading import load_source
+from ..loading import SOURCE_FIELDS, Loader
 from ..registry import Registry
 from ..schema import schema_documents
 from ..session import SessionManager, State
-from ..sources.core import Loader, LoadError
+from ..sources.core import Given, LoadError
 from ..startup import BaseLoadError, LoadedBase
 from ..transports import Invoker
 from .sessions import current_session, session_status
@@ -74,7 +74,7 @@ class CatalogService(catalog_connect.CatalogService):
     async def _load(self, request: catalog_pb.LoadProtosRequest) -> catalog_pb.LoadProtosResponse:
         registry = _registry()
         try:
-            schema = await load_source(self.loader, request)
+            schema = await self.loader.load(*_source(request))
             view = await registry.add(schema)
         except (LoadError, SchemaError) as exc:
             view = await registry.current()
@@ -203,6 +203,22 @@ class CatalogService(catalog_connect.CatalogService):
             service_count=len(loaded.schema.service_names),
             file_count=_user_file_count(loaded.schema),
         )
+
+
+def _source(request: catalog_pb.LoadProtosRequest) -> tuple[str, Given]:
+    """The request's source kind (its oneof field) and value, as the source table takes it."""
+    source = request.source
+    if source is None:
+        raise ConnectError(Code.INVALID_ARGUMENT, f"no source given: set one of {SOURCE_FIELDS}")
+    value = source.value
+    opts = request.reflection_options
+    given = Given(
+        value=dict(value.files) if isinstance(value, catalog_pb.ProtoFiles) else value,
+        use_tls=bool(opts and opts.use_tls),
+        server_name=opts.server_name if opts else "",
+        timeout=float(opts.timeout_seconds) if opts and opts.timeout_seconds > 0 else None,
+    )
+    return source.field, given
 
 
 def _registry() -> Registry:

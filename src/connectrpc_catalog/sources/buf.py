@@ -6,42 +6,39 @@ its files (`.proto`, `buf.yaml`, `buf.lock`, `buf.work.yaml`), so loading it aga
 neither buf nor anything else; a BSR reference may move, so it is built every time and
 deduplicated by the content of the result.
 
-`run_tool` (a subprocess with a timeout, output caps and process-group kill) is shared
-with `gitrepo`.
+Commands run through `run.run_tool` (a timeout, output caps, process-group kill), which
+the Git source uses too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shutil
-import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from .core import BUF_CONFIG_FILES, LoadError, content_key, redact
-
-if TYPE_CHECKING:
-    from ..descriptors import Schema
-    from .core import Loader
+from ..descriptors import Schema
+from .core import Context, Given, LoadError, content_key, given_text, redact
+from .descriptor_set import load_set
+from .disk import read_tree
+from .run import OutputTooLarge, run_tool
 
 __all__ = [
+    "BUF_CONFIG_FILES",
     "BUF_ENV",
     "INSTALL_HINT",
     "BufCLI",
-    "OutputTooLarge",
-    "ToolResult",
     "is_bsr_ref",
-    "load_buf_dir",
-    "load_buf_module",
-    "run_tool",
+    "is_buf_dir",
+    "load",
+    "load_dir",
+    "load_module",
 ]
 
 BUF_ENV = "CONNECTRPC_CATALOG_BUF"
@@ -67,99 +64,23 @@ _UNREACHABLE = (
     "deadline exceeded",
     "tls handshake",
 )
-_MAX_STDERR = 64 * 1024
 _MAX_ERROR_LINES = 25
+BUF_CONFIG_FILES = ("buf.yaml", "buf.work.yaml")
+"""A folder holding one of these is a Buf module or workspace."""
+_TREE_FILES = frozenset((*BUF_CONFIG_FILES, "buf.lock"))
+"""The files besides .proto ones that a build of a local module depends on."""
 
 
 @dataclass(frozen=True, slots=True)
-class ToolResult:
-    """A finished external command."""
-
-    returncode: int
-    stdout: bytes
-    stderr: str
-
-
-class OutputTooLarge(Exception):
-    """A command wrote more than its cap to stdout and was stopped."""
-
-
-async def run_tool(
-    argv: Sequence[str],
-    *,
-    timeout_seconds: float,
-    cwd: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    max_stdout: int = 1 << 20,
-    check: Callable[[], Awaitable[None]] | None = None,
-    check_every: float = 0.5,
-) -> ToolResult:
-    """Run a command without a shell or stdin; kill its whole process group on any failure.
-
-    Raises TimeoutError past `timeout_seconds`, OutputTooLarge past `max_stdout`, OSError when the
-    program cannot be started, and whatever `check` (awaited every `check_every` seconds
-    while the command runs) raises.
-    """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE given
-                raise OSError("no pipes to the command")
-            out = asyncio.ensure_future(_read(proc.stdout, max_stdout, strict=True))
-            err = asyncio.ensure_future(_read(proc.stderr, _MAX_STDERR, strict=False))
-            done = asyncio.ensure_future(asyncio.gather(out, err, proc.wait()))
-            try:
-                while check is not None and not done.done():
-                    await asyncio.wait({done}, timeout=check_every)
-                    if not done.done():
-                        await check()
-                stdout, stderr, code = await done
-            finally:
-                for task in (out, err, done):
-                    task.cancel()
-    except BaseException:
-        _kill_group(proc)
-        with contextlib.suppress(ProcessLookupError):
-            await asyncio.shield(proc.wait())
-        raise
-    _kill_group(proc)  # leftovers of the command, e.g. the real binary behind a node shim
-    return ToolResult(code, stdout, stderr.decode(errors="replace"))
-
-
-async def _read(stream: asyncio.StreamReader, cap: int, *, strict: bool) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(65536):
-        if size + len(chunk) > cap:
-            if strict:
-                raise OutputTooLarge
-            continue  # keep draining so the command is never blocked on a full pipe
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 class BufCLI:
-    """Finds and runs the Buf CLI: the given path, else $CONNECTRPC_CATALOG_BUF, else PATH."""
+    """Finds and runs the Buf CLI: the given path, else $CONNECTRPC_CATALOG_BUF, else PATH.
 
-    def __init__(self, path: str | None = None, *, timeout: float = 120.0) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.builds = 0
-        """How many times `buf build` ran (tests use it to prove a cache hit)."""
+    Each `buf build` counts as "buf build" in `runs` (the context's counter).
+    """
+
+    path: str | None = None
+    timeout: float = 120.0
+    runs: Counter[str] = field(default_factory=Counter)
 
     def configured(self) -> str:
         """The path or name asked for: the setting, the environment variable, or `buf`."""
@@ -201,7 +122,7 @@ class BufCLI:
             "--error-format",
             "text",
         ]
-        self.builds += 1
+        self.runs["buf build"] += 1
         try:
             result = await run_tool(
                 argv,
@@ -242,8 +163,23 @@ def is_bsr_ref(text: str) -> bool:
     return bool(_BSR_REF.match(text))
 
 
-async def load_buf_module(loader: Loader, ref: str) -> Schema:
-    """Load `buf_module`: a local module or workspace folder, or a BSR reference."""
+def is_buf_dir(p: Path) -> bool:
+    """Whether a folder is a Buf module or workspace (holds buf.yaml or buf.work.yaml)."""
+    return any((p / name).is_file() for name in BUF_CONFIG_FILES)
+
+
+def cli(ctx: Context) -> BufCLI:
+    """The Buf CLI as the context's settings name it."""
+    return BufCLI(ctx.buf, ctx.limits.buf_timeout, ctx.runs)
+
+
+async def load(ctx: Context, given: Given) -> Schema:
+    """The `bufModule` source: a local module or workspace folder, or a BSR reference."""
+    return await load_module(ctx, given_text(given, "bufModule"))
+
+
+async def load_module(ctx: Context, ref: str) -> Schema:
+    """A local Buf module or workspace folder, or a BSR reference, built with `buf`."""
     value = ref.strip()
     if not value:
         raise ConnectError(Code.INVALID_ARGUMENT, "bufModule is empty")
@@ -251,17 +187,17 @@ async def load_buf_module(loader: Loader, ref: str) -> Schema:
     local = await asyncio.to_thread(Path(value).expanduser)
     kind = await asyncio.to_thread(_local_kind, local)
     if kind == "dir":
-        return await load_buf_dir(loader, local, label=shown)
+        return await load_dir(ctx, local, label=shown)
     if kind == "config":
-        return await load_buf_dir(loader, local.parent, label=shown)
+        return await load_dir(ctx, local.parent, label=shown)
     if kind == "file":
         raise LoadError(
             f"{shown}: not a Buf module; give the folder that holds buf.yaml "
             "(a module or workspace), or a BSR reference like buf.build/owner/module"
         )
     if is_bsr_ref(value):
-        data = await loader.buf.build(value, label=value, max_bytes=loader.limits.max_bytes)
-        return await loader.from_descriptor_set(data, origin=value)
+        data = await cli(ctx).build(value, label=value, max_bytes=ctx.limits.max_bytes)
+        return await load_set(ctx, data, origin=value)
     if value.startswith(("/", ".", "~")) or os.sep in value:
         raise LoadError(f"{shown}: no such folder on the catalog server")
     raise ConnectError(
@@ -271,17 +207,17 @@ async def load_buf_module(loader: Loader, ref: str) -> Schema:
     )
 
 
-async def load_buf_dir(loader: Loader, path: Path, *, label: str) -> Schema:
+async def load_dir(ctx: Context, path: Path, *, label: str) -> Schema:
     """Build a local Buf module or workspace, cached by the content of its files."""
-    files = await asyncio.to_thread(loader.read_tree, path, buf_files=True, label=label)
+    files = await asyncio.to_thread(read_tree, ctx.limits, path, also=_TREE_FILES, label=label)
     if not any(name.endswith(".proto") for name in files):
         raise LoadError(f"{label}: no .proto files in this Buf module")
 
     async def build() -> Schema:
-        data = await loader.buf.build(".", label=label, max_bytes=loader.limits.max_bytes, cwd=path)
-        return await loader.from_descriptor_set(data, origin=label)
+        data = await cli(ctx).build(".", label=label, max_bytes=ctx.limits.max_bytes, cwd=path)
+        return await load_set(ctx, data, origin=label)
 
-    return await loader.memo("buf:" + content_key(files, []), build)
+    return await ctx.memo.get("buf:" + content_key(files, []), build)
 
 
 def _local_kind(p: Path) -> str:

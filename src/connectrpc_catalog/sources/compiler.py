@@ -8,25 +8,23 @@ touches nobody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import marshal
 import os
 import re
-import shutil
-import stat
 import struct
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["SCRATCH_PREFIX", "CompileError", "Compiler", "clean_protoc_errors", "remove_stale_dirs"]
+from .run import remove_stale_dirs
+
+__all__ = ["SCRATCH_PREFIX", "CompileError", "Compiler", "clean_protoc_errors"]
 
 _MAX_ERROR_LINES = 25
 _HEADER = struct.Struct("<Q")
 SCRATCH_PREFIX = "catalog-protoc-"
 """The worker's scratch folders are `SCRATCH_PREFIX<pid>-<random>` in the temp folder."""
-_PID_PART = re.compile(r"(\d{1,10})-")
 _ABSL_LINE = re.compile(r"^(?:(?:WARNING|ERROR|INFO|FATAL): |[IWEF]\d{4} [\d:.]+ +\d+ [^\]]*\] )")
 """protoc's own log lines (absl), e.g. "WARNING: All log messages before absl::..."."""
 
@@ -120,40 +118,6 @@ class Compiler:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-
-
-def remove_stale_dirs(parent: Path, prefix: str) -> None:
-    """Remove the folders `parent/<prefix><pid>-*` whose process is gone.
-
-    Only folders (not symlinks) owned by the current user are touched; every error is
-    ignored (another process may be removing the same folder). Blocking: run in a thread.
-    """
-    uid, me = os.getuid(), os.getpid()
-    with contextlib.suppress(OSError), os.scandir(parent) as listing:
-        for entry in listing:
-            if not entry.name.startswith(prefix):
-                continue
-            match = _PID_PART.match(entry.name, len(prefix))
-            if match is None or int(match.group(1)) == me or _alive(int(match.group(1))):
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
-                shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    except (OverflowError, ValueError, OSError):
-        return False
-    return True
 
 
 def clean_protoc_errors(text: str, *paths: str) -> str:

@@ -28,23 +28,20 @@ import re
 import secrets
 import shutil
 import stat
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from .buf import ToolResult, run_tool
-from .compiler import remove_stale_dirs
-from .core import Limits, LoadError, redact
+from ..descriptors import Schema
+from .core import Context, Given, Limits, LoadError, given_text, redact
+from .files import load_path
+from .run import ToolResult, remove_stale_dirs, run_tool
 
-if TYPE_CHECKING:
-    from ..descriptors import Schema
-    from .core import Loader
-
-__all__ = ["GitRepos", "RepoSpec", "load_repo", "parse_repo_spec"]
+__all__ = ["GitRepos", "RepoSpec", "load", "load_repo", "parse_repo_spec"]
 
 _SCHEMES = ("https://", "http://", "file://", "ssh://")
 _SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/)")  # git@host:owner/repo
@@ -197,19 +194,18 @@ class Resolved:
     fetch: str
 
 
+@dataclass(frozen=True, slots=True)
 class GitRepos:
-    """Resolves refs and keeps shallow checkouts on disk, keyed by repository + commit."""
+    """Resolves refs and keeps shallow checkouts on disk, keyed by repository + commit.
 
-    def __init__(
-        self, work_dir: Callable[[], Path], *, limits: Limits, max_checkouts: int = 32
-    ) -> None:
-        self._work_dir = work_dir
-        self.limits = limits
-        self.max_checkouts = max_checkouts
-        self.resolves = 0
-        """How many `git ls-remote` calls ran."""
-        self.fetches = 0
-        """How many checkouts were fetched (tests use it to prove the cache was used)."""
+    Checkouts go below `work_dir()/git`; each `git ls-remote` and each fetch counts in
+    `runs` as "git ls-remote" and "git fetch".
+    """
+
+    work_dir: Callable[[], Path]
+    limits: Limits
+    runs: Counter[str]
+    max_checkouts: int = 32
 
     async def resolve(self, spec: RepoSpec) -> Resolved:
         """The commit `spec.ref` (default branch if empty) points at, via `git ls-remote`."""
@@ -264,7 +260,7 @@ class GitRepos:
                 f"{self.limits.git_timeout:.0f} s",
             ) from None
         finally:
-            self.resolves += 1
+            self.runs["git ls-remote"] += 1
         if result.returncode != 0:
             raise _failure(spec, "reading the refs of", result)
         refs: dict[str, str] = {}
@@ -280,7 +276,7 @@ class GitRepos:
         The files lose their executable bits before the folder is put in place; a failed
         checkout leaves nothing behind.
         """
-        root = await asyncio.to_thread(self._work_dir) / "git"
+        root = await asyncio.to_thread(self.work_dir) / "git"
         repo_key = hashlib.sha256(spec.url.encode()).hexdigest()[:16]
         dest = root / f"{repo_key}-{resolved.commit}"
         if await asyncio.to_thread(_touch_dir, dest):
@@ -319,7 +315,7 @@ class GitRepos:
         init = await self._git(["init", "-q", git_dir])
         if init.returncode != 0:
             raise _failure(spec, "preparing a checkout of", init, scratch)
-        self.fetches += 1
+        self.runs["git fetch"] += 1
         what = resolved.fetch or resolved.commit
         fetched = await self._git(
             ["-C", git_dir, "fetch", "-q", "--depth", "1", "--no-tags", "--", spec.url, what],
@@ -373,10 +369,15 @@ class GitRepos:
             ) from None
 
 
-async def load_repo(loader: Loader, text: str) -> Schema:
-    """Load `proto_repo`: resolve the ref, reuse or fetch the checkout, load it as a folder."""
-    spec = parse_repo_spec(text, base_url=loader.git_base_url)
-    repos = loader.git
+async def load(ctx: Context, given: Given) -> Schema:
+    """The `protoRepo` source: `host/owner/repo[//sub/dir][@ref]` or a clone URL."""
+    return await load_repo(ctx, given_text(given, "protoRepo"))
+
+
+async def load_repo(ctx: Context, text: str) -> Schema:
+    """Resolve the ref, reuse or fetch the checkout, and load it as a folder."""
+    spec = parse_repo_spec(text, base_url=ctx.git_base_url)
+    repos = GitRepos(ctx.work_dir, ctx.limits, ctx.runs)
     resolved = await repos.resolve(spec)
 
     async def build() -> Schema:
@@ -388,9 +389,9 @@ async def load_repo(loader: Loader, text: str) -> Schema:
                 f"{spec.shown}: the repository has no folder or file {spec.subdir!r} at {at} "
                 f"(commit {resolved.commit[:12]})"
             )
-        return await loader.from_path(str(target), label=spec.shown)
+        return await load_path(ctx, str(target), label=spec.shown)
 
-    return await loader.memo(f"git:{spec.url}\0{resolved.commit}\0{spec.subdir}", build)
+    return await ctx.memo.get(f"git:{spec.url}\0{resolved.commit}\0{spec.subdir}", build)
 
 
 def _failure(

@@ -7,7 +7,7 @@ for the file defining each service (pipelined) and for every dependency not yet 
 round after round, until the set is complete. The reflection service's own files are kept
 when the server sends them and skipped when it cannot; well-known types a server cannot
 send are taken from the protobuf runtime. The result goes through
-`Loader.from_descriptor_set`, so reflecting an unchanged server again yields the same
+`descriptor_set.load_set`, so reflecting an unchanged server again yields the same
 shared `Schema`.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -24,18 +24,16 @@ from connectrpc.errors import ConnectError
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from ..descriptors import WELL_KNOWN_FILES
-from .core import LoadError, redact
-
-if TYPE_CHECKING:
-    from ..descriptors import Schema
-    from .core import Loader
+from ..descriptors import WELL_KNOWN_FILES, Schema
+from .core import Context, Given, LoadError, given_text, redact
+from .descriptor_set import load_set
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "VERSIONS",
     "Reflected",
     "ReflectionTarget",
+    "load",
     "load_reflection",
     "parse_endpoint",
     "reflect",
@@ -112,30 +110,42 @@ def parse_endpoint(
     )
 
 
+async def load(ctx: Context, given: Given) -> Schema:
+    """The `reflectionEndpoint` source, with its reflectionOptions."""
+    return await load_reflection(
+        ctx,
+        given_text(given, "reflectionEndpoint"),
+        use_tls=given.use_tls,
+        server_name=given.server_name,
+        timeout_seconds=given.timeout,
+    )
+
+
 async def load_reflection(
-    loader: Loader,
+    ctx: Context,
     endpoint: str,
     *,
     use_tls: bool = False,
     server_name: str = "",
     timeout_seconds: float | None = None,
 ) -> Schema:
-    """Reflect `endpoint` and load what it serves as a shared schema."""
+    """Reflect `endpoint` and load what it serves as a shared schema.
+
+    TLS is used when `use_tls` is set or the port is 443; the timeout defaults to 10 s.
+    """
     target = parse_endpoint(
         endpoint, use_tls=use_tls, server_name=server_name, timeout=timeout_seconds
     )
     reflected = await reflect(
         target,
-        max_bytes=loader.limits.max_bytes,
-        max_files=loader.limits.max_files,
-        tls_roots=loader.tls_roots,
+        max_bytes=ctx.limits.max_bytes,
+        max_files=ctx.limits.max_files,
+        tls_roots=ctx.tls_roots,
     )
     fds = descriptor_pb2.FileDescriptorSet()
     for data in reflected.files.values():
         fds.file.add().MergeFromString(data)
-    return await loader.from_descriptor_set(
-        fds.SerializeToString(), origin=f"reflection of {target.endpoint}"
-    )
+    return await load_set(ctx, fds.SerializeToString(), origin=f"reflection of {target.endpoint}")
 
 
 async def reflect(

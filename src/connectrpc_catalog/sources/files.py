@@ -1,0 +1,97 @@
+"""Files on the catalog server's disk: the `protoPath` source (and `--descriptor-set`).
+
+A path names a folder of `.proto` files (compiled together), one `.proto` file
+(compiled with the files it imports from its folder), or a descriptor-set file (known
+by its suffix, or sniffed). A folder holding `buf.yaml` (or `buf.work.yaml`) is built
+with the Buf CLI when it is installed, and compiled as a plain folder otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+
+from ..descriptors import Schema
+from . import buf
+from .core import Context, Given, LoadError, given_text, redact
+from .descriptor_set import SUFFIXES, load_set, looks_like_set
+from .disk import read_capped, read_closure, read_tree
+from .upload import compile_files
+
+__all__ = ["load", "load_path"]
+
+_NOT_A_SCHEMA = "is neither a .proto file nor a descriptor set"
+
+
+async def load(ctx: Context, given: Given) -> Schema:
+    """The `protoPath` source: a folder, a .proto file or a descriptor-set file."""
+    return await load_path(ctx, given_text(given, "protoPath"))
+
+
+async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Schema:
+    """A directory of .proto files, one .proto file, or a descriptor-set file.
+
+    `label` names the path in error messages (default: the path itself).
+    """
+    if not path.strip():
+        raise ConnectError(Code.INVALID_ARGUMENT, "proto_path is empty")
+    limits = ctx.limits
+    shown = redact(label or path)
+    p = await asyncio.to_thread(Path(path).expanduser)
+    kind = await asyncio.to_thread(_kind, p)
+    if kind == "missing":
+        raise LoadError(f"{shown}: no such file or directory on the catalog server")
+    if kind == "dir":
+        return await _load_dir(ctx, p, shown)
+    if kind == "proto":
+        files = await asyncio.to_thread(read_closure, limits, p, shown)
+        return await compile_files(ctx, files, targets=[p.name], label=shown)
+    if kind == "other":
+        raise ConnectError(Code.INVALID_ARGUMENT, f"{shown} {_NOT_A_SCHEMA}")
+    data = await asyncio.to_thread(read_capped, limits, p, shown)
+    if kind == "unknown" and not await asyncio.to_thread(looks_like_set, data):
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"{shown} {_NOT_A_SCHEMA}; give a .proto file (its name ends in .proto), a "
+            "folder of them, or a serialized FileDescriptorSet",
+        )
+    return await load_set(ctx, data, origin=shown)
+
+
+async def _load_dir(ctx: Context, p: Path, shown: str) -> Schema:
+    is_buf = await asyncio.to_thread(buf.is_buf_dir, p)
+    if is_buf and await asyncio.to_thread(buf.cli(ctx).locate) is not None:
+        return await buf.load_dir(ctx, p, label=shown)
+    files = await asyncio.to_thread(read_tree, ctx.limits, p, label=shown)
+    if not files:
+        raise LoadError(f"{shown}: no .proto files in this directory")
+    if not is_buf:
+        return await compile_files(ctx, files, label=shown)
+    try:
+        return await compile_files(ctx, files, label=shown)
+    except LoadError as exc:
+        raise LoadError(
+            f"{exc}\n({shown} is a Buf module, compiled as a plain folder because the "
+            "Buf CLI is not installed; install it with `npm install -g @bufbuild/buf`)"
+        ) from None
+
+
+def _kind(p: Path) -> str:
+    """dir, proto, set (by its suffix), unknown (a file to sniff), other, or missing."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if not stat.S_ISREG(mode):
+        return "other"
+    if p.suffix in SUFFIXES:
+        return "set"
+    if p.suffix == ".proto":
+        return "proto"
+    return "unknown"

@@ -1,0 +1,64 @@
+"""`.proto` sources given as import path → content: the `protoFiles` source, and the one
+way any source compiles `.proto` files (folders read from disk end here too).
+
+Every name is checked before anything else happens (see `core.name_problem`); the
+files then go to the protoc worker (`compiler`), and the result is memoized by the
+content of the files, so the same files loaded again never compile twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+
+from ..descriptors import Schema
+from .compiler import CompileError
+from .core import Context, Given, LoadError, check_names, check_size, content_key
+from .descriptor_set import load_set
+
+__all__ = ["compile_files", "load"]
+
+
+async def load(ctx: Context, given: Given) -> Schema:
+    """The `protoFiles` of a request: import path → .proto text, all of them compiled."""
+    files = given.value
+    if not isinstance(files, Mapping):
+        raise ConnectError(Code.INVALID_ARGUMENT, "protoFiles must map file names to contents")
+    return await compile_files(ctx, {name: text.encode() for name, text in files.items()})
+
+
+async def compile_files(
+    ctx: Context,
+    files: Mapping[str, bytes],
+    targets: list[str] | None = None,
+    *,
+    label: str | None = None,
+) -> Schema:
+    """Compile `targets` (default: every .proto among the files) given all they may import.
+
+    `label` names the folder the files come from in messages (default: they were uploaded).
+    """
+    limits = ctx.limits
+    if not files:
+        raise ConnectError(Code.INVALID_ARGUMENT, "no .proto files were given")
+    if len(files) > limits.max_files:
+        check_size(limits, files)
+    check_names(limits, files, label=label)
+    clean = dict(files)
+    check_size(limits, clean)
+    wanted = sorted(targets or [n for n in clean if n.endswith(".proto")])
+    if not wanted:
+        raise LoadError("none of the given files ends in .proto")
+    if any(t not in clean for t in wanted):
+        raise ConnectError(Code.INVALID_ARGUMENT, "a file to compile is not among the files")
+
+    async def build() -> Schema:
+        try:
+            data = await ctx.compiler.compile(clean, wanted)
+        except CompileError as exc:
+            raise LoadError(str(exc)) from None
+        return await load_set(ctx, data, origin="compiled sources")
+
+    return await ctx.memo.get("protoc:" + content_key(clean, wanted), build)
