@@ -14,6 +14,7 @@ inside a JSON string field, so a UI pretty-prints it for display.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -251,9 +252,15 @@ def _parse(
     return msg
 
 
+def _compact_json(registry: MethodRegistry, msg: Message) -> str:
+    """Proto3 JSON without insignificant whitespace (it travels inside a JSON string)."""
+    value = json_format.MessageToDict(msg, descriptor_pool=registry.pool)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(registry: MethodRegistry, msg: Message, codec: str, where: str) -> bytes:
     if codec == "json":
-        text: str = json_format.MessageToJson(msg, descriptor_pool=registry.pool, indent=None)
+        text = _compact_json(registry, msg)
         return text.encode()
     try:
         data: bytes = msg.SerializeToString()
@@ -324,7 +331,7 @@ def _decode(registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: s
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, JSONDepthError) as exc:
         raise ValueError(f"upstream sent an invalid {desc.full_name} message") from exc
     try:
-        text: str = json_format.MessageToJson(msg, descriptor_pool=registry.pool, indent=None)
+        text = _compact_json(registry, msg)
     except (TypeError, KeyError, json_format.Error) as exc:
         raise ValueError(
             f"upstream sent a {desc.full_name} the catalog cannot show as JSON "

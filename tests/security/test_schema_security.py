@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pb2
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from connectrpc_catalog import service as service_module
+from connectrpc_catalog.api import service as service_module
 from connectrpc_catalog.descriptors import Schema, SchemaCache
 from tests.catalog_server import run_catalog
 
