@@ -275,7 +275,7 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
   const explain = TRANSPORTS.find((t) => t.value === target.transport)?.explain ?? "";
   const streamUnsupported =
     method.clientStreaming && target.transport === Transport.GRPC_WEB
-      ? "gRPC-Web cannot stream requests from a client: use gRPC (or Connect over HTTP/2)."
+      ? "gRPC-Web cannot stream requests from a client: use gRPC or Connect."
       : null;
 
   return (
