@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import SchemaCache
+from connectrpc_catalog.problems import RequestError
 from connectrpc_catalog.sources.compiler import Compiler
 from connectrpc_catalog.sources.core import Context, Limits, LoadError
 from connectrpc_catalog.sources.files import load_path
@@ -284,7 +284,7 @@ async def test_failed_compile_is_not_cached(ctx: Context) -> None:
 async def test_oversized_folder_is_refused_before_reading(tmp_path: Path) -> None:
     ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_files=2))
     write_tree(tmp_path, {f"d{i}/x.proto": 'syntax = "proto3";\n' for i in range(5)})
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await load_path(ctx, str(tmp_path))
     assert info.value.code.name == "RESOURCE_EXHAUSTED"
     assert ctx.compiler.compiles == 0

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import SchemaCache
+from connectrpc_catalog.problems import RequestError
 from connectrpc_catalog.sources.compiler import Compiler
 from connectrpc_catalog.sources.core import Context, Limits, LoadError
 from connectrpc_catalog.sources.git import RepoSpec, load_repo, parse_repo_spec
@@ -194,7 +194,7 @@ async def test_size_cap_stops_the_checkout(repo: Repo, tmp_path: Path) -> None:
         limits=Limits(max_checkout_bytes=1024 * 1024),
         cache_dir=tmp_path,
     )
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await load_repo(ctx, f"{repo.url}@big")
     assert info.value.code.name == "RESOURCE_EXHAUSTED"
     assert "grew past 1 MB" in info.value.message
@@ -215,7 +215,7 @@ async def test_missing_ref_and_sub_folder(ctx: Context, repo: Repo) -> None:
 
 async def test_a_host_that_never_answers_times_out(tmp_path: Path) -> None:
     ctx = Context(SchemaCache(), Compiler(), limits=Limits(git_timeout=1), cache_dir=tmp_path)
-    with silent_listener() as endpoint, pytest.raises(ConnectError) as info:
+    with silent_listener() as endpoint, pytest.raises(RequestError) as info:
         await load_repo(ctx, f"http://{endpoint}/acme/weather.git")
     assert info.value.code.name == "UNAVAILABLE"
     assert f"http://{endpoint}/acme/weather.git did not answer within 1 s" in info.value.message

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from .descriptors import Schema
+from .problems import RequestError
 from .sources import buf, descriptor_set, files, git, reflection, upload
-from .sources.core import Context, Given, Source
+from .sources.core import Context, Given, Source, SourceError
 
 __all__ = ["SOURCES", "SOURCE_FIELDS", "Kind", "Loader"]
 
@@ -109,13 +107,18 @@ class Loader:
         self.kinds = kinds
 
     async def load(self, kind: str, given: Given) -> Schema:
-        """The schema of a source: LoadError when it fails, RequestError when malformed."""
+        """The schema of a source: LoadError when it fails, RequestError when refused.
+
+        A `RequestError` that names no field is given the kind's (`protoRepo`, …).
+        """
         row = self.kinds.get(kind)
         if row is None:
-            raise ConnectError(
-                Code.INVALID_ARGUMENT, f"unknown source {kind}: set one of {SOURCE_FIELDS}"
-            )
-        return await row.source.load(self.context, given)
+            raise SourceError(f"unknown source {kind}: set one of {SOURCE_FIELDS}")
+        try:
+            return await row.source.load(self.context, given)
+        except RequestError as exc:
+            exc.field = exc.field or row.field
+            raise
 
     async def close(self) -> None:
         """Remove the context's temporary work folder."""

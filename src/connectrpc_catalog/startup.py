@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from .descriptors import Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
 from .loading import SOURCES, Loader
+from .problems import RequestError
 from .sources.core import Given, LoadError, redact
 
 __all__ = [
@@ -94,12 +95,11 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
         try:
             schema = await loader.load(source.kind, source.given())
             merged = await asyncio.to_thread(loader.context.cache.merge, [*parts, schema])
-        except (LoadError, SchemaError) as exc:
+        except (LoadError, SchemaError, RequestError) as exc:  # RequestError: e.g. an empty path
             failures.append(f"{source.describe()}: {redact(str(exc))}")
             continue
-        except Exception as exc:  # a ConnectError for a malformed source, e.g. an empty path
-            message = getattr(exc, "message", None) or type(exc).__name__
-            failures.append(f"{source.describe()}: {redact(str(message))}")
+        except Exception as exc:  # unexpected: named by its type (its text may hold secrets)
+            failures.append(f"{source.describe()}: {type(exc).__name__}")
             continue
         parts = [merged]
         if source.default_target is not None:

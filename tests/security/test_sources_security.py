@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connectrpc.errors import ConnectError
 
 from connectrpc_catalog.descriptors import EMPTY, SchemaCache
 from connectrpc_catalog.loading import Loader
+from connectrpc_catalog.problems import RequestError
 from connectrpc_catalog.sources.buf import load_module
 from connectrpc_catalog.sources.compiler import SCRATCH_PREFIX, CompileError, Compiler
 from connectrpc_catalog.sources.core import TEMP_PREFIX, Context, Limits, LoadError
@@ -55,7 +55,7 @@ def names(folder: Path) -> list[str]:
 
 async def refused(ctx: Context, files: dict[str, bytes]) -> str:
     """from_files must refuse `files` with INVALID_ARGUMENT: the message."""
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await compile_files(ctx, files)
     assert info.value.code.name == "INVALID_ARGUMENT", info.value.message
     return info.value.message
@@ -246,7 +246,7 @@ async def test_failed_checkouts_leave_nothing_and_name_no_server_path(
         SchemaCache(), Compiler(), cache_dir=cache, limits=Limits(max_checkout_bytes=1024 * 1024)
     )
     try:
-        with pytest.raises(ConnectError) as big:
+        with pytest.raises(RequestError) as big:
             await load_repo(ctx, f"{repo.as_uri()}@big")
         with pytest.raises(LoadError) as missing:
             await load_repo(ctx, f"{repo.as_uri()}@{'0' * 40}")
@@ -268,7 +268,7 @@ async def test_credentials_never_reach_a_message(ctx: Context) -> None:
         f"https://{SECRET}@127.0.0.1:1/acme/weather.git",
     ]
     for spec in specs:
-        with pytest.raises((ConnectError, LoadError)) as info:
+        with pytest.raises((RequestError, LoadError)) as info:
             await load_repo(ctx, spec)
         text = str(getattr(info.value, "message", "") or info.value)
         assert SECRET not in text, text
@@ -279,7 +279,7 @@ async def test_credentials_never_reach_a_message(ctx: Context) -> None:
         load_module(ctx, f"https://user:{SECRET}@buf.build/acme/weather"),
         load_path(ctx, f"https://user:{SECRET}@example.com/x.proto"),
     ):
-        with pytest.raises((ConnectError, LoadError)) as info:
+        with pytest.raises((RequestError, LoadError)) as info:
             await call
         text = str(getattr(info.value, "message", "") or info.value)
         assert SECRET not in text, text
@@ -339,7 +339,7 @@ async def test_a_sparse_2gb_file_is_refused_before_it_is_read(tmp_path: Path, ct
         (as_set, "is 2147483648 bytes"),
         (sniffed, "is 2147483648 bytes"),
     ]:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await load_path(ctx, str(path))
         assert info.value.code.name == "RESOURCE_EXHAUSTED", info.value.message
         assert wanted in info.value.message, info.value.message
@@ -351,7 +351,7 @@ async def test_a_sparse_2gb_file_is_refused_before_it_is_read(tmp_path: Path, ct
 async def test_size_errors_name_the_label_not_the_server_path(tmp_path: Path, ctx: Context) -> None:
     folder = tmp_path / "tree"
     sparse(folder / "huge.proto")
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await load_path(ctx, str(folder), label="github.com/acme/weather")
     assert info.value.message.startswith("github.com/acme/weather: huge.proto is ")
     assert str(tmp_path) not in info.value.message
@@ -360,14 +360,14 @@ async def test_size_errors_name_the_label_not_the_server_path(tmp_path: Path, ct
 async def test_fifos_and_devices_are_refused_not_waited_on(tmp_path: Path, ctx: Context) -> None:
     fifo = tmp_path / "pipe.proto"
     os.mkfifo(fifo)
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await load_path(ctx, str(fifo))
     assert info.value.code.name == "INVALID_ARGUMENT"
     folder = write_tree(tmp_path / "tree", {"acme/v1/api.proto": PROTO})
     os.mkfifo(folder / "acme" / "v1" / "blocked.proto")
     schema = await load_path(ctx, str(folder))  # the FIFO is skipped, not opened blocking
     assert schema.service_names == ("acme.v1.Api",)
-    with pytest.raises(ConnectError) as dev:
+    with pytest.raises(RequestError) as dev:
         await load_path(ctx, "/dev/zero")
     assert dev.value.code.name == "INVALID_ARGUMENT"
 
@@ -382,7 +382,7 @@ async def test_a_huge_folder_is_refused_while_walking(tmp_path: Path) -> None:
     write_tree(root, {"acme/v1/api.proto": PROTO})
     ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_walk_entries=100))
     try:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await load_path(ctx, str(root))
         assert info.value.code.name == "RESOURCE_EXHAUSTED"
         assert info.value.message == (
@@ -401,7 +401,7 @@ async def test_a_deep_folder_is_refused_while_walking(tmp_path: Path) -> None:
     write_tree(root, {"/".join(["d"] * 12) + "/x.proto": PROTO})
     ctx = Context(SchemaCache(), Compiler(), limits=Limits(max_walk_depth=8))
     try:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await load_path(ctx, str(root))
         assert info.value.code.name == "RESOURCE_EXHAUSTED"
         assert "nested more than 8 deep" in info.value.message
@@ -424,7 +424,7 @@ async def test_a_file_that_is_neither_proto_nor_set_is_refused(
     ]:
         path = tmp_path / name
         path.write_bytes(content)
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await load_path(ctx, str(path))
         assert info.value.code.name == "INVALID_ARGUMENT"
         assert info.value.message.startswith(
@@ -494,7 +494,7 @@ async def test_git_errors_name_the_spec_not_the_checkout(repo: Path, tmp_path: P
     ctx = Context(SchemaCache(), Compiler(), cache_dir=cache)
     spec = f"{repo.as_uri()}//README.md"
     try:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(RequestError) as info:
             await load_repo(ctx, spec)
     finally:
         await ctx.compiler.close()
@@ -505,7 +505,7 @@ async def test_git_errors_name_the_spec_not_the_checkout(repo: Path, tmp_path: P
 
 async def test_bad_names_in_a_folder_name_the_folder_and_file(tmp_path: Path, ctx: Context) -> None:
     folder = write_tree(tmp_path / "tree", {"acme/v1/api.proto": PROTO, "-evil.proto": PROTO})
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(RequestError) as info:
         await load_path(ctx, str(folder), label="my/protos")
     assert info.value.code.name == "INVALID_ARGUMENT"
     assert info.value.message.startswith("my/protos: the file '-evil.proto' is refused")

@@ -20,11 +20,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from ..descriptors import Schema
-from .core import Context, Given, LoadError, content_key, given_text, redact
+from .core import (
+    Context,
+    Given,
+    LimitError,
+    LoadError,
+    SetupError,
+    SourceError,
+    UnreachableError,
+    content_key,
+    given_text,
+    redact,
+)
 from .descriptor_set import load_set
 from .disk import read_tree
 from .run import OutputTooLarge, run_tool
@@ -40,6 +48,9 @@ __all__ = [
     "load_dir",
     "load_module",
 ]
+
+_FIELD = "bufModule"
+"""The request field this source comes in."""
 
 BUF_ENV = "CONNECTRPC_CATALOG_BUF"
 """Environment variable naming the Buf CLI binary (the `--buf` flag's default)."""
@@ -100,8 +111,7 @@ class BufCLI:
             return found
         wanted = self.configured()
         where = "on PATH" if wanted == "buf" else f"at {wanted}"
-        raise ConnectError(
-            Code.FAILED_PRECONDITION,
+        raise SetupError(
             f"loading Buf modules needs the Buf CLI, which was not found {where}; {INSTALL_HINT}",
         )
 
@@ -136,13 +146,11 @@ class BufCLI:
                 f"{label}: buf build did not finish within {self.timeout:.0f} s"
             ) from None
         except OSError:  # after TimeoutError, which is an OSError too
-            raise ConnectError(
-                Code.FAILED_PRECONDITION,
+            raise SetupError(
                 f"the Buf CLI at {exe} could not be started; {INSTALL_HINT}",
             ) from None
         except OutputTooLarge:
-            raise ConnectError(
-                Code.RESOURCE_EXHAUSTED,
+            raise LimitError(
                 f"{label}: the built descriptor set is larger than {max_bytes} bytes",
             ) from None
         if result.returncode == 0:
@@ -152,9 +160,7 @@ class BufCLI:
             stderr = stderr.replace(f"{cwd}{os.sep}", "").replace(str(cwd), label)
         text = _error_text(redact(stderr)) or f"buf exited with code {result.returncode}"
         if result.returncode != 100 and any(m in text.lower() for m in _UNREACHABLE):
-            raise ConnectError(
-                Code.UNAVAILABLE, f"{label}: the Buf Schema Registry could not be reached: {text}"
-            )
+            raise UnreachableError(f"{label}: the Buf Schema Registry could not be reached: {text}")
         raise LoadError(f"{label}: buf build failed:\n{text}")
 
 
@@ -175,14 +181,14 @@ def cli(ctx: Context) -> BufCLI:
 
 async def load(ctx: Context, given: Given) -> Schema:
     """The `bufModule` source: a local module or workspace folder, or a BSR reference."""
-    return await load_module(ctx, given_text(given, "bufModule"))
+    return await load_module(ctx, given_text(given, _FIELD))
 
 
 async def load_module(ctx: Context, ref: str) -> Schema:
     """A local Buf module or workspace folder, or a BSR reference, built with `buf`."""
     value = ref.strip()
     if not value:
-        raise ConnectError(Code.INVALID_ARGUMENT, "bufModule is empty")
+        raise SourceError("bufModule is empty", field=_FIELD)
     shown = redact(value)
     local = await asyncio.to_thread(Path(value).expanduser)
     kind = await asyncio.to_thread(_local_kind, local)
@@ -200,10 +206,10 @@ async def load_module(ctx: Context, ref: str) -> Schema:
         return await load_set(ctx, data, origin=value)
     if value.startswith(("/", ".", "~")) or os.sep in value:
         raise LoadError(f"{shown}: no such folder on the catalog server")
-    raise ConnectError(
-        Code.INVALID_ARGUMENT,
+    raise SourceError(
         f"bufModule {shown!r} is neither a folder on the catalog server nor a BSR "
         "reference like buf.build/owner/module[:ref]",
+        field=_FIELD,
     )
 
 

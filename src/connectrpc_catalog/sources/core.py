@@ -1,6 +1,11 @@
-"""What every source shares: limits, the failed-load error, the `Source` Protocol, the
+"""What every source shares: limits, the typed errors, the `Source` Protocol, the
 `Context` a source is handed (caches, compiler, settings, work folder), the
 content-addressed memo, and the rules for safe file names.
+
+Errors: a source that cannot be loaded raises `LoadError` (the API answers
+`success=false`); a request the catalog refuses raises a `RequestError` subclass that
+carries its code (`SourceError`, `LimitError`, `UnreachableError`, `SetupError`). None of
+it knows connectrpc: `api/errors.py` maps every `RequestError` to a Connect error.
 
 This is the bottom of `sources/`: every source module imports it, and it imports no
 source module and never the dispatch table (`connectrpc_catalog.loading`).
@@ -22,10 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from ..descriptors import Schema, SchemaCache
+from ..problems import Code, RequestError
 from .compiler import Compiler
 from .run import remove_stale_dirs
 
@@ -33,10 +36,15 @@ __all__ = [
     "TEMP_PREFIX",
     "Context",
     "Given",
+    "LimitError",
     "Limits",
     "LoadError",
     "Memo",
+    "RequestError",
+    "SetupError",
     "Source",
+    "SourceError",
+    "UnreachableError",
     "check_names",
     "check_size",
     "content_key",
@@ -56,7 +64,36 @@ _BARE_USERINFO = re.compile(r"(?<![^\s'\"(\[=,])[^\s/@:'\"]+:[^\s/@'\"]*@")
 
 
 class LoadError(Exception):
-    """A source that could not be loaded; reported as `success=false` with this message."""
+    """A source that could not be loaded (missing, does not compile, a server that fails
+    or refuses); reported as `success=false` with this message."""
+
+
+class SourceError(RequestError):
+    """A source given in a form that cannot be used (empty, an address or repository that
+    does not parse, a refused file name, a file that is no schema): INVALID_ARGUMENT."""
+
+    code = Code.INVALID_ARGUMENT
+
+
+class LimitError(RequestError):
+    """A load past one of the `Limits` (files, bytes, walk, checkout size):
+    RESOURCE_EXHAUSTED."""
+
+    code = Code.RESOURCE_EXHAUSTED
+
+
+class UnreachableError(RequestError):
+    """A remote the source needs (a Git host, the Buf Schema Registry) could not be
+    reached; trying again may work: UNAVAILABLE."""
+
+    code = Code.UNAVAILABLE
+
+
+class SetupError(RequestError):
+    """The catalog server lacks what the source needs (the Buf CLI, git) or is set up
+    wrongly for it (its Git base URL): FAILED_PRECONDITION."""
+
+    code = Code.FAILED_PRECONDITION
 
 
 def redact(text: str) -> str:
@@ -105,17 +142,17 @@ class Source(Protocol):
     """One kind of source: a module under `sources/` defining this function.
 
     It returns the shared `Schema`, raises `LoadError` when the source cannot be loaded
-    (reported as `success=false`), and a `RequestError` when the request is malformed.
+    (reported as `success=false`), and a `RequestError` when the request is refused.
     """
 
     async def load(self, ctx: Context, given: Given, /) -> Schema: ...
 
 
 def given_text(given: Given, field: str) -> str:
-    """The given value as text; INVALID_ARGUMENT naming `field` when it is not."""
+    """The given value as text; SourceError naming `field` when it is not."""
     if isinstance(given.value, str):
         return given.value
-    raise ConnectError(Code.INVALID_ARGUMENT, f"{field} must be a string")
+    raise SourceError(f"{field} must be a string", field=field)
 
 
 class Memo:
@@ -273,7 +310,7 @@ def name_problem(limits: Limits, name: str) -> str | None:
 
 
 def check_names(limits: Limits, names: Iterable[str], *, label: str | None = None) -> None:
-    """INVALID_ARGUMENT unless every name is a safe import path and no two clash.
+    """SourceError unless every name is a safe import path and no two clash.
 
     Two names clash when they differ only in case, or when one is a file and the other
     uses it as a folder (`a.proto` and `a.proto/b.proto`). `label` names the folder the
@@ -298,21 +335,20 @@ def check_names(limits: Limits, names: Iterable[str], *, label: str | None = Non
 
 
 def check_size(limits: Limits, files: Mapping[str, bytes]) -> None:
-    """RESOURCE_EXHAUSTED when the files are more, or larger together, than one load may be."""
+    """LimitError when the files are more, or larger together, than one load may be."""
     total = sum(len(d) for d in files.values())
     if len(files) > limits.max_files or total > limits.max_bytes:
-        raise ConnectError(
-            Code.RESOURCE_EXHAUSTED,
+        raise LimitError(
             f"{len(files)} files, {total} bytes: past the limit of "
             f"{limits.max_files} files or {limits.max_bytes} bytes per load",
         )
 
 
-def too_large(limits: Limits, what: str, size: int | None) -> ConnectError:
+def too_large(limits: Limits, what: str, size: int | None) -> LimitError:
     """The error for `what` of `size` bytes (None: it grew past the limit while read)."""
     limit = limits.max_bytes
     told = f"is {size} bytes" if size is not None else f"grew past {limit} bytes while read"
-    return ConnectError(Code.RESOURCE_EXHAUSTED, f"{what} {told}; the limit is {limit} bytes")
+    return LimitError(f"{what} {told}; the limit is {limit} bytes")
 
 
 def _show(name: object) -> str:
@@ -323,26 +359,23 @@ def _show(name: object) -> str:
     return repr(text)
 
 
-def bad_name(label: str | None, name: str, problem: str) -> ConnectError:
+def bad_name(label: str | None, name: str, problem: str) -> SourceError:
     """The error for a refused file name, uploaded (`label` None) or below a folder."""
     if label is None:
-        return ConnectError(
-            Code.INVALID_ARGUMENT,
+        return SourceError(
             f"file name {_show(name)} is refused: {problem}; each name must be a relative "
             f"path inside the upload, like acme/v1/api.proto, made of letters, digits, "
             "'.', '_', '-' and '/'",
         )
-    return ConnectError(
-        Code.INVALID_ARGUMENT,
+    return SourceError(
         f"{label}: the file {_show(name)} is refused: {problem}; rename it, using only "
         "letters, digits, '.', '_', '-' and '/'",
     )
 
 
-def _clashing_names(label: str | None, first: str, second: str, problem: str) -> ConnectError:
+def _clashing_names(label: str | None, first: str, second: str, problem: str) -> SourceError:
     where = "file names" if label is None else f"{label}: the files"
-    return ConnectError(
-        Code.INVALID_ARGUMENT,
+    return SourceError(
         f"{where} {_show(first)} and {_show(second)} clash: {problem}; rename one of them",
     )
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from google.protobuf import descriptor_pb2
 
 from ..descriptors import Schema, SchemaError
-from .core import Context, Given, LoadError
+from .core import Context, Given, LimitError, LoadError, SourceError
 
 __all__ = ["SUFFIXES", "load", "load_set", "looks_like_set"]
 
@@ -25,7 +23,7 @@ SUFFIXES = (".binpb", ".pb", ".protoset", ".desc", ".bin")
 async def load(ctx: Context, given: Given) -> Schema:
     """The `descriptorSet` of a request: the bytes of a serialized FileDescriptorSet."""
     if not isinstance(given.value, bytes) or not given.value:
-        raise ConnectError(Code.INVALID_ARGUMENT, "descriptorSet is empty")
+        raise SourceError("descriptorSet is empty", field="descriptorSet")
     return await load_set(ctx, given.value, origin="uploaded descriptor set")
 
 
@@ -33,9 +31,7 @@ async def load_set(ctx: Context, data: bytes, *, origin: str = "descriptor set")
     """Load a serialized FileDescriptorSet; `origin` names it in messages."""
     limit = ctx.limits.max_bytes
     if len(data) > limit:
-        raise ConnectError(
-            Code.RESOURCE_EXHAUSTED, f"{origin} is {len(data)} bytes; the limit is {limit} bytes"
-        )
+        raise LimitError(f"{origin} is {len(data)} bytes; the limit is {limit} bytes")
     try:
         schema = await asyncio.to_thread(ctx.cache.from_set, data)
     except SchemaError as exc:

@@ -15,10 +15,7 @@ import stat
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
-from .core import Limits, LoadError, bad_name, name_problem, too_large
+from .core import LimitError, Limits, LoadError, bad_name, name_problem, too_large
 
 __all__ = ["FileTooLarge", "read_at_most", "read_capped", "read_closure", "read_tree"]
 
@@ -129,8 +126,7 @@ def _walk(limits: Limits, root: Path, shown: str, wanted: Callable[[str], bool])
                 for entry in listing:
                     entries += 1
                     if entries > limits.max_walk_entries:
-                        raise ConnectError(
-                            Code.RESOURCE_EXHAUSTED,
+                        raise LimitError(
                             f"the folder {shown} holds more than {limits.max_walk_entries} "
                             f"entries; {hint}",
                         )
@@ -138,8 +134,7 @@ def _walk(limits: Limits, root: Path, shown: str, wanted: Callable[[str], bool])
                         continue
                     if entry.is_dir(follow_symlinks=False):
                         if depth >= limits.max_walk_depth:
-                            raise ConnectError(
-                                Code.RESOURCE_EXHAUSTED,
+                            raise LimitError(
                                 f"the folder {shown} has folders nested more than "
                                 f"{limits.max_walk_depth} deep; {hint}",
                             )
@@ -147,8 +142,7 @@ def _walk(limits: Limits, root: Path, shown: str, wanted: Callable[[str], bool])
                     elif wanted(entry.name):
                         found.append(Path(entry.path))
                         if len(found) > limits.max_files:
-                            raise ConnectError(
-                                Code.RESOURCE_EXHAUSTED,
+                            raise LimitError(
                                 f"{shown}: more than {limits.max_files} .proto files below "
                                 "the folder; point at a smaller folder",
                             )
@@ -171,8 +165,7 @@ def read_closure(limits: Limits, file: Path, shown: str) -> dict[str, bytes]:
         if name in files or name_problem(limits, name) is not None:
             continue  # an import that is no safe path is reported by protoc as missing
         if len(files) >= limits.max_files:
-            raise ConnectError(
-                Code.RESOURCE_EXHAUSTED,
+            raise LimitError(
                 f"{shown} imports more than {limits.max_files} files; the limit is "
                 f"{limits.max_files} files per load",
             )

@@ -12,12 +12,9 @@ import asyncio
 import stat
 from pathlib import Path
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from ..descriptors import Schema
 from . import buf
-from .core import Context, Given, LoadError, given_text, redact
+from .core import Context, Given, LoadError, SourceError, given_text, redact
 from .descriptor_set import SUFFIXES, load_set, looks_like_set
 from .disk import read_capped, read_closure, read_tree
 from .upload import compile_files
@@ -38,7 +35,7 @@ async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Sch
     `label` names the path in error messages (default: the path itself).
     """
     if not path.strip():
-        raise ConnectError(Code.INVALID_ARGUMENT, "proto_path is empty")
+        raise SourceError("proto_path is empty", field="protoPath")
     limits = ctx.limits
     shown = redact(label or path)
     p = await asyncio.to_thread(Path(path).expanduser)
@@ -51,11 +48,10 @@ async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Sch
         files = await asyncio.to_thread(read_closure, limits, p, shown)
         return await compile_files(ctx, files, targets=[p.name], label=shown)
     if kind == "other":
-        raise ConnectError(Code.INVALID_ARGUMENT, f"{shown} {_NOT_A_SCHEMA}")
+        raise SourceError(f"{shown} {_NOT_A_SCHEMA}")
     data = await asyncio.to_thread(read_capped, limits, p, shown)
     if kind == "unknown" and not await asyncio.to_thread(looks_like_set, data):
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
+        raise SourceError(
             f"{shown} {_NOT_A_SCHEMA}; give a .proto file (its name ends in .proto), a "
             "folder of them, or a serialized FileDescriptorSet",
         )

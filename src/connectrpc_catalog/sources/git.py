@@ -33,15 +33,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from ..descriptors import Schema
-from .core import Context, Given, Limits, LoadError, given_text, redact
+from .core import (
+    Context,
+    Given,
+    LimitError,
+    Limits,
+    LoadError,
+    SetupError,
+    SourceError,
+    UnreachableError,
+    given_text,
+    redact,
+)
 from .files import load_path
 from .run import ToolResult, remove_stale_dirs, run_tool
 
 __all__ = ["GitRepos", "RepoSpec", "load", "load_repo", "parse_repo_spec"]
+
+_FIELD = "protoRepo"
+"""The request field this source comes in."""
 
 _SCHEMES = ("https://", "http://", "file://", "ssh://")
 _SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/)")  # git@host:owner/repo
@@ -109,10 +120,10 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
     """
     value = text.strip()
     if not value:
-        raise ConnectError(Code.INVALID_ARGUMENT, "protoRepo is empty")
+        raise SourceError("protoRepo is empty", field=_FIELD)
     shown = redact(value)
     if any(ch.isspace() for ch in value) or value.startswith("-"):
-        raise ConnectError(Code.INVALID_ARGUMENT, f"protoRepo {shown!r} is not valid: {USAGE}")
+        raise SourceError(f"protoRepo {shown!r} is not valid: {USAGE}", field=_FIELD)
     lower = value.lower()
     if lower.startswith(_SCHEMES):
         start = value.index("://") + 3
@@ -124,9 +135,9 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         start, short = scp.end(), False
     elif "://" in value:
         scheme = value.split("://", 1)[0]
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
+        raise SourceError(
             f"protoRepo {shown!r}: scheme {redact(scheme)}:// is not supported; {USAGE}",
+            field=_FIELD,
         )
     else:
         start, short = 0, True
@@ -143,20 +154,16 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         rest, subdir = rest[:cut], rest[cut + 2 :]
     subdir = _clean_subdir(shown, subdir)
     if ref and (not _REF.match(ref) or ".." in ref or ref.endswith((".", "/", ".lock"))):
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
-            f"protoRepo {shown!r}: {ref!r} is not a valid branch, tag or commit",
+        raise SourceError(
+            f"protoRepo {shown!r}: {ref!r} is not a valid branch, tag or commit", field=_FIELD
         )
     repo = rest.rstrip("/")
     if short:
         if not _SHORT.match(repo):
-            raise ConnectError(
-                Code.INVALID_ARGUMENT, f"protoRepo {shown!r} is not a repository: {USAGE}"
-            )
+            raise SourceError(f"protoRepo {shown!r} is not a repository: {USAGE}", field=_FIELD)
         base = base_url or "https://"
         if not base.lower().startswith(_SCHEMES):
-            raise ConnectError(
-                Code.FAILED_PRECONDITION,
+            raise SetupError(
                 f"the catalog's Git base URL {redact(base)!r} must start with https://, "
                 "http://, "
                 "file:// or ssh://",
@@ -167,9 +174,7 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
     else:
         url = head + repo
         if not repo.strip("/"):
-            raise ConnectError(
-                Code.INVALID_ARGUMENT, f"protoRepo {shown!r} names no repository: {USAGE}"
-            )
+            raise SourceError(f"protoRepo {shown!r} names no repository: {USAGE}", field=_FIELD)
     return RepoSpec(text=value, url=url, subdir=subdir, ref=ref)
 
 
@@ -178,9 +183,9 @@ def _clean_subdir(shown: str, subdir: str) -> str:
         return ""
     path = PurePosixPath(subdir.strip("/"))
     if ".." in path.parts or path.is_absolute():
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
+        raise SourceError(
             f"protoRepo {shown!r}: the sub folder must stay inside the repository (no '..')",
+            field=_FIELD,
         )
     text = path.as_posix()
     return "" if text == "." else text
@@ -254,8 +259,7 @@ class GitRepos:
                 ["ls-remote", "--", spec.url, *patterns], max_stdout=_MAX_LS_REMOTE
             )
         except TimeoutError:
-            raise ConnectError(
-                Code.UNAVAILABLE,
+            raise UnreachableError(
                 f"{spec.shown}: {spec.shown_url} did not answer within "
                 f"{self.limits.git_timeout:.0f} s",
             ) from None
@@ -305,8 +309,7 @@ class GitRepos:
         async def check() -> None:
             size = await asyncio.to_thread(_tree_size, scratch)
             if size > cap:
-                raise ConnectError(
-                    Code.RESOURCE_EXHAUSTED,
+                raise LimitError(
                     f"{spec.shown}: the checkout grew past {cap // (1024 * 1024)} MB and was "
                     "stopped; point at a smaller repository or sub folder",
                 )
@@ -362,8 +365,7 @@ class GitRepos:
         except TimeoutError:
             raise
         except OSError:  # git could not be started (TimeoutError, an OSError too, is above)
-            raise ConnectError(
-                Code.FAILED_PRECONDITION,
+            raise SetupError(
                 "loading Git repositories needs git, which is not installed on the catalog "
                 "server (e.g. `apt-get install git`)",
             ) from None
@@ -371,7 +373,7 @@ class GitRepos:
 
 async def load(ctx: Context, given: Given) -> Schema:
     """The `protoRepo` source: `host/owner/repo[//sub/dir][@ref]` or a clone URL."""
-    return await load_repo(ctx, given_text(given, "protoRepo"))
+    return await load_repo(ctx, given_text(given, _FIELD))
 
 
 async def load_repo(ctx: Context, text: str) -> Schema:
@@ -405,9 +407,7 @@ def _failure(
     detail = redact(detail)
     lower = detail.lower()
     if any(m in lower for m in _UNREACHABLE):
-        return ConnectError(
-            Code.UNAVAILABLE, f"{spec.shown}: {spec.shown_url} could not be reached: {detail}"
-        )
+        return UnreachableError(f"{spec.shown}: {spec.shown_url} could not be reached: {detail}")
     if any(m in lower for m in _NOT_FOUND):
         return LoadError(
             f"{spec.shown}: repository {spec.shown_url} was not found, or it is private and the "

@@ -19,13 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from ..descriptors import WELL_KNOWN_FILES, Schema
-from .core import Context, Given, LoadError, given_text, redact
+from .core import Context, Given, LimitError, LoadError, SourceError, given_text, redact
 from .descriptor_set import load_set
 
 __all__ = [
@@ -38,6 +36,9 @@ __all__ = [
     "parse_endpoint",
     "reflect",
 ]
+
+_FIELD = "reflectionEndpoint"
+"""The request field this source comes in."""
 
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 600.0
@@ -74,7 +75,7 @@ def parse_endpoint(
     """`host:port`, `[v6]:port`, or an `http(s)://host[:port]` URL; TLS for https and 443."""
     text = endpoint.strip()
     if not text:
-        raise ConnectError(Code.INVALID_ARGUMENT, "reflectionEndpoint is empty")
+        raise SourceError("reflectionEndpoint is empty", field=_FIELD)
     rest, default_port, tls = text, 443, use_tls
     lower = text.lower()
     if lower.startswith("https://"):
@@ -82,10 +83,10 @@ def parse_endpoint(
     elif lower.startswith("http://"):
         rest, default_port = text[7:], 80
     elif "://" in text:
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
+        raise SourceError(
             f"reflectionEndpoint {redact(text)!r}: give host:port (e.g. localhost:50051) "
             "or an http:// or https:// URL",
+            field=_FIELD,
         )
     rest = rest.rstrip("/")
     try:
@@ -94,10 +95,10 @@ def parse_endpoint(
     except ValueError:
         host, port = None, None
     if not host or "/" in rest or "@" in rest:
-        raise ConnectError(
-            Code.INVALID_ARGUMENT,
+        raise SourceError(
             f"reflectionEndpoint {redact(text)!r} is not host:port (e.g. localhost:50051)"
             + ("; credentials do not go in the endpoint" if "@" in rest else ""),
+            field=_FIELD,
         )
     port = port or default_port
     seconds = DEFAULT_TIMEOUT if timeout is None or timeout <= 0 else min(timeout, MAX_TIMEOUT)
@@ -114,7 +115,7 @@ async def load(ctx: Context, given: Given) -> Schema:
     """The `reflectionEndpoint` source, with its reflectionOptions."""
     return await load_reflection(
         ctx,
-        given_text(given, "reflectionEndpoint"),
+        given_text(given, _FIELD),
         use_tls=given.use_tls,
         server_name=given.server_name,
         timeout_seconds=given.timeout,
@@ -314,8 +315,7 @@ class _Session:
         self.deps[proto.name] = tuple(proto.dependency)
         self.size += len(raw)
         if len(self.files) > self.max_files or self.size > self.max_bytes:
-            raise ConnectError(
-                Code.RESOURCE_EXHAUSTED,
+            raise LimitError(
                 f"reflection of {self.target.endpoint}: more than {self.max_files} files "
                 f"or {self.max_bytes} bytes",
             )

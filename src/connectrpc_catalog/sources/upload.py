@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-
 from ..descriptors import Schema
 from .compiler import CompileError
-from .core import Context, Given, LoadError, check_names, check_size, content_key
+from .core import Context, Given, LoadError, SourceError, check_names, check_size, content_key
 from .descriptor_set import load_set
 
 __all__ = ["compile_files", "load"]
@@ -25,7 +22,7 @@ async def load(ctx: Context, given: Given) -> Schema:
     """The `protoFiles` of a request: import path → .proto text, all of them compiled."""
     files = given.value
     if not isinstance(files, Mapping):
-        raise ConnectError(Code.INVALID_ARGUMENT, "protoFiles must map file names to contents")
+        raise SourceError("protoFiles must map file names to contents", field="protoFiles")
     return await compile_files(ctx, {name: text.encode() for name, text in files.items()})
 
 
@@ -42,7 +39,7 @@ async def compile_files(
     """
     limits = ctx.limits
     if not files:
-        raise ConnectError(Code.INVALID_ARGUMENT, "no .proto files were given")
+        raise SourceError("no .proto files were given")
     if len(files) > limits.max_files:
         check_size(limits, files)
     check_names(limits, files, label=label)
@@ -52,7 +49,7 @@ async def compile_files(
     if not wanted:
         raise LoadError("none of the given files ends in .proto")
     if any(t not in clean for t in wanted):
-        raise ConnectError(Code.INVALID_ARGUMENT, "a file to compile is not among the files")
+        raise SourceError("a file to compile is not among the files")
 
     async def build() -> Schema:
         try:
