@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from ..descriptors import WELL_KNOWN_FILES, Schema
+from ..transports.status import code_name
 from .core import Context, Given, LimitError, LoadError, SourceError, given_text, redact
 from .descriptor_set import load_set
 
@@ -325,12 +326,9 @@ class _Session:
 
 
 def _error(err: Any) -> str:
-    name = _STATUS_NAMES.get(err.error_code, str(err.error_code))
+    name = code_name(err.error_code)
     text = (err.error_message or "").strip()[:_MAX_DETAIL]
     return f"{name}: {text}" if text else name
-
-
-_STATUS_NAMES = {s.value[0]: s.name for s in grpc.StatusCode}
 
 
 def _timed_out(target: ReflectionTarget) -> str:
