@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .gen.catalog.v1 import catalog_pb
+from .loading import SOURCES, Kind
 from .startup import BaseSpec, StartupSource, parse_target
 
 __all__ = ["ConfigError", "Settings", "build_parser", "load_settings", "parse_duration"]
@@ -24,14 +25,9 @@ ENV_PREFIX = "CONNECTRPC_CATALOG_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
-# flag dest → (source kind, config-file key)
-_SOURCE_FLAGS = {
-    "proto": ("proto_path", "proto"),
-    "descriptor_set": ("descriptor_set_path", "descriptor_set"),
-    "buf_module": ("buf_module", "buf_module"),
-    "proto_repo": ("proto_repo", "proto_repo"),
-    "reflect": ("reflection_endpoint", "reflect"),
-}
+_SOURCE_FLAGS: dict[str, Kind] = {kind.dest: kind for kind in SOURCES.values() if kind.flag}
+"""The start-up sources of the source table by flag dest (`buf_module`), which is also
+their config-file key and environment suffix (CONNECTRPC_CATALOG_BUF_MODULE)."""
 
 
 class ConfigError(Exception):
@@ -189,11 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="LoadProtos calls one session may have in progress at once (default 4)",
     )
     src = p.add_argument_group("start-up sources (repeatable; shared by every session)")
-    src.add_argument("--proto", action="append", metavar="PATH", help=".proto folder or file")
-    src.add_argument("--descriptor-set", action="append", metavar="FILE")
-    src.add_argument("--buf-module", action="append", metavar="REF")
-    src.add_argument("--proto-repo", action="append", metavar="REF")
-    src.add_argument("--reflect", action="append", metavar="ENDPOINT")
+    for kind in _SOURCE_FLAGS.values():
+        src.add_argument(kind.flag, action="append", metavar=kind.metavar, help=kind.help)
     tls = src.add_mutually_exclusive_group()
     tls.add_argument("--plaintext", action="store_true", default=None, help="no TLS to targets")
     tls.add_argument("--tls", action="store_true", default=None, help="TLS to targets")
@@ -266,10 +259,10 @@ def load_settings(
                 default_target=_target(target, use_tls, server_name),
             )
         )
-    for dest, (kind, _) in _SOURCE_FLAGS.items():
+    for dest, kind in _SOURCE_FLAGS.items():
         for value in many(dest):
             sources.append(
-                StartupSource(kind=kind, value=value, use_tls=use_tls, server_name=server_name)
+                StartupSource(kind=kind.name, value=value, use_tls=use_tls, server_name=server_name)
             )
     targets = {}
     file_targets = file.get("targets", {})
@@ -359,7 +352,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         "cors_origin",
         "allowed_host",
         "open",
-        *(key for _, key in _SOURCE_FLAGS.values()),
+        *_SOURCE_FLAGS,
     }
     unknown = sorted(set(normalized) - known)
     if unknown:
