@@ -12,6 +12,7 @@ from connectrpc.codec import proto_binary_codec
 
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
+from .api.refusal import DrainFirst
 from .api.self_reflection import reflection_routes
 from .api.service import CatalogService
 from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
@@ -121,14 +122,19 @@ class App:
             interceptors=[InternalErrors()],
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
-        self._api: ASGIApp = RouteGuard(
-            BodyGuard(
-                SessionMiddleware(api, self.manager, API_PREFIX),
-                max_bytes=config.max_request_bytes,
-                max_depth=config.max_json_depth,
-            ),
-            _SERVICE.type_name,
-            {f"/{_SERVICE.type_name}/{m.name}": m.method_kind != "unary" for m in _SERVICE.methods},
+        self._api: ASGIApp = DrainFirst(
+            RouteGuard(
+                BodyGuard(
+                    SessionMiddleware(api, self.manager, API_PREFIX),
+                    max_bytes=config.max_request_bytes,
+                    max_depth=config.max_json_depth,
+                ),
+                _SERVICE.type_name,
+                {
+                    f"/{_SERVICE.type_name}/{m.name}": m.method_kind != "unary"
+                    for m in _SERVICE.methods
+                },
+            )
         )
         self._static = StaticFiles()
         self._routes = {**reflection_routes(), **config.extra_routes}

@@ -13,7 +13,17 @@ from typing import Any
 
 from connectrpc.code import Code
 
-__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "drain", "header", "refuse"]
+__all__ = [
+    "ASGIApp",
+    "DrainFirst",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "drain",
+    "header",
+    "refuse",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,6 +83,40 @@ async def drain(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
         seen += len(message.get("body", b""))
         if not message.get("more_body", False):
             return
+
+
+class DrainFirst:
+    """Pure-ASGI: the request body is read to its end before the response starts.
+
+    For unary and server-streaming routes only (a bidi route must answer while the
+    client still sends): whatever answers early — a guard, connectrpc refusing a bad
+    header, a handler failing fast — then leaves the connection usable (see `drain`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        done = False
+
+        async def tracking_receive() -> Message:
+            nonlocal done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        async def draining_send(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.start" and not done:
+                done = True
+                await drain(receive)
+            await send(message)
+
+        await self.app(scope, tracking_receive, draining_send)
 
 
 async def refuse(
