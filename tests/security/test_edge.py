@@ -1072,7 +1072,7 @@ def test_a_huge_stream_request_does_not_stall_other_clients(
             "method": "ClientStream",
             "transport": "TRANSPORT_GRPC",
             "timeoutSeconds": 200,
-            "requestMessagesJson": ['{"message": "m", "number": 1}'] * 200_000,
+            "requestMessagesJson": ['{"message": "m", "number": 1}'] * 20_000,
         }
 
         def big() -> httpx.Response:
@@ -1085,7 +1085,7 @@ def test_a_huge_stream_request_does_not_stall_other_clients(
         [status] = [e["status"] for e in events if "status" in e]
         assert status.get("success") is True, status
         [message] = [e["message"] for e in events if "message" in e]
-        assert json.loads(message["json"])["number"] == 200_000
+        assert json.loads(message["json"])["number"] == 20_000
         assert worst < total / 3, f"worst gap {worst:.3f}s of {total:.3f}s ({count} answers)"
 
 
