@@ -37,6 +37,7 @@ from .transports import (
     Invoker,
     MethodRef,
     Pair,
+    Payloads,
     ResponseHeaders,
     ResponseMessage,
     TLSConfig,
@@ -50,8 +51,12 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "CallLimits",
     "MethodRegistry",
+    "PreparedStream",
+    "encode_messages",
     "invoke_stream",
     "invoke_unary",
+    "prepare_stream",
+    "relay",
 ]
 
 DEFAULT_TIMEOUT_SECONDS = 30
@@ -535,14 +540,60 @@ async def invoke_stream(
         yield event
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedStream:
+    """A validated streaming call (for the live calls of `calls`): method and target."""
+
+    method: MethodDescriptor
+    call: _Call
+
+    @property
+    def codec(self) -> str:
+        """The codec request messages are encoded with."""
+        return self.call.target.codec
+
+
+async def prepare_stream(
+    registry: MethodRegistry, req: catalog_pb.InvokeStreamRequest, limits: CallLimits
+) -> PreparedStream:
+    """Validate an InvokeStreamRequest (method, target, transport) without calling."""
+    await registry.current()
+    method = registry.find_method(req.service, req.method)
+    call = _prepare(registry, req, method, limits)
+    _check_transport(call, method)
+    return PreparedStream(method=method, call=call)
+
+
+async def encode_messages(
+    registry: MethodRegistry,
+    prepared: PreparedStream,
+    texts: Sequence[str],
+    where: str,
+    limits: CallLimits,
+) -> list[bytes]:
+    """Request messages in JSON as payloads of the prepared call, bounded first."""
+    return await _request_payloads(
+        registry, prepared.method.input_type, texts, prepared.codec, where, limits
+    )
+
+
+def relay(
+    registry: MethodRegistry, invoker: Invoker, prepared: PreparedStream, payloads: Payloads
+) -> AsyncGenerator[catalog_pb.InvokeStreamEvent, None]:
+    """The events of a prepared call of any kind that sends `payloads` (a list, or an
+    async iterator read while the call runs)."""
+    return _relay(registry, invoker, prepared.method, prepared.call, payloads)
+
+
 async def _relay(
     registry: MethodRegistry,
     invoker: Invoker,
     method: MethodDescriptor,
     call: _Call,
-    payloads: list[bytes],
+    payloads: Payloads,
 ) -> AsyncGenerator[catalog_pb.InvokeStreamEvent, None]:
-    """A streaming call's events, as they come."""
+    """A streaming call's events, as they come (a unary method's too: the invoker
+    turns its result into events)."""
     start = time.perf_counter()
     codec = call.target.codec
     events = invoker.stream(

@@ -15,14 +15,15 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDesc
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 from ..base import Base
+from ..calls import LiveCalls, live_calls
 from ..descriptors import Schema, SchemaError
 from ..gen.catalog.v1 import catalog_connect, catalog_pb
 from ..invocation import CallLimits, invoke_stream, invoke_unary
-from ..loading import SOURCE_FIELDS, Loader
+from ..loading import SOURCE_FIELDS, SOURCES, Loader
 from ..registry import Registry
 from ..schema import schema_documents
 from ..session import SessionManager, State
-from ..sources.core import Given, LoadError
+from ..sources.core import Given, LoadError, redact
 from ..startup import BaseLoadError, LoadedBase
 from ..transports import Invoker
 from .sessions import current_session, session_status
@@ -74,8 +75,9 @@ class CatalogService(catalog_connect.CatalogService):
     async def _load(self, request: catalog_pb.LoadProtosRequest) -> catalog_pb.LoadProtosResponse:
         registry = _registry()
         try:
-            schema = await self.loader.load(*_source(request))
-            view = await registry.add(schema)
+            kind, given = _source(request)
+            schema = await self.loader.load(kind, given)
+            view = await registry.add(schema, _label(kind, given))
         except (LoadError, SchemaError) as exc:
             view = await registry.current()
             return catalog_pb.LoadProtosResponse(
@@ -141,6 +143,64 @@ class CatalogService(catalog_connect.CatalogService):
             finally:
                 await events.aclose()  # a client that went away cancels the upstream call
 
+    # -- live calls (see calls.py) ---------------------------------------------
+
+    def _live(self, state: State) -> LiveCalls:
+        return live_calls(_invoker(state), self.call_limits.max_streams)
+
+    async def start_call(
+        self, request: catalog_pb.StartCallRequest, ctx: Ctx
+    ) -> catalog_pb.StartCallResponse:
+        """Start a live call that SendMessage, CloseSend and CancelCall then drive."""
+        state = current_session()
+        state.used = True  # it holds a connection now
+        call = request.call or catalog_pb.InvokeStreamRequest()
+        return await self._live(state).start(_registry(), call, self.call_limits)
+
+    async def watch_call(
+        self, request: catalog_pb.WatchCallRequest, ctx: Ctx
+    ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
+        """The live call's events as they happen."""
+        events = self._live(current_session()).watch(request.call_id)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def send_message(
+        self, request: catalog_pb.SendMessageRequest, ctx: Ctx
+    ) -> catalog_pb.SendMessageResponse:
+        """Send one request message on a live call."""
+        live = self._live(current_session())
+        sent = await live.send(request.call_id, request.message_json)
+        return catalog_pb.SendMessageResponse(sent_count=sent)
+
+    async def close_send(
+        self, request: catalog_pb.CloseSendRequest, ctx: Ctx
+    ) -> catalog_pb.CloseSendResponse:
+        """Half-close a live call."""
+        sent = await self._live(current_session()).close_send(request.call_id)
+        return catalog_pb.CloseSendResponse(sent_count=sent)
+
+    async def cancel_call(
+        self, request: catalog_pb.CancelCallRequest, ctx: Ctx
+    ) -> catalog_pb.CancelCallResponse:
+        """Cancel a live call upstream."""
+        cancelled = await self._live(current_session()).cancel(request.call_id)
+        return catalog_pb.CancelCallResponse(cancelled=cancelled)
+
+    async def export_descriptor_set(
+        self, request: catalog_pb.ExportDescriptorSetRequest, ctx: Ctx
+    ) -> catalog_pb.ExportDescriptorSetResponse:
+        """The session's schema (or one service's files) as a FileDescriptorSet."""
+        registry = _registry()
+        view = await registry.current()
+        name = request.service_name.strip().lstrip(".")
+        roots = [registry.find_service(name).file.name] if name else list(view.file_names)
+        data, count = descriptor_set_of(view, roots)
+        return catalog_pb.ExportDescriptorSetResponse(descriptor_set=data, file_count=count)
+
     async def get_session(
         self, request: catalog_pb.GetSessionRequest, ctx: Ctx
     ) -> catalog_pb.GetSessionResponse:
@@ -205,6 +265,35 @@ class CatalogService(catalog_connect.CatalogService):
         )
 
 
+def descriptor_set_of(view: Schema, roots: list[str]) -> tuple[bytes, int]:
+    """A serialized FileDescriptorSet of `roots` and all they import, imports first."""
+    order: list[str] = []
+    seen: set[str] = set()
+    pool = view.pool
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in pool.FindFileByName(name).dependencies:
+            visit(dep.name)
+        order.append(name)
+
+    for root in roots:
+        visit(root)
+    out = bytearray()
+    for name in order:
+        data = view.files[name]
+        out.append(0x0A)  # field 1 (file), length-delimited
+        size = len(data)
+        while size > 0x7F:
+            out.append((size & 0x7F) | 0x80)
+            size >>= 7
+        out.append(size)
+        out += data
+    return bytes(out), len(order)
+
+
 def _source(request: catalog_pb.LoadProtosRequest) -> tuple[str, Given]:
     """The request's source kind (its oneof field) and value, as the source table takes it."""
     source = request.source
@@ -219,6 +308,14 @@ def _source(request: catalog_pb.LoadProtosRequest) -> tuple[str, Given]:
         timeout=float(opts.timeout_seconds) if opts and opts.timeout_seconds > 0 else None,
     )
     return source.field, given
+
+
+def _label(kind: str, given: Given) -> str:
+    """How a load is named in conflict messages: "protoPath ./protos", "uploaded files"."""
+    if isinstance(given.value, str):
+        row = SOURCES.get(kind)
+        return redact(f"{row.field if row is not None else kind} {given.value.strip()}")
+    return "uploaded files" if kind == "proto_files" else "an uploaded descriptor set"
 
 
 def _registry() -> Registry:

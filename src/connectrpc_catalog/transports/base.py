@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-from collections.abc import AsyncGenerator, Hashable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, Self
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ __all__ = [
     "Metadata",
     "MethodRef",
     "Pair",
+    "Payloads",
     "RawDetail",
     "ResponseHeaders",
     "ResponseMessage",
@@ -37,6 +38,22 @@ __all__ = [
 
 Metadata = Sequence[tuple[str, str | bytes]]
 """Request headers: lower-case keys; `-bin` keys carry raw bytes."""
+
+
+Payloads = Sequence[bytes] | AsyncIterable[bytes]
+"""Request messages of a stream: a list sent at once, or an async iterator whose items are
+sent as they come (the stream half-closes when it ends) — what interactive calls use."""
+
+
+async def first_payload(payloads: Payloads) -> bytes:
+    """The one request message of a call without client streaming; ValueError otherwise."""
+    if isinstance(payloads, Sequence):
+        if len(payloads) != 1:
+            raise ValueError("a method without client streaming takes exactly one message")
+        return payloads[0]
+    async for payload in payloads:
+        return payload
+    raise ValueError("a method without client streaming takes exactly one message")
 
 
 class WireProtocol(enum.StrEnum):
@@ -286,10 +303,11 @@ class Transport(Protocol):
         """One unary call."""
         ...
 
-    def stream(self, call: Call, payloads: Sequence[bytes]) -> AsyncGenerator[CallEvent, None]:
-        """A streaming call (client, server or bidi): sends `payloads`, half-closes and
-        yields headers (at most once), messages, then exactly one `CallStatus`. Closing
-        the iterator early cancels the call."""
+    def stream(self, call: Call, payloads: Payloads) -> AsyncGenerator[CallEvent, None]:
+        """A streaming call (client, server or bidi): sends `payloads` (a list, or an async
+        iterator read while the call runs), half-closes when they end, and yields headers
+        (at most once), messages, then exactly one `CallStatus`. Closing the iterator
+        early cancels the call."""
         ...
 
     async def close(self) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from . import connect_wire as cw
-from .base import Call, CallEvent, CallTarget, UnaryResult
-from .envelope import envelope
+from .base import Call, CallEvent, CallTarget, Payloads, UnaryResult
+from .envelope import enveloped
 from .http import HttpClient
 from .status import CallStatus
 
@@ -41,11 +41,11 @@ class ConnectTransport:
         return cw.unary_result(reply.status, reply.headers, reply.body, codec)
 
     async def stream(
-        self, call: Call, payloads: Sequence[bytes]
+        self, call: Call, payloads: Payloads
     ) -> AsyncGenerator[CallEvent, None]:
         """A Connect streaming call (client, server or bidi)."""
         headers = cw.stream_request_headers(call.target.codec, call.remaining())
-        body = b"".join(envelope(0, p) for p in payloads)
+        body = enveloped(payloads)
         events = self._http.stream(call, headers, body, cw.StreamParser)
         try:
             async for event in events:

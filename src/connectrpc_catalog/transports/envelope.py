@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
-__all__ = ["FLAG_COMPRESSED", "EnvelopeError", "EnvelopeReader", "decompress", "envelope"]
+__all__ = [
+    "FLAG_COMPRESSED",
+    "EnvelopeError",
+    "EnvelopeReader",
+    "decompress",
+    "envelope",
+    "enveloped",
+]
 
 FLAG_COMPRESSED = 0x01
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -18,6 +26,18 @@ class EnvelopeError(ValueError):
 def envelope(flags: int, data: bytes) -> bytes:
     """One frame: flags byte, big-endian 32-bit length, data."""
     return bytes((flags,)) + len(data).to_bytes(4, "big") + data
+
+
+def enveloped(payloads: Sequence[bytes] | AsyncIterable[bytes]) -> bytes | AsyncIterator[bytes]:
+    """A request body of frames: whole bytes for a list, or frames as the iterator yields."""
+    if isinstance(payloads, Sequence):
+        return b"".join(envelope(0, p) for p in payloads)
+    return _frames_of(payloads)
+
+
+async def _frames_of(payloads: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async for payload in payloads:
+        yield envelope(0, payload)
 
 
 def decompress(encoding: str, data: bytes) -> bytes:

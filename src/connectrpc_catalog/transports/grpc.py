@@ -11,7 +11,17 @@ from typing import Any, ClassVar
 import grpc
 import grpc.aio
 
-from .base import Call, CallEvent, CallTarget, Pair, ResponseHeaders, ResponseMessage, UnaryResult
+from .base import (
+    Call,
+    CallEvent,
+    CallTarget,
+    Pair,
+    Payloads,
+    ResponseHeaders,
+    ResponseMessage,
+    UnaryResult,
+    first_payload,
+)
 from .diagnose import dns_hint, explain
 from .errdetails import parse_status_details
 from .status import CallStatus, Code, failure, upstream_status
@@ -153,18 +163,19 @@ class GrpcTransport:
             status=_status_of(grpc.StatusCode.OK, await grpc_call.details(), trailers),
         )
 
-    async def stream(
-        self, call: Call, payloads: Sequence[bytes]
-    ) -> AsyncGenerator[CallEvent, None]:
-        """A streaming call as events; closing the iterator cancels the call."""
+    async def stream(self, call: Call, payloads: Payloads) -> AsyncGenerator[CallEvent, None]:
+        """A streaming call as events; closing the iterator cancels the call.
+
+        An async iterator of payloads is consumed by grpc.aio while responses are read,
+        so a bidi call is interactive: each message goes out as the iterator yields it.
+        """
         mc = self._multicallable(call)
         md = call.metadata or None
         if call.method.client_streaming:
-            grpc_call = mc(iter(payloads), timeout=call.remaining(), metadata=md)
+            source = iter(payloads) if isinstance(payloads, Sequence) else aiter(payloads)
+            grpc_call = mc(source, timeout=call.remaining(), metadata=md)
         else:
-            if len(payloads) != 1:
-                raise ValueError("a method without client streaming takes exactly one message")
-            grpc_call = mc(payloads[0], timeout=call.remaining(), metadata=md)
+            grpc_call = mc(await first_payload(payloads), timeout=call.remaining(), metadata=md)
         try:
             async for event in self._events(grpc_call, call.method.server_streaming):
                 yield event

@@ -5,12 +5,12 @@ gRPC-Web has no client streams: it carries unary and server-streaming methods.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from . import grpcweb_wire as gw
-from .base import Call, CallEvent, CallTarget, UnaryResult
-from .envelope import envelope
+from .base import Call, CallEvent, CallTarget, Payloads, UnaryResult
+from .envelope import envelope, enveloped
 from .http import HttpClient
 from .problems import UnsupportedCallError
 from .status import CallStatus
@@ -43,12 +43,12 @@ class GrpcWebTransport:
         return gw.unary_result(reply.status, reply.headers, reply.body)
 
     async def stream(
-        self, call: Call, payloads: Sequence[bytes]
+        self, call: Call, payloads: Payloads
     ) -> AsyncGenerator[CallEvent, None]:
         """A server-streaming call (one request message)."""
         if call.method.client_streaming:
             raise UnsupportedCallError("gRPC-Web cannot carry client or bidi streams")
-        body = b"".join(envelope(0, p) for p in payloads)
+        body = enveloped(payloads)
         events = self._http.stream(call, gw.request_headers(call.remaining()), body,
                                    gw.StreamParser)
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -186,9 +186,17 @@ class HttpClient:
         return HttpReply(response.status_code, response.headers.multi_items(), response.content)
 
     async def stream(
-        self, call: Call, headers: list[Pair], body: bytes, parser: ParserFactory
+        self,
+        call: Call,
+        headers: list[Pair],
+        body: bytes | AsyncIterator[bytes],
+        parser: ParserFactory,
     ) -> AsyncGenerator[CallEvent, None]:
-        """POST `body` and turn the streamed response into events with `parser`."""
+        """POST `body` and turn the streamed response into events with `parser`.
+
+        A body iterator is sent as it yields (chunked on HTTP/1.1, DATA frames on HTTP/2);
+        httpx reads the response only once the body ended, so a bidi call over this client
+        sees its responses after the half-close."""
         refused = await self._resolve(call)
         if refused is not None:
             yield refused
@@ -213,7 +221,7 @@ class HttpClient:
         client: httpx.AsyncClient,
         call: Call,
         headers: list[Pair],
-        body: bytes,
+        body: bytes | AsyncIterator[bytes],
         parser_factory: ParserFactory,
     ) -> AsyncGenerator[tuple[CallEvent | None, bool], None]:
         """Events paired with "the connection is clean now" (the last pair says it all)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Hashable, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from .base import (
     Call,
@@ -20,10 +21,12 @@ from .base import (
     CallTarget,
     Metadata,
     MethodRef,
+    Payloads,
     ResponseHeaders,
     ResponseMessage,
     Transport,
     UnaryResult,
+    first_payload,
 )
 from .problems import InvokerClosedError, RequestError, UnsupportedCallError
 from .registry import refusal, transport_class
@@ -31,6 +34,15 @@ from .registry import refusal, transport_class
 __all__ = ["DEFAULT_MAX_TRANSPORTS", "Invoker"]
 
 DEFAULT_MAX_TRANSPORTS = 16
+
+
+class Closeable(Protocol):
+    """Something a session keeps beside its transports, closed with them."""
+
+    async def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=Closeable)
 
 
 class _OpenAborted(Exception):
@@ -66,6 +78,7 @@ class Invoker:
         self._opening: dict[Hashable, asyncio.Future[_Entry]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._attached: dict[str, Closeable] = {}
         self.opened = 0
         """How many transports were created so far (for tests and stats)."""
 
@@ -102,12 +115,15 @@ class Invoker:
         self,
         target: CallTarget,
         method: MethodRef,
-        payloads: Sequence[bytes],
+        payloads: Payloads,
         *,
         metadata: Metadata = (),
         timeout_s: float = 30.0,
     ) -> AsyncGenerator[CallEvent, None]:
         """Call a method of any kind: sends `payloads` in order, half-closes, yields events.
+
+        `payloads` is a list, or an async iterator read while the call runs (an
+        interactive call: each message is sent when the iterator yields it).
 
         Events: ResponseHeaders (at most once), ResponseMessage per message, then exactly
         one CallStatus. Closing the iterator early cancels the upstream call. Raises
@@ -120,9 +136,8 @@ class Invoker:
         entry = await self._acquire(target)
         try:
             if method.is_unary:
-                if len(payloads) != 1:
-                    raise ValueError("a method without client streaming takes exactly one message")
-                for event in _events_of(await entry.transport.unary(call, payloads[0])):
+                payload = await first_payload(payloads)
+                for event in _events_of(await entry.transport.unary(call, payload)):
                     yield event
                 return
             events = entry.transport.stream(call, payloads)
@@ -134,9 +149,22 @@ class Invoker:
         finally:
             self._release(entry)
 
+    def attached(self, key: str, make: Callable[[], _C]) -> _C:
+        """The session's object under `key` (made on first use), closed by `close()` before
+        the transports: what must end with the session, such as its live calls."""
+        if self._closed:
+            raise InvokerClosedError("the session was closed")
+        found = self._attached.get(key)
+        if found is None:
+            found = self._attached[key] = make()
+        return found  # type: ignore[return-value]  # one key, one type
+
     async def close(self) -> None:
         """Close every transport (cancelling calls in flight); later calls are refused."""
         self._closed = True
+        attached = list(self._attached.values())
+        self._attached.clear()
+        await asyncio.gather(*(a.close() for a in attached), return_exceptions=True)
         entries = list(self._entries.values())
         self._entries.clear()
         pending = list(self._closing)

@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import catalog_pb
-from .catalog_pb import CloseSessionRequest, CloseSessionResponse, GetServiceSchemaRequest, GetServiceSchemaResponse, GetSessionRequest, GetSessionResponse, InvokeGRPCRequest, InvokeGRPCResponse, InvokeStreamEvent, InvokeStreamRequest, ListServicesRequest, ListServicesResponse, LoadProtosRequest, LoadProtosResponse, ReloadBaseRequest, ReloadBaseResponse
+from .catalog_pb import CancelCallRequest, CancelCallResponse, CloseSendRequest, CloseSendResponse, CloseSessionRequest, CloseSessionResponse, ExportDescriptorSetRequest, ExportDescriptorSetResponse, GetServiceSchemaRequest, GetServiceSchemaResponse, GetSessionRequest, GetSessionResponse, InvokeGRPCRequest, InvokeGRPCResponse, InvokeStreamEvent, InvokeStreamRequest, ListServicesRequest, ListServicesResponse, LoadProtosRequest, LoadProtosResponse, ReloadBaseRequest, ReloadBaseResponse, SendMessageRequest, SendMessageResponse, StartCallRequest, StartCallResponse, WatchCallRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -80,6 +80,47 @@ class CatalogService(Protocol):
     async def reload_base(self, request: ReloadBaseRequest, ctx: RequestContext[ReloadBaseRequest, ReloadBaseResponse], /) -> ReloadBaseResponse:
         """
         Reloads the start-up sources that form the shared base schema (admin only).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def start_call(self, request: StartCallRequest, ctx: RequestContext[StartCallRequest, StartCallResponse], /) -> StartCallResponse:
+        """
+        Live calls: a call of any kind that a browser drives over HTTP/1.1, one message at
+        a time. StartCall opens it (sending request_messages_json first) and answers its
+        id; WatchCall streams its events (headers, messages, then the status); SendMessage
+        sends one more request message while it is open; CloseSend half-closes;
+        CancelCall ends it. Live calls are bounded per session and end with the session.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_call(self, request: WatchCallRequest, ctx: RequestContext[WatchCallRequest, InvokeStreamEvent], /) -> AsyncIterator[InvokeStreamEvent]:
+        """
+        Streams the events of a live call as they happen, from the first one not yet read.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def send_message(self, request: SendMessageRequest, ctx: RequestContext[SendMessageRequest, SendMessageResponse], /) -> SendMessageResponse:
+        """
+        Sends one request message on a live call of a client- or bidi-streaming method.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def close_send(self, request: CloseSendRequest, ctx: RequestContext[CloseSendRequest, CloseSendResponse], /) -> CloseSendResponse:
+        """
+        Half-closes a live call: no more request messages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def cancel_call(self, request: CancelCallRequest, ctx: RequestContext[CancelCallRequest, CancelCallResponse], /) -> CancelCallResponse:
+        """
+        Cancels a live call upstream; its watcher gets the CANCELLED status.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def export_descriptor_set(self, request: ExportDescriptorSetRequest, ctx: RequestContext[ExportDescriptorSetRequest, ExportDescriptorSetResponse], /) -> ExportDescriptorSetResponse:
+        """
+        The schema the caller's session sees as a FileDescriptorSet (with source info),
+        for tools such as grpcurl (-protoset) and buf curl (--schema).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -188,6 +229,72 @@ class CatalogServiceASGIApplication(ConnectASGIApplication[CatalogService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.reload_base,
+                ),
+                "/catalog.v1.CatalogService/StartCall": Endpoint.unary(
+                    method=MethodInfo(
+                        name="StartCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=StartCallRequest,
+                        output=StartCallResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.start_call,
+                ),
+                "/catalog.v1.CatalogService/WatchCall": Endpoint.server_stream(
+                    method=MethodInfo(
+                        name="WatchCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=WatchCallRequest,
+                        output=InvokeStreamEvent,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=svc.watch_call,
+                ),
+                "/catalog.v1.CatalogService/SendMessage": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SendMessage",
+                        service_name="catalog.v1.CatalogService",
+                        input=SendMessageRequest,
+                        output=SendMessageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.send_message,
+                ),
+                "/catalog.v1.CatalogService/CloseSend": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CloseSend",
+                        service_name="catalog.v1.CatalogService",
+                        input=CloseSendRequest,
+                        output=CloseSendResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.close_send,
+                ),
+                "/catalog.v1.CatalogService/CancelCall": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CancelCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=CancelCallRequest,
+                        output=CancelCallResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.cancel_call,
+                ),
+                "/catalog.v1.CatalogService/ExportDescriptorSet": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ExportDescriptorSet",
+                        service_name="catalog.v1.CatalogService",
+                        input=ExportDescriptorSetRequest,
+                        output=ExportDescriptorSetResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.export_descriptor_set,
                 ),
             },
             interceptors=interceptors,
@@ -391,6 +498,149 @@ class CatalogServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def start_call(
+        self,
+        request: StartCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> StartCallResponse:
+        """
+        Live calls: a call of any kind that a browser drives over HTTP/1.1, one message at
+        a time. StartCall opens it (sending request_messages_json first) and answers its
+        id; WatchCall streams its events (headers, messages, then the status); SendMessage
+        sends one more request message while it is open; CloseSend half-closes;
+        CancelCall ends it. Live calls are bounded per session and end with the session.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="StartCall",
+                service_name="catalog.v1.CatalogService",
+                input=StartCallRequest,
+                output=StartCallResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def watch_call(
+        self,
+        request: WatchCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[InvokeStreamEvent]:
+        """
+        Streams the events of a live call as they happen, from the first one not yet read.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchCall",
+                service_name="catalog.v1.CatalogService",
+                input=WatchCallRequest,
+                output=InvokeStreamEvent,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def send_message(
+        self,
+        request: SendMessageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> SendMessageResponse:
+        """
+        Sends one request message on a live call of a client- or bidi-streaming method.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SendMessage",
+                service_name="catalog.v1.CatalogService",
+                input=SendMessageRequest,
+                output=SendMessageResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def close_send(
+        self,
+        request: CloseSendRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CloseSendResponse:
+        """
+        Half-closes a live call: no more request messages.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CloseSend",
+                service_name="catalog.v1.CatalogService",
+                input=CloseSendRequest,
+                output=CloseSendResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def cancel_call(
+        self,
+        request: CancelCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CancelCallResponse:
+        """
+        Cancels a live call upstream; its watcher gets the CANCELLED status.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelCall",
+                service_name="catalog.v1.CatalogService",
+                input=CancelCallRequest,
+                output=CancelCallResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def export_descriptor_set(
+        self,
+        request: ExportDescriptorSetRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ExportDescriptorSetResponse:
+        """
+        The schema the caller's session sees as a FileDescriptorSet (with source info),
+        for tools such as grpcurl (-protoset) and buf curl (--schema).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ExportDescriptorSet",
+                service_name="catalog.v1.CatalogService",
+                input=ExportDescriptorSetRequest,
+                output=ExportDescriptorSetResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class CatalogServiceSync(Protocol):
     """
@@ -442,6 +692,47 @@ class CatalogServiceSync(Protocol):
     def reload_base(self, request: ReloadBaseRequest, ctx: RequestContext[ReloadBaseRequest, ReloadBaseResponse], /) -> ReloadBaseResponse:
         """
         Reloads the start-up sources that form the shared base schema (admin only).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def start_call(self, request: StartCallRequest, ctx: RequestContext[StartCallRequest, StartCallResponse], /) -> StartCallResponse:
+        """
+        Live calls: a call of any kind that a browser drives over HTTP/1.1, one message at
+        a time. StartCall opens it (sending request_messages_json first) and answers its
+        id; WatchCall streams its events (headers, messages, then the status); SendMessage
+        sends one more request message while it is open; CloseSend half-closes;
+        CancelCall ends it. Live calls are bounded per session and end with the session.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_call(self, request: WatchCallRequest, ctx: RequestContext[WatchCallRequest, InvokeStreamEvent], /) -> Iterator[InvokeStreamEvent]:
+        """
+        Streams the events of a live call as they happen, from the first one not yet read.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def send_message(self, request: SendMessageRequest, ctx: RequestContext[SendMessageRequest, SendMessageResponse], /) -> SendMessageResponse:
+        """
+        Sends one request message on a live call of a client- or bidi-streaming method.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def close_send(self, request: CloseSendRequest, ctx: RequestContext[CloseSendRequest, CloseSendResponse], /) -> CloseSendResponse:
+        """
+        Half-closes a live call: no more request messages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def cancel_call(self, request: CancelCallRequest, ctx: RequestContext[CancelCallRequest, CancelCallResponse], /) -> CancelCallResponse:
+        """
+        Cancels a live call upstream; its watcher gets the CANCELLED status.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def export_descriptor_set(self, request: ExportDescriptorSetRequest, ctx: RequestContext[ExportDescriptorSetRequest, ExportDescriptorSetResponse], /) -> ExportDescriptorSetResponse:
+        """
+        The schema the caller's session sees as a FileDescriptorSet (with source info),
+        for tools such as grpcurl (-protoset) and buf curl (--schema).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -548,6 +839,72 @@ class CatalogServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.reload_base,
+                ),
+                "/catalog.v1.CatalogService/StartCall": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="StartCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=StartCallRequest,
+                        output=StartCallResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.start_call,
+                ),
+                "/catalog.v1.CatalogService/WatchCall": EndpointSync.server_stream(
+                    method=MethodInfo(
+                        name="WatchCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=WatchCallRequest,
+                        output=InvokeStreamEvent,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=service.watch_call,
+                ),
+                "/catalog.v1.CatalogService/SendMessage": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="SendMessage",
+                        service_name="catalog.v1.CatalogService",
+                        input=SendMessageRequest,
+                        output=SendMessageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.send_message,
+                ),
+                "/catalog.v1.CatalogService/CloseSend": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CloseSend",
+                        service_name="catalog.v1.CatalogService",
+                        input=CloseSendRequest,
+                        output=CloseSendResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.close_send,
+                ),
+                "/catalog.v1.CatalogService/CancelCall": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CancelCall",
+                        service_name="catalog.v1.CatalogService",
+                        input=CancelCallRequest,
+                        output=CancelCallResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.cancel_call,
+                ),
+                "/catalog.v1.CatalogService/ExportDescriptorSet": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ExportDescriptorSet",
+                        service_name="catalog.v1.CatalogService",
+                        input=ExportDescriptorSetRequest,
+                        output=ExportDescriptorSetResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.export_descriptor_set,
                 ),
             },
             interceptors=interceptors,
@@ -745,6 +1102,149 @@ class CatalogServiceClientSync(ConnectClientSync):
                 service_name="catalog.v1.CatalogService",
                 input=ReloadBaseRequest,
                 output=ReloadBaseResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def start_call(
+        self,
+        request: StartCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> StartCallResponse:
+        """
+        Live calls: a call of any kind that a browser drives over HTTP/1.1, one message at
+        a time. StartCall opens it (sending request_messages_json first) and answers its
+        id; WatchCall streams its events (headers, messages, then the status); SendMessage
+        sends one more request message while it is open; CloseSend half-closes;
+        CancelCall ends it. Live calls are bounded per session and end with the session.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="StartCall",
+                service_name="catalog.v1.CatalogService",
+                input=StartCallRequest,
+                output=StartCallResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def watch_call(
+        self,
+        request: WatchCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Iterator[InvokeStreamEvent]:
+        """
+        Streams the events of a live call as they happen, from the first one not yet read.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchCall",
+                service_name="catalog.v1.CatalogService",
+                input=WatchCallRequest,
+                output=InvokeStreamEvent,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def send_message(
+        self,
+        request: SendMessageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> SendMessageResponse:
+        """
+        Sends one request message on a live call of a client- or bidi-streaming method.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SendMessage",
+                service_name="catalog.v1.CatalogService",
+                input=SendMessageRequest,
+                output=SendMessageResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def close_send(
+        self,
+        request: CloseSendRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CloseSendResponse:
+        """
+        Half-closes a live call: no more request messages.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CloseSend",
+                service_name="catalog.v1.CatalogService",
+                input=CloseSendRequest,
+                output=CloseSendResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def cancel_call(
+        self,
+        request: CancelCallRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CancelCallResponse:
+        """
+        Cancels a live call upstream; its watcher gets the CANCELLED status.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelCall",
+                service_name="catalog.v1.CatalogService",
+                input=CancelCallRequest,
+                output=CancelCallResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def export_descriptor_set(
+        self,
+        request: ExportDescriptorSetRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ExportDescriptorSetResponse:
+        """
+        The schema the caller's session sees as a FileDescriptorSet (with source info),
+        for tools such as grpcurl (-protoset) and buf curl (--schema).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ExportDescriptorSet",
+                service_name="catalog.v1.CatalogService",
+                input=ExportDescriptorSetRequest,
+                output=ExportDescriptorSetResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -957,6 +957,357 @@ class StreamMessage(Message[_StreamMessageFields]):
         elapsed_ms: float
         index: int
 
+_StartCallRequestFields: TypeAlias = Literal["call"]
+
+class StartCallRequest(Message[_StartCallRequestFields]):
+    """
+    ```proto
+    message catalog.v1.StartCallRequest
+    ```
+
+    Attributes:
+        call:
+            The call, as InvokeStream takes it; its request_messages_json are sent at once.
+            A method without client streaming sends its one message and half-closes.
+
+            ```proto
+            optional catalog.v1.InvokeStreamRequest call = 1;
+            ```
+    """
+
+    __slots__ = ("call",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call: InvokeStreamRequest | None = None,
+        ) -> None:
+            pass
+
+        call: InvokeStreamRequest | None
+
+_StartCallResponseFields: TypeAlias = Literal["call_id", "kind", "sent_count"]
+
+class StartCallResponse(Message[_StartCallResponseFields]):
+    """
+    ```proto
+    message catalog.v1.StartCallResponse
+    ```
+
+    Attributes:
+        call_id:
+            Names the call in WatchCall, SendMessage, CloseSend and CancelCall.
+
+            ```proto
+            string call_id = 1;
+            ```
+        kind:
+            unary, server-streaming, client-streaming or bidi-streaming.
+
+            ```proto
+            string kind = 2;
+            ```
+        sent_count:
+            How many request messages were queued for sending (request_messages_json).
+
+            ```proto
+            int32 sent_count = 3;
+            ```
+    """
+
+    __slots__ = ("call_id", "kind", "sent_count")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call_id: str = "",
+            kind: str = "",
+            sent_count: int = 0,
+        ) -> None:
+            pass
+
+        call_id: str
+        kind: str
+        sent_count: int
+
+_WatchCallRequestFields: TypeAlias = Literal["call_id"]
+
+class WatchCallRequest(Message[_WatchCallRequestFields]):
+    """
+    ```proto
+    message catalog.v1.WatchCallRequest
+    ```
+
+    Attributes:
+        call_id:
+            ```proto
+            string call_id = 1;
+            ```
+    """
+
+    __slots__ = ("call_id",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call_id: str = "",
+        ) -> None:
+            pass
+
+        call_id: str
+
+_SendMessageRequestFields: TypeAlias = Literal["call_id", "message_json"]
+
+class SendMessageRequest(Message[_SendMessageRequestFields]):
+    """
+    ```proto
+    message catalog.v1.SendMessageRequest
+    ```
+
+    Attributes:
+        call_id:
+            ```proto
+            string call_id = 1;
+            ```
+        message_json:
+            One request message in proto3 JSON; empty means the default message.
+
+            ```proto
+            string message_json = 2;
+            ```
+    """
+
+    __slots__ = ("call_id", "message_json")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call_id: str = "",
+            message_json: str = "",
+        ) -> None:
+            pass
+
+        call_id: str
+        message_json: str
+
+_SendMessageResponseFields: TypeAlias = Literal["sent_count"]
+
+class SendMessageResponse(Message[_SendMessageResponseFields]):
+    """
+    ```proto
+    message catalog.v1.SendMessageResponse
+    ```
+
+    Attributes:
+        sent_count:
+            Request messages sent so far on the call, this one included.
+
+            ```proto
+            int32 sent_count = 1;
+            ```
+    """
+
+    __slots__ = ("sent_count",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            sent_count: int = 0,
+        ) -> None:
+            pass
+
+        sent_count: int
+
+_CloseSendRequestFields: TypeAlias = Literal["call_id"]
+
+class CloseSendRequest(Message[_CloseSendRequestFields]):
+    """
+    ```proto
+    message catalog.v1.CloseSendRequest
+    ```
+
+    Attributes:
+        call_id:
+            ```proto
+            string call_id = 1;
+            ```
+    """
+
+    __slots__ = ("call_id",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call_id: str = "",
+        ) -> None:
+            pass
+
+        call_id: str
+
+_CloseSendResponseFields: TypeAlias = Literal["sent_count"]
+
+class CloseSendResponse(Message[_CloseSendResponseFields]):
+    """
+    ```proto
+    message catalog.v1.CloseSendResponse
+    ```
+
+    Attributes:
+        sent_count:
+            ```proto
+            int32 sent_count = 1;
+            ```
+    """
+
+    __slots__ = ("sent_count",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            sent_count: int = 0,
+        ) -> None:
+            pass
+
+        sent_count: int
+
+_CancelCallRequestFields: TypeAlias = Literal["call_id"]
+
+class CancelCallRequest(Message[_CancelCallRequestFields]):
+    """
+    ```proto
+    message catalog.v1.CancelCallRequest
+    ```
+
+    Attributes:
+        call_id:
+            ```proto
+            string call_id = 1;
+            ```
+    """
+
+    __slots__ = ("call_id",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            call_id: str = "",
+        ) -> None:
+            pass
+
+        call_id: str
+
+_CancelCallResponseFields: TypeAlias = Literal["cancelled"]
+
+class CancelCallResponse(Message[_CancelCallResponseFields]):
+    """
+    ```proto
+    message catalog.v1.CancelCallResponse
+    ```
+
+    Attributes:
+        cancelled:
+            False when the call had already ended.
+
+            ```proto
+            bool cancelled = 1;
+            ```
+    """
+
+    __slots__ = ("cancelled",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            cancelled: bool = False,
+        ) -> None:
+            pass
+
+        cancelled: bool
+
+_ExportDescriptorSetRequestFields: TypeAlias = Literal["service_name"]
+
+class ExportDescriptorSetRequest(Message[_ExportDescriptorSetRequestFields]):
+    """
+    ```proto
+    message catalog.v1.ExportDescriptorSetRequest
+    ```
+
+    Attributes:
+        service_name:
+            Only the files this service needs (with their imports); empty: every file.
+
+            ```proto
+            string service_name = 1;
+            ```
+    """
+
+    __slots__ = ("service_name",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            service_name: str = "",
+        ) -> None:
+            pass
+
+        service_name: str
+
+_ExportDescriptorSetResponseFields: TypeAlias = Literal["descriptor_set", "file_count"]
+
+class ExportDescriptorSetResponse(Message[_ExportDescriptorSetResponseFields]):
+    """
+    ```proto
+    message catalog.v1.ExportDescriptorSetResponse
+    ```
+
+    Attributes:
+        descriptor_set:
+            A serialized google.protobuf.FileDescriptorSet, imports first.
+
+            ```proto
+            bytes descriptor_set = 1;
+            ```
+        file_count:
+            ```proto
+            int32 file_count = 2;
+            ```
+    """
+
+    __slots__ = ("descriptor_set", "file_count")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            descriptor_set: bytes = b"",
+            file_count: int = 0,
+        ) -> None:
+            pass
+
+        descriptor_set: bytes
+        file_count: int
+
 _StreamStatusFields: TypeAlias = Literal["success", "status_code", "status_name", "status_message", "error", "trailers", "error_details_json", "duration_ms", "message_count"]
 
 class StreamStatus(Message[_StreamStatusFields]):
@@ -1285,7 +1636,7 @@ class Transport(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\xe5\x02\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptionsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xb1\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8b\x02\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"\xfc\x01\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xbe\x03\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\x9b\x05\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponseb\x06proto3',
+    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\xe5\x02\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptionsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xb1\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8b\x02\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"\xfc\x01\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"G\n\x10StartCallRequest\x123\n\x04call\x18\x01 \x01(\x0b2\x1f.catalog.v1.InvokeStreamRequestR\x04call"_\n\x11StartCallResponse\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n\nsent_count\x18\x03 \x01(\x05R\tsentCount"+\n\x10WatchCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"P\n\x12SendMessageRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"4\n\x13SendMessageResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount"+\n\x10CloseSendRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x11CloseSendResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount",\n\x11CancelCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x12CancelCallResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled"?\n\x1aExportDescriptorSetRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"c\n\x1bExportDescriptorSetResponse\x12%\n\x0edescriptor_set\x18\x01 \x01(\x0cR\rdescriptorSet\x12\x1d\n\nfile_count\x18\x02 \x01(\x05R\tfileCount"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xbe\x03\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\x80\t\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponse\x12H\n\tStartCall\x12\x1c.catalog.v1.StartCallRequest\x1a\x1d.catalog.v1.StartCallResponse\x12J\n\tWatchCall\x12\x1c.catalog.v1.WatchCallRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12N\n\x0bSendMessage\x12\x1e.catalog.v1.SendMessageRequest\x1a\x1f.catalog.v1.SendMessageResponse\x12H\n\tCloseSend\x12\x1c.catalog.v1.CloseSendRequest\x1a\x1d.catalog.v1.CloseSendResponse\x12K\n\nCancelCall\x12\x1d.catalog.v1.CancelCallRequest\x1a\x1e.catalog.v1.CancelCallResponse\x12f\n\x13ExportDescriptorSet\x12&.catalog.v1.ExportDescriptorSetRequest\x1a\'.catalog.v1.ExportDescriptorSetResponseb\x06proto3',
     [
         timestamp_pb.desc(),
     ],
@@ -1308,6 +1659,17 @@ _DESC = file_desc(
         "InvokeStreamEvent": InvokeStreamEvent,
         "StreamHeaders": StreamHeaders,
         "StreamMessage": StreamMessage,
+        "StartCallRequest": StartCallRequest,
+        "StartCallResponse": StartCallResponse,
+        "WatchCallRequest": WatchCallRequest,
+        "SendMessageRequest": SendMessageRequest,
+        "SendMessageResponse": SendMessageResponse,
+        "CloseSendRequest": CloseSendRequest,
+        "CloseSendResponse": CloseSendResponse,
+        "CancelCallRequest": CancelCallRequest,
+        "CancelCallResponse": CancelCallResponse,
+        "ExportDescriptorSetRequest": ExportDescriptorSetRequest,
+        "ExportDescriptorSetResponse": ExportDescriptorSetResponse,
         "StreamStatus": StreamStatus,
         "GetSessionRequest": GetSessionRequest,
         "GetSessionResponse": GetSessionResponse,

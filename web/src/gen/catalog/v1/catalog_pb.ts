@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file catalog/v1/catalog.proto.
  */
 export const file_catalog_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChhjYXRhbG9nL3YxL2NhdGFsb2cucHJvdG8SCmNhdGFsb2cudjEiggIKEUxvYWRQcm90b3NSZXF1ZXN0EhQKCnByb3RvX3BhdGgYASABKAlIABIUCgpwcm90b19yZXBvGAIgASgJSAASFAoKYnVmX21vZHVsZRgDIAEoCUgAEh0KE3JlZmxlY3Rpb25fZW5kcG9pbnQYBCABKAlIABItCgtwcm90b19maWxlcxgFIAEoCzIWLmNhdGFsb2cudjEuUHJvdG9GaWxlc0gAEhgKDmRlc2NyaXB0b3Jfc2V0GAYgASgMSAASOQoScmVmbGVjdGlvbl9vcHRpb25zGAogASgLMh0uY2F0YWxvZy52MS5SZWZsZWN0aW9uT3B0aW9uc0IICgZzb3VyY2UibAoKUHJvdG9GaWxlcxIwCgVmaWxlcxgBIAMoCzIhLmNhdGFsb2cudjEuUHJvdG9GaWxlcy5GaWxlc0VudHJ5GiwKCkZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChFSZWZsZWN0aW9uT3B0aW9ucxIPCgd1c2VfdGxzGAEgASgIEhMKC3NlcnZlcl9uYW1lGAIgASgJEhcKD3RpbWVvdXRfc2Vjb25kcxgDIAEoBSJ4ChJMb2FkUHJvdG9zUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBINCgVlcnJvchgCIAEoCRIVCg1zZXJ2aWNlX2NvdW50GAMgASgFEhIKCmZpbGVfY291bnQYBCABKAUSFwoPbG9hZGVkX3NlcnZpY2VzGAUgAygJIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiQQoUTGlzdFNlcnZpY2VzUmVzcG9uc2USKQoIc2VydmljZXMYASADKAsyFy5jYXRhbG9nLnYxLlNlcnZpY2VJbmZvImoKBlRhcmdldBIQCghlbmRwb2ludBgBIAEoCRIoCgl0cmFuc3BvcnQYAiABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIPCgd1c2VfdGxzGAMgASgIEhMKC3NlcnZlcl9uYW1lGAQgASgJIr8BCgtTZXJ2aWNlSW5mbxIMCgRuYW1lGAEgASgJEg8KB3BhY2thZ2UYAiABKAkSJwoHbWV0aG9kcxgDIAMoCzIWLmNhdGFsb2cudjEuTWV0aG9kSW5mbxIVCg1kb2N1bWVudGF0aW9uGAQgASgJEioKDmRlZmF1bHRfdGFyZ2V0GAUgASgLMhIuY2F0YWxvZy52MS5UYXJnZXQSEQoJZnJvbV9iYXNlGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiogEKCk1ldGhvZEluZm8SDAoEbmFtZRgBIAEoCRISCgppbnB1dF90eXBlGAIgASgJEhMKC291dHB1dF90eXBlGAMgASgJEhUKDWRvY3VtZW50YXRpb24YBCABKAkSGAoQY2xpZW50X3N0cmVhbWluZxgFIAEoCBIYChBzZXJ2ZXJfc3RyZWFtaW5nGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiLwoXR2V0U2VydmljZVNjaGVtYVJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJIt0BChhHZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2USKAoHc2VydmljZRgBIAEoCzIXLmNhdGFsb2cudjEuU2VydmljZUluZm8SUQoPbWVzc2FnZV9zY2hlbWFzGAIgAygLMjguY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2UuTWVzc2FnZVNjaGVtYXNFbnRyeRINCgVlcnJvchgDIAEoCRo1ChNNZXNzYWdlU2NoZW1hc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJAoGSGVhZGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKwAwoRSW52b2tlR1JQQ1JlcXVlc3QSEAoIZW5kcG9pbnQYASABKAkSDwoHc2VydmljZRgCIAEoCRIOCgZtZXRob2QYAyABKAkSFAoMcmVxdWVzdF9qc29uGAQgASgJEg8KB3VzZV90bHMYBSABKAgSEwoLc2VydmVyX25hbWUYBiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAcgASgFEj0KCG1ldGFkYXRhGAggAygLMisuY2F0YWxvZy52MS5JbnZva2VHUlBDUmVxdWVzdC5NZXRhZGF0YUVudHJ5EigKCXRyYW5zcG9ydBgJIAEoDjIVLmNhdGFsb2cudjEuVHJhbnNwb3J0EhUKDWNvbm5lY3RfY29kZWMYCiABKAkSFwoPY2xpZW50X2NlcnRfcGVtGAsgASgJEhYKDmNsaWVudF9rZXlfcGVtGAwgASgJEhMKC2NhX2NlcnRfcGVtGA0gASgJEhwKFGluc2VjdXJlX3NraXBfdmVyaWZ5GA4gASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKMAwoSSW52b2tlR1JQQ1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSFQoNcmVzcG9uc2VfanNvbhgCIAEoCRINCgVlcnJvchgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmNhdGFsb2cudjEuSW52b2tlR1JQQ1Jlc3BvbnNlLk1ldGFkYXRhRW50cnkSEwoLc3RhdHVzX2NvZGUYBSABKAUSFgoOc3RhdHVzX21lc3NhZ2UYBiABKAkSLAoQcmVzcG9uc2VfaGVhZGVycxgHIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEi0KEXJlc3BvbnNlX3RyYWlsZXJzGAggAygLMhIuY2F0YWxvZy52MS5IZWFkZXISGgoSZXJyb3JfZGV0YWlsc19qc29uGAkgASgJEhMKC2R1cmF0aW9uX21zGAogASgBEhMKC3N0YXR1c19uYW1lGAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK9AwoTSW52b2tlU3RyZWFtUmVxdWVzdBIQCghlbmRwb2ludBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIdChVyZXF1ZXN0X21lc3NhZ2VzX2pzb24YBCADKAkSDwoHdXNlX3RscxgFIAEoCBITCgtzZXJ2ZXJfbmFtZRgGIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYByABKAUSPwoIbWV0YWRhdGEYCCADKAsyLS5jYXRhbG9nLnYxLkludm9rZVN0cmVhbVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCgl0cmFuc3BvcnQYCSABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIVCg1jb25uZWN0X2NvZGVjGAogASgJEhcKD2NsaWVudF9jZXJ0X3BlbRgLIAEoCRIWCg5jbGllbnRfa2V5X3BlbRgMIAEoCRITCgtjYV9jZXJ0X3BlbRgNIAEoCRIcChRpbnNlY3VyZV9za2lwX3ZlcmlmeRgOIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipAEKEUludm9rZVN0cmVhbUV2ZW50EiwKB2hlYWRlcnMYASABKAsyGS5jYXRhbG9nLnYxLlN0cmVhbUhlYWRlcnNIABIsCgdtZXNzYWdlGAIgASgLMhkuY2F0YWxvZy52MS5TdHJlYW1NZXNzYWdlSAASKgoGc3RhdHVzGAMgASgLMhguY2F0YWxvZy52MS5TdHJlYW1TdGF0dXNIAEIHCgVldmVudCJICg1TdHJlYW1IZWFkZXJzEiMKB2hlYWRlcnMYASADKAsyEi5jYXRhbG9nLnYxLkhlYWRlchISCgplbGFwc2VkX21zGAIgASgBIkAKDVN0cmVhbU1lc3NhZ2USDAoEanNvbhgBIAEoCRISCgplbGFwc2VkX21zGAIgASgBEg0KBWluZGV4GAMgASgFIt4BCgxTdHJlYW1TdGF0dXMSDwoHc3VjY2VzcxgBIAEoCBITCgtzdGF0dXNfY29kZRgCIAEoBRITCgtzdGF0dXNfbmFtZRgDIAEoCRIWCg5zdGF0dXNfbWVzc2FnZRgEIAEoCRINCgVlcnJvchgFIAEoCRIkCgh0cmFpbGVycxgGIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEhoKEmVycm9yX2RldGFpbHNfanNvbhgHIAEoCRITCgtkdXJhdGlvbl9tcxgIIAEoARIVCg1tZXNzYWdlX2NvdW50GAkgASgFIhMKEUdldFNlc3Npb25SZXF1ZXN0IsACChJHZXRTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3VzZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZpbGVfY291bnQYBSABKAUSFQoNc2VydmljZV9jb3VudBgGIAEoBRIVCg1iYXNlX3NlcnZpY2VzGAcgAygJEhgKEHNlc3Npb25fc2VydmljZXMYCCADKAkSEwoLdHRsX3NlY29uZHMYCSABKAMSFgoOc2Vzc2lvbl9zdGF0dXMYCiABKAkiFQoTQ2xvc2VTZXNzaW9uUmVxdWVzdCImChRDbG9zZVNlc3Npb25SZXNwb25zZRIOCgZjbG9zZWQYASABKAgiEwoRUmVsb2FkQmFzZVJlcXVlc3QiXwoSUmVsb2FkQmFzZVJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFZXJyb3IYAiABKAkSFQoNc2VydmljZV9jb3VudBgDIAEoBRISCgpmaWxlX2NvdW50GAQgASgFKk4KCVRyYW5zcG9ydBIVChFUUkFOU1BPUlRfQ09OTkVDVBAAEhIKDlRSQU5TUE9SVF9HUlBDEAESFgoSVFJBTlNQT1JUX0dSUENfV0VCEAIymwUKDkNhdGFsb2dTZXJ2aWNlEksKCkxvYWRQcm90b3MSHS5jYXRhbG9nLnYxLkxvYWRQcm90b3NSZXF1ZXN0Gh4uY2F0YWxvZy52MS5Mb2FkUHJvdG9zUmVzcG9uc2USUQoMTGlzdFNlcnZpY2VzEh8uY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiAuY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXNwb25zZRJdChBHZXRTZXJ2aWNlU2NoZW1hEiMuY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVxdWVzdBokLmNhdGFsb2cudjEuR2V0U2VydmljZVNjaGVtYVJlc3BvbnNlEksKCkludm9rZUdSUEMSHS5jYXRhbG9nLnYxLkludm9rZUdSUENSZXF1ZXN0Gh4uY2F0YWxvZy52MS5JbnZva2VHUlBDUmVzcG9uc2USUAoMSW52b2tlU3RyZWFtEh8uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1SZXF1ZXN0Gh0uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1FdmVudDABEksKCkdldFNlc3Npb24SHS5jYXRhbG9nLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4uY2F0YWxvZy52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMQ2xvc2VTZXNzaW9uEh8uY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXF1ZXN0GiAuY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJLCgpSZWxvYWRCYXNlEh0uY2F0YWxvZy52MS5SZWxvYWRCYXNlUmVxdWVzdBoeLmNhdGFsb2cudjEuUmVsb2FkQmFzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhjYXRhbG9nL3YxL2NhdGFsb2cucHJvdG8SCmNhdGFsb2cudjEiggIKEUxvYWRQcm90b3NSZXF1ZXN0EhQKCnByb3RvX3BhdGgYASABKAlIABIUCgpwcm90b19yZXBvGAIgASgJSAASFAoKYnVmX21vZHVsZRgDIAEoCUgAEh0KE3JlZmxlY3Rpb25fZW5kcG9pbnQYBCABKAlIABItCgtwcm90b19maWxlcxgFIAEoCzIWLmNhdGFsb2cudjEuUHJvdG9GaWxlc0gAEhgKDmRlc2NyaXB0b3Jfc2V0GAYgASgMSAASOQoScmVmbGVjdGlvbl9vcHRpb25zGAogASgLMh0uY2F0YWxvZy52MS5SZWZsZWN0aW9uT3B0aW9uc0IICgZzb3VyY2UibAoKUHJvdG9GaWxlcxIwCgVmaWxlcxgBIAMoCzIhLmNhdGFsb2cudjEuUHJvdG9GaWxlcy5GaWxlc0VudHJ5GiwKCkZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChFSZWZsZWN0aW9uT3B0aW9ucxIPCgd1c2VfdGxzGAEgASgIEhMKC3NlcnZlcl9uYW1lGAIgASgJEhcKD3RpbWVvdXRfc2Vjb25kcxgDIAEoBSJ4ChJMb2FkUHJvdG9zUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBINCgVlcnJvchgCIAEoCRIVCg1zZXJ2aWNlX2NvdW50GAMgASgFEhIKCmZpbGVfY291bnQYBCABKAUSFwoPbG9hZGVkX3NlcnZpY2VzGAUgAygJIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiQQoUTGlzdFNlcnZpY2VzUmVzcG9uc2USKQoIc2VydmljZXMYASADKAsyFy5jYXRhbG9nLnYxLlNlcnZpY2VJbmZvImoKBlRhcmdldBIQCghlbmRwb2ludBgBIAEoCRIoCgl0cmFuc3BvcnQYAiABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIPCgd1c2VfdGxzGAMgASgIEhMKC3NlcnZlcl9uYW1lGAQgASgJIr8BCgtTZXJ2aWNlSW5mbxIMCgRuYW1lGAEgASgJEg8KB3BhY2thZ2UYAiABKAkSJwoHbWV0aG9kcxgDIAMoCzIWLmNhdGFsb2cudjEuTWV0aG9kSW5mbxIVCg1kb2N1bWVudGF0aW9uGAQgASgJEioKDmRlZmF1bHRfdGFyZ2V0GAUgASgLMhIuY2F0YWxvZy52MS5UYXJnZXQSEQoJZnJvbV9iYXNlGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiogEKCk1ldGhvZEluZm8SDAoEbmFtZRgBIAEoCRISCgppbnB1dF90eXBlGAIgASgJEhMKC291dHB1dF90eXBlGAMgASgJEhUKDWRvY3VtZW50YXRpb24YBCABKAkSGAoQY2xpZW50X3N0cmVhbWluZxgFIAEoCBIYChBzZXJ2ZXJfc3RyZWFtaW5nGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiLwoXR2V0U2VydmljZVNjaGVtYVJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJIt0BChhHZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2USKAoHc2VydmljZRgBIAEoCzIXLmNhdGFsb2cudjEuU2VydmljZUluZm8SUQoPbWVzc2FnZV9zY2hlbWFzGAIgAygLMjguY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2UuTWVzc2FnZVNjaGVtYXNFbnRyeRINCgVlcnJvchgDIAEoCRo1ChNNZXNzYWdlU2NoZW1hc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJAoGSGVhZGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKwAwoRSW52b2tlR1JQQ1JlcXVlc3QSEAoIZW5kcG9pbnQYASABKAkSDwoHc2VydmljZRgCIAEoCRIOCgZtZXRob2QYAyABKAkSFAoMcmVxdWVzdF9qc29uGAQgASgJEg8KB3VzZV90bHMYBSABKAgSEwoLc2VydmVyX25hbWUYBiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAcgASgFEj0KCG1ldGFkYXRhGAggAygLMisuY2F0YWxvZy52MS5JbnZva2VHUlBDUmVxdWVzdC5NZXRhZGF0YUVudHJ5EigKCXRyYW5zcG9ydBgJIAEoDjIVLmNhdGFsb2cudjEuVHJhbnNwb3J0EhUKDWNvbm5lY3RfY29kZWMYCiABKAkSFwoPY2xpZW50X2NlcnRfcGVtGAsgASgJEhYKDmNsaWVudF9rZXlfcGVtGAwgASgJEhMKC2NhX2NlcnRfcGVtGA0gASgJEhwKFGluc2VjdXJlX3NraXBfdmVyaWZ5GA4gASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKMAwoSSW52b2tlR1JQQ1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSFQoNcmVzcG9uc2VfanNvbhgCIAEoCRINCgVlcnJvchgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmNhdGFsb2cudjEuSW52b2tlR1JQQ1Jlc3BvbnNlLk1ldGFkYXRhRW50cnkSEwoLc3RhdHVzX2NvZGUYBSABKAUSFgoOc3RhdHVzX21lc3NhZ2UYBiABKAkSLAoQcmVzcG9uc2VfaGVhZGVycxgHIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEi0KEXJlc3BvbnNlX3RyYWlsZXJzGAggAygLMhIuY2F0YWxvZy52MS5IZWFkZXISGgoSZXJyb3JfZGV0YWlsc19qc29uGAkgASgJEhMKC2R1cmF0aW9uX21zGAogASgBEhMKC3N0YXR1c19uYW1lGAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK9AwoTSW52b2tlU3RyZWFtUmVxdWVzdBIQCghlbmRwb2ludBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIdChVyZXF1ZXN0X21lc3NhZ2VzX2pzb24YBCADKAkSDwoHdXNlX3RscxgFIAEoCBITCgtzZXJ2ZXJfbmFtZRgGIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYByABKAUSPwoIbWV0YWRhdGEYCCADKAsyLS5jYXRhbG9nLnYxLkludm9rZVN0cmVhbVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCgl0cmFuc3BvcnQYCSABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIVCg1jb25uZWN0X2NvZGVjGAogASgJEhcKD2NsaWVudF9jZXJ0X3BlbRgLIAEoCRIWCg5jbGllbnRfa2V5X3BlbRgMIAEoCRITCgtjYV9jZXJ0X3BlbRgNIAEoCRIcChRpbnNlY3VyZV9za2lwX3ZlcmlmeRgOIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipAEKEUludm9rZVN0cmVhbUV2ZW50EiwKB2hlYWRlcnMYASABKAsyGS5jYXRhbG9nLnYxLlN0cmVhbUhlYWRlcnNIABIsCgdtZXNzYWdlGAIgASgLMhkuY2F0YWxvZy52MS5TdHJlYW1NZXNzYWdlSAASKgoGc3RhdHVzGAMgASgLMhguY2F0YWxvZy52MS5TdHJlYW1TdGF0dXNIAEIHCgVldmVudCJICg1TdHJlYW1IZWFkZXJzEiMKB2hlYWRlcnMYASADKAsyEi5jYXRhbG9nLnYxLkhlYWRlchISCgplbGFwc2VkX21zGAIgASgBIkAKDVN0cmVhbU1lc3NhZ2USDAoEanNvbhgBIAEoCRISCgplbGFwc2VkX21zGAIgASgBEg0KBWluZGV4GAMgASgFIkEKEFN0YXJ0Q2FsbFJlcXVlc3QSLQoEY2FsbBgBIAEoCzIfLmNhdGFsb2cudjEuSW52b2tlU3RyZWFtUmVxdWVzdCJGChFTdGFydENhbGxSZXNwb25zZRIPCgdjYWxsX2lkGAEgASgJEgwKBGtpbmQYAiABKAkSEgoKc2VudF9jb3VudBgDIAEoBSIjChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkiOwoSU2VuZE1lc3NhZ2VSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFAoMbWVzc2FnZV9qc29uGAIgASgJIikKE1NlbmRNZXNzYWdlUmVzcG9uc2USEgoKc2VudF9jb3VudBgBIAEoBSIjChBDbG9zZVNlbmRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkiJwoRQ2xvc2VTZW5kUmVzcG9uc2USEgoKc2VudF9jb3VudBgBIAEoBSIkChFDYW5jZWxDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJIicKEkNhbmNlbENhbGxSZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgiMgoaRXhwb3J0RGVzY3JpcHRvclNldFJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJIkkKG0V4cG9ydERlc2NyaXB0b3JTZXRSZXNwb25zZRIWCg5kZXNjcmlwdG9yX3NldBgBIAEoDBISCgpmaWxlX2NvdW50GAIgASgFIt4BCgxTdHJlYW1TdGF0dXMSDwoHc3VjY2VzcxgBIAEoCBITCgtzdGF0dXNfY29kZRgCIAEoBRITCgtzdGF0dXNfbmFtZRgDIAEoCRIWCg5zdGF0dXNfbWVzc2FnZRgEIAEoCRINCgVlcnJvchgFIAEoCRIkCgh0cmFpbGVycxgGIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEhoKEmVycm9yX2RldGFpbHNfanNvbhgHIAEoCRITCgtkdXJhdGlvbl9tcxgIIAEoARIVCg1tZXNzYWdlX2NvdW50GAkgASgFIhMKEUdldFNlc3Npb25SZXF1ZXN0IsACChJHZXRTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3VzZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZpbGVfY291bnQYBSABKAUSFQoNc2VydmljZV9jb3VudBgGIAEoBRIVCg1iYXNlX3NlcnZpY2VzGAcgAygJEhgKEHNlc3Npb25fc2VydmljZXMYCCADKAkSEwoLdHRsX3NlY29uZHMYCSABKAMSFgoOc2Vzc2lvbl9zdGF0dXMYCiABKAkiFQoTQ2xvc2VTZXNzaW9uUmVxdWVzdCImChRDbG9zZVNlc3Npb25SZXNwb25zZRIOCgZjbG9zZWQYASABKAgiEwoRUmVsb2FkQmFzZVJlcXVlc3QiXwoSUmVsb2FkQmFzZVJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFZXJyb3IYAiABKAkSFQoNc2VydmljZV9jb3VudBgDIAEoBRISCgpmaWxlX2NvdW50GAQgASgFKk4KCVRyYW5zcG9ydBIVChFUUkFOU1BPUlRfQ09OTkVDVBAAEhIKDlRSQU5TUE9SVF9HUlBDEAESFgoSVFJBTlNQT1JUX0dSUENfV0VCEAIygAkKDkNhdGFsb2dTZXJ2aWNlEksKCkxvYWRQcm90b3MSHS5jYXRhbG9nLnYxLkxvYWRQcm90b3NSZXF1ZXN0Gh4uY2F0YWxvZy52MS5Mb2FkUHJvdG9zUmVzcG9uc2USUQoMTGlzdFNlcnZpY2VzEh8uY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiAuY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXNwb25zZRJdChBHZXRTZXJ2aWNlU2NoZW1hEiMuY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVxdWVzdBokLmNhdGFsb2cudjEuR2V0U2VydmljZVNjaGVtYVJlc3BvbnNlEksKCkludm9rZUdSUEMSHS5jYXRhbG9nLnYxLkludm9rZUdSUENSZXF1ZXN0Gh4uY2F0YWxvZy52MS5JbnZva2VHUlBDUmVzcG9uc2USUAoMSW52b2tlU3RyZWFtEh8uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1SZXF1ZXN0Gh0uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1FdmVudDABEksKCkdldFNlc3Npb24SHS5jYXRhbG9nLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4uY2F0YWxvZy52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMQ2xvc2VTZXNzaW9uEh8uY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXF1ZXN0GiAuY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJLCgpSZWxvYWRCYXNlEh0uY2F0YWxvZy52MS5SZWxvYWRCYXNlUmVxdWVzdBoeLmNhdGFsb2cudjEuUmVsb2FkQmFzZVJlc3BvbnNlEkgKCVN0YXJ0Q2FsbBIcLmNhdGFsb2cudjEuU3RhcnRDYWxsUmVxdWVzdBodLmNhdGFsb2cudjEuU3RhcnRDYWxsUmVzcG9uc2USSgoJV2F0Y2hDYWxsEhwuY2F0YWxvZy52MS5XYXRjaENhbGxSZXF1ZXN0Gh0uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1FdmVudDABEk4KC1NlbmRNZXNzYWdlEh4uY2F0YWxvZy52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHy5jYXRhbG9nLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSAoJQ2xvc2VTZW5kEhwuY2F0YWxvZy52MS5DbG9zZVNlbmRSZXF1ZXN0Gh0uY2F0YWxvZy52MS5DbG9zZVNlbmRSZXNwb25zZRJLCgpDYW5jZWxDYWxsEh0uY2F0YWxvZy52MS5DYW5jZWxDYWxsUmVxdWVzdBoeLmNhdGFsb2cudjEuQ2FuY2VsQ2FsbFJlc3BvbnNlEmYKE0V4cG9ydERlc2NyaXB0b3JTZXQSJi5jYXRhbG9nLnYxLkV4cG9ydERlc2NyaXB0b3JTZXRSZXF1ZXN0GicuY2F0YWxvZy52MS5FeHBvcnREZXNjcmlwdG9yU2V0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message catalog.v1.LoadProtosRequest
@@ -769,6 +769,232 @@ export const StreamMessageSchema: GenMessage<StreamMessage> = /*@__PURE__*/
   messageDesc(file_catalog_v1_catalog, 17);
 
 /**
+ * @generated from message catalog.v1.StartCallRequest
+ */
+export type StartCallRequest = Message<"catalog.v1.StartCallRequest"> & {
+  /**
+   * The call, as InvokeStream takes it; its request_messages_json are sent at once.
+   * A method without client streaming sends its one message and half-closes.
+   *
+   * @generated from field: catalog.v1.InvokeStreamRequest call = 1;
+   */
+  call?: InvokeStreamRequest | undefined;
+};
+
+/**
+ * Describes the message catalog.v1.StartCallRequest.
+ * Use `create(StartCallRequestSchema)` to create a new message.
+ */
+export const StartCallRequestSchema: GenMessage<StartCallRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 18);
+
+/**
+ * @generated from message catalog.v1.StartCallResponse
+ */
+export type StartCallResponse = Message<"catalog.v1.StartCallResponse"> & {
+  /**
+   * Names the call in WatchCall, SendMessage, CloseSend and CancelCall.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * unary, server-streaming, client-streaming or bidi-streaming.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * How many request messages were queued for sending (request_messages_json).
+   *
+   * @generated from field: int32 sent_count = 3;
+   */
+  sentCount: number;
+};
+
+/**
+ * Describes the message catalog.v1.StartCallResponse.
+ * Use `create(StartCallResponseSchema)` to create a new message.
+ */
+export const StartCallResponseSchema: GenMessage<StartCallResponse> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 19);
+
+/**
+ * @generated from message catalog.v1.WatchCallRequest
+ */
+export type WatchCallRequest = Message<"catalog.v1.WatchCallRequest"> & {
+  /**
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+};
+
+/**
+ * Describes the message catalog.v1.WatchCallRequest.
+ * Use `create(WatchCallRequestSchema)` to create a new message.
+ */
+export const WatchCallRequestSchema: GenMessage<WatchCallRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 20);
+
+/**
+ * @generated from message catalog.v1.SendMessageRequest
+ */
+export type SendMessageRequest = Message<"catalog.v1.SendMessageRequest"> & {
+  /**
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * One request message in proto3 JSON; empty means the default message.
+   *
+   * @generated from field: string message_json = 2;
+   */
+  messageJson: string;
+};
+
+/**
+ * Describes the message catalog.v1.SendMessageRequest.
+ * Use `create(SendMessageRequestSchema)` to create a new message.
+ */
+export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 21);
+
+/**
+ * @generated from message catalog.v1.SendMessageResponse
+ */
+export type SendMessageResponse = Message<"catalog.v1.SendMessageResponse"> & {
+  /**
+   * Request messages sent so far on the call, this one included.
+   *
+   * @generated from field: int32 sent_count = 1;
+   */
+  sentCount: number;
+};
+
+/**
+ * Describes the message catalog.v1.SendMessageResponse.
+ * Use `create(SendMessageResponseSchema)` to create a new message.
+ */
+export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 22);
+
+/**
+ * @generated from message catalog.v1.CloseSendRequest
+ */
+export type CloseSendRequest = Message<"catalog.v1.CloseSendRequest"> & {
+  /**
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+};
+
+/**
+ * Describes the message catalog.v1.CloseSendRequest.
+ * Use `create(CloseSendRequestSchema)` to create a new message.
+ */
+export const CloseSendRequestSchema: GenMessage<CloseSendRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 23);
+
+/**
+ * @generated from message catalog.v1.CloseSendResponse
+ */
+export type CloseSendResponse = Message<"catalog.v1.CloseSendResponse"> & {
+  /**
+   * @generated from field: int32 sent_count = 1;
+   */
+  sentCount: number;
+};
+
+/**
+ * Describes the message catalog.v1.CloseSendResponse.
+ * Use `create(CloseSendResponseSchema)` to create a new message.
+ */
+export const CloseSendResponseSchema: GenMessage<CloseSendResponse> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 24);
+
+/**
+ * @generated from message catalog.v1.CancelCallRequest
+ */
+export type CancelCallRequest = Message<"catalog.v1.CancelCallRequest"> & {
+  /**
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+};
+
+/**
+ * Describes the message catalog.v1.CancelCallRequest.
+ * Use `create(CancelCallRequestSchema)` to create a new message.
+ */
+export const CancelCallRequestSchema: GenMessage<CancelCallRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 25);
+
+/**
+ * @generated from message catalog.v1.CancelCallResponse
+ */
+export type CancelCallResponse = Message<"catalog.v1.CancelCallResponse"> & {
+  /**
+   * False when the call had already ended.
+   *
+   * @generated from field: bool cancelled = 1;
+   */
+  cancelled: boolean;
+};
+
+/**
+ * Describes the message catalog.v1.CancelCallResponse.
+ * Use `create(CancelCallResponseSchema)` to create a new message.
+ */
+export const CancelCallResponseSchema: GenMessage<CancelCallResponse> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 26);
+
+/**
+ * @generated from message catalog.v1.ExportDescriptorSetRequest
+ */
+export type ExportDescriptorSetRequest = Message<"catalog.v1.ExportDescriptorSetRequest"> & {
+  /**
+   * Only the files this service needs (with their imports); empty: every file.
+   *
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+};
+
+/**
+ * Describes the message catalog.v1.ExportDescriptorSetRequest.
+ * Use `create(ExportDescriptorSetRequestSchema)` to create a new message.
+ */
+export const ExportDescriptorSetRequestSchema: GenMessage<ExportDescriptorSetRequest> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 27);
+
+/**
+ * @generated from message catalog.v1.ExportDescriptorSetResponse
+ */
+export type ExportDescriptorSetResponse = Message<"catalog.v1.ExportDescriptorSetResponse"> & {
+  /**
+   * A serialized google.protobuf.FileDescriptorSet, imports first.
+   *
+   * @generated from field: bytes descriptor_set = 1;
+   */
+  descriptorSet: Uint8Array;
+
+  /**
+   * @generated from field: int32 file_count = 2;
+   */
+  fileCount: number;
+};
+
+/**
+ * Describes the message catalog.v1.ExportDescriptorSetResponse.
+ * Use `create(ExportDescriptorSetResponseSchema)` to create a new message.
+ */
+export const ExportDescriptorSetResponseSchema: GenMessage<ExportDescriptorSetResponse> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 28);
+
+/**
  * @generated from message catalog.v1.StreamStatus
  */
 export type StreamStatus = Message<"catalog.v1.StreamStatus"> & {
@@ -823,7 +1049,7 @@ export type StreamStatus = Message<"catalog.v1.StreamStatus"> & {
  * Use `create(StreamStatusSchema)` to create a new message.
  */
 export const StreamStatusSchema: GenMessage<StreamStatus> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 18);
+  messageDesc(file_catalog_v1_catalog, 29);
 
 /**
  * @generated from message catalog.v1.GetSessionRequest
@@ -836,7 +1062,7 @@ export type GetSessionRequest = Message<"catalog.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 19);
+  messageDesc(file_catalog_v1_catalog, 30);
 
 /**
  * @generated from message catalog.v1.GetSessionResponse
@@ -905,7 +1131,7 @@ export type GetSessionResponse = Message<"catalog.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 20);
+  messageDesc(file_catalog_v1_catalog, 31);
 
 /**
  * @generated from message catalog.v1.CloseSessionRequest
@@ -918,7 +1144,7 @@ export type CloseSessionRequest = Message<"catalog.v1.CloseSessionRequest"> & {
  * Use `create(CloseSessionRequestSchema)` to create a new message.
  */
 export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 21);
+  messageDesc(file_catalog_v1_catalog, 32);
 
 /**
  * @generated from message catalog.v1.CloseSessionResponse
@@ -935,7 +1161,7 @@ export type CloseSessionResponse = Message<"catalog.v1.CloseSessionResponse"> & 
  * Use `create(CloseSessionResponseSchema)` to create a new message.
  */
 export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 22);
+  messageDesc(file_catalog_v1_catalog, 33);
 
 /**
  * @generated from message catalog.v1.ReloadBaseRequest
@@ -948,7 +1174,7 @@ export type ReloadBaseRequest = Message<"catalog.v1.ReloadBaseRequest"> & {
  * Use `create(ReloadBaseRequestSchema)` to create a new message.
  */
 export const ReloadBaseRequestSchema: GenMessage<ReloadBaseRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 23);
+  messageDesc(file_catalog_v1_catalog, 34);
 
 /**
  * @generated from message catalog.v1.ReloadBaseResponse
@@ -980,7 +1206,7 @@ export type ReloadBaseResponse = Message<"catalog.v1.ReloadBaseResponse"> & {
  * Use `create(ReloadBaseResponseSchema)` to create a new message.
  */
 export const ReloadBaseResponseSchema: GenMessage<ReloadBaseResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 24);
+  messageDesc(file_catalog_v1_catalog, 35);
 
 /**
  * How the catalog talks to an upstream server.
@@ -1102,6 +1328,71 @@ export const CatalogService: GenService<{
     methodKind: "unary";
     input: typeof ReloadBaseRequestSchema;
     output: typeof ReloadBaseResponseSchema;
+  },
+  /**
+   * Live calls: a call of any kind that a browser drives over HTTP/1.1, one message at
+   * a time. StartCall opens it (sending request_messages_json first) and answers its
+   * id; WatchCall streams its events (headers, messages, then the status); SendMessage
+   * sends one more request message while it is open; CloseSend half-closes;
+   * CancelCall ends it. Live calls are bounded per session and end with the session.
+   *
+   * @generated from rpc catalog.v1.CatalogService.StartCall
+   */
+  startCall: {
+    methodKind: "unary";
+    input: typeof StartCallRequestSchema;
+    output: typeof StartCallResponseSchema;
+  },
+  /**
+   * Streams the events of a live call as they happen, from the first one not yet read.
+   *
+   * @generated from rpc catalog.v1.CatalogService.WatchCall
+   */
+  watchCall: {
+    methodKind: "server_streaming";
+    input: typeof WatchCallRequestSchema;
+    output: typeof InvokeStreamEventSchema;
+  },
+  /**
+   * Sends one request message on a live call of a client- or bidi-streaming method.
+   *
+   * @generated from rpc catalog.v1.CatalogService.SendMessage
+   */
+  sendMessage: {
+    methodKind: "unary";
+    input: typeof SendMessageRequestSchema;
+    output: typeof SendMessageResponseSchema;
+  },
+  /**
+   * Half-closes a live call: no more request messages.
+   *
+   * @generated from rpc catalog.v1.CatalogService.CloseSend
+   */
+  closeSend: {
+    methodKind: "unary";
+    input: typeof CloseSendRequestSchema;
+    output: typeof CloseSendResponseSchema;
+  },
+  /**
+   * Cancels a live call upstream; its watcher gets the CANCELLED status.
+   *
+   * @generated from rpc catalog.v1.CatalogService.CancelCall
+   */
+  cancelCall: {
+    methodKind: "unary";
+    input: typeof CancelCallRequestSchema;
+    output: typeof CancelCallResponseSchema;
+  },
+  /**
+   * The schema the caller's session sees as a FileDescriptorSet (with source info),
+   * for tools such as grpcurl (-protoset) and buf curl (--schema).
+   *
+   * @generated from rpc catalog.v1.CatalogService.ExportDescriptorSet
+   */
+  exportDescriptorSet: {
+    methodKind: "unary";
+    input: typeof ExportDescriptorSetRequestSchema;
+    output: typeof ExportDescriptorSetResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_catalog_v1_catalog, 0);
