@@ -174,7 +174,7 @@ class App:
         """
         async with self._reload_lock:
             loaded = await load_base(self.loader, self.config.base, EMPTY)
-            self.base.replace(loaded.schema, loaded.targets)
+            self.base.replace(loaded.schema, loaded.targets, loaded.origins)
             return loaded
 
     async def startup(self) -> None:

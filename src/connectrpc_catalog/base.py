@@ -13,20 +13,29 @@ __all__ = ["Base"]
 class Base:
     """The start-up schema shared (never copied) by all sessions; swapped whole on reload."""
 
-    __slots__ = ("schema", "targets", "version")
+    __slots__ = ("origins", "schema", "targets", "version")
 
     def __init__(
         self, schema: Schema = EMPTY, targets: Mapping[str, catalog_pb.Target] | None = None
     ) -> None:
         self.schema = schema
         self.targets: dict[str, catalog_pb.Target] = dict(targets or {})
+        self.origins: dict[str, str] = {}
+        """File name → the start-up source it came from ("--proto ./protos")."""
         self.version = 0
         """Bumped on every reload; caches derived from the base key on it."""
 
-    def replace(self, schema: Schema, targets: Mapping[str, catalog_pb.Target]) -> None:
-        """Swap in a reloaded schema and its targets (sessions see it on their next call)."""
+    def replace(
+        self,
+        schema: Schema,
+        targets: Mapping[str, catalog_pb.Target],
+        origins: Mapping[str, str] | None = None,
+    ) -> None:
+        """Swap in a reloaded schema and its targets (sessions see it on their next call);
+        `origins` names the start-up source of each file, for conflict messages."""
         self.schema = schema
         self.targets = dict(targets)
+        self.origins = dict(origins or {})
         self.version += 1
 
     def target_for(self, service: str) -> catalog_pb.Target | None:

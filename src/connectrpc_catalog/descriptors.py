@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf import (  # the well-known types' modules register their files
@@ -35,7 +36,15 @@ from google.protobuf.message import Message
 
 from .comments import index_comments
 
-__all__ = ["EMPTY", "WELL_KNOWN_FILES", "Schema", "SchemaCache", "SchemaError"]
+__all__ = [
+    "EMPTY",
+    "WELL_KNOWN_FILES",
+    "MergeConflict",
+    "Schema",
+    "SchemaCache",
+    "SchemaError",
+    "merge_files",
+]
 
 T = TypeVar("T")
 
@@ -196,23 +205,20 @@ class SchemaCache:
         return self.get(_complete(files))
 
     def merge(self, parts: Sequence[Schema]) -> Schema:
-        """The schema holding every file of `parts`; the same file twice is kept once."""
-        live = [p for p in parts if p.files]
+        """The schema holding every file of `parts`, merged by Protobuf's own rules.
+
+        A file loaded twice with the same definitions (source info and comments aside) is
+        one file, and the copy with comments wins; the well-known types always resolve to
+        the runtime's own copy; a file that defines, under another name, exactly what an
+        earlier file defines is the same file (its importers import the earlier one).
+        Anything else that defines one name twice raises `MergeConflict`, naming the parts.
+        """
+        live = [(i, p) for i, p in enumerate(parts) if p.files]
         if not live:
             return EMPTY
         if len(live) == 1:
-            return live[0]
-        files: dict[str, bytes] = {}
-        for part in live:
-            for name, data in part.files.items():
-                seen = files.get(name)
-                if seen is not None and seen != data:
-                    raise SchemaError(
-                        f"{name} is already loaded with different content; "
-                        "close the session (CloseSession) to start over with the new version"
-                    )
-                files[name] = data
-        return self.get(files)
+            return live[0][1]
+        return self.get(merge_files(live))
 
     def get(self, files: Mapping[str, bytes]) -> Schema:
         """Find or build the schema of exactly these files.
@@ -251,6 +257,205 @@ class SchemaCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+class MergeConflict(SchemaError):
+    """Two parts of a merge define one name differently.
+
+    `first` and `second` are the indices of the parts (in the order given to `merge`);
+    `describe` words it with the caller's names for them and what the user can do.
+    """
+
+    def __init__(
+        self, *, symbol: str, first_file: str, second_file: str, first: int, second: int
+    ) -> None:
+        self.symbol = symbol
+        self.first_file = first_file
+        self.second_file = second_file
+        self.first = first
+        self.second = second
+        super().__init__(self.describe(lambda i: f"source {i + 1}", ""))
+
+    def describe(self, name: Callable[[int], str], hint: str) -> str:
+        """The conflict in words: `name(i)` names part i, `hint` says what to do."""
+        a, b = name(self.first), name(self.second)
+        if self.first_file == self.second_file:
+            text = (
+                f"{self.first_file} is loaded from {a} and from {b} with different "
+                f"definitions ({self.symbol} differs)"
+            )
+        else:
+            text = (
+                f"{self.symbol} is defined in {self.first_file} from {a} and differently in "
+                f"{self.second_file} from {b}"
+            )
+        return f"{text}; {hint}" if hint else text
+
+
+@dataclass(frozen=True, slots=True)
+class _FileFacts:
+    """What merging compares of one file: its definitions without source info."""
+
+    normalized: bytes
+    richness: int
+    """How many source locations (comments) the copy carries."""
+    symbols: Mapping[str, bytes]
+    """Top-level name (messages, enums, services, extensions) → its normalized definition."""
+
+
+def _facts(schema: Schema) -> dict[str, _FileFacts]:
+    out: dict[str, _FileFacts] = {}
+    for name, data in schema.files.items():
+        proto = _parse_file(name, data)
+        richness = len(proto.source_code_info.location)
+        proto.ClearField("source_code_info")
+        if proto.syntax == "proto2":
+            proto.ClearField("syntax")
+        for msg in proto.message_type:
+            _normalize_message(msg)
+        for ext in proto.extension:
+            _normalize_field(ext)
+        prefix = f"{proto.package}." if proto.package else ""
+        symbols: dict[str, bytes] = {}
+        for group in (proto.message_type, proto.enum_type, proto.service, proto.extension):
+            for item in group:
+                symbols[prefix + item.name] = item.SerializeToString(deterministic=True)
+        out[name] = _FileFacts(proto.SerializeToString(deterministic=True), richness, symbols)
+    return out
+
+
+def _normalize_message(msg: descriptor_pb2.DescriptorProto) -> None:
+    for f in (*msg.field, *msg.extension):
+        _normalize_field(f)
+    for nested in msg.nested_type:
+        _normalize_message(nested)
+
+
+def _normalize_field(f: descriptor_pb2.FieldDescriptorProto) -> None:
+    """protoc writes every json_name, generated code and reflection often none: drop the
+    default one."""
+    if f.HasField("json_name") and f.json_name == _default_json_name(f.name):
+        f.ClearField("json_name")
+
+
+def _default_json_name(name: str) -> str:
+    out: list[str] = []
+    upper = False
+    for c in name:
+        if c == "_":
+            upper = True
+        elif upper:
+            out.append(c.upper())
+            upper = False
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def merge_files(parts: Sequence[tuple[int, Schema]]) -> dict[str, bytes]:
+    """The files of a merge (see `SchemaCache.merge`); `parts` are (index, schema) pairs."""
+    files: dict[str, bytes] = {}
+    chosen: dict[str, tuple[int, _FileFacts]] = {}
+    owner: dict[str, tuple[str, int]] = {}  # symbol → (file, part index)
+    alias: dict[str, str] = {}
+    for index, part in parts:
+        facts: dict[str, _FileFacts] = part.cached(("merge-facts",), lambda p=part: _facts(p))
+        for name, fact in facts.items():
+            data = part.files[name]
+            seen = chosen.get(name)
+            if seen is not None:
+                first, old = seen
+                if old.normalized == fact.normalized:
+                    if fact.richness > old.richness:  # the copy with comments wins
+                        files[name] = data
+                        chosen[name] = (first, fact)
+                elif name in WELL_KNOWN_FILES:
+                    files[name] = WELL_KNOWN_FILES[name]  # one copy: the runtime's
+                else:
+                    raise MergeConflict(
+                        symbol=_first_difference(old, fact),
+                        first_file=name,
+                        second_file=name,
+                        first=first,
+                        second=index,
+                    )
+                continue
+            if name in alias:
+                continue
+            target = _same_elsewhere(name, fact, owner, chosen, index)
+            if target is not None:
+                alias[name] = target
+                continue
+            files[name] = data
+            chosen[name] = (index, fact)
+            for symbol in fact.symbols:
+                owner[symbol] = (name, index)
+    if alias:
+        for name, data in files.items():
+            proto = _parse_file(name, data)
+            if any(d in alias for d in proto.dependency):
+                files[name] = _redirect(proto, alias)
+    return files
+
+
+def _first_difference(a: _FileFacts, b: _FileFacts) -> str:
+    for symbol in sorted({*a.symbols, *b.symbols}):
+        if a.symbols.get(symbol) != b.symbols.get(symbol):
+            return symbol
+    return "the file's options or imports"
+
+
+def _same_elsewhere(
+    name: str,
+    fact: _FileFacts,
+    owner: Mapping[str, tuple[str, int]],
+    chosen: Mapping[str, tuple[int, _FileFacts]],
+    index: int,
+) -> str | None:
+    """The earlier file that defines exactly what `name` defines (None: no clash)."""
+    clashing = [s for s in fact.symbols if s in owner]
+    if not clashing:
+        return None
+    for symbol in clashing:
+        other, first = owner[symbol]
+        if chosen[other][1].symbols[symbol] != fact.symbols[symbol]:
+            raise MergeConflict(
+                symbol=symbol, first_file=other, second_file=name, first=first, second=index
+            )
+    targets = {owner[s][0] for s in clashing}
+    if len(clashing) == len(fact.symbols) and len(targets) == 1:
+        target = targets.pop()
+        if set(chosen[target][1].symbols) == set(fact.symbols):
+            return target
+    symbol = clashing[0]
+    other, first = owner[symbol]
+    raise MergeConflict(
+        symbol=symbol, first_file=other, second_file=name, first=first, second=index
+    )
+
+
+def _redirect(proto: descriptor_pb2.FileDescriptorProto, alias: Mapping[str, str]) -> bytes:
+    """The file with its imports of aliased files pointing at their earlier copies."""
+    old = list(proto.dependency)
+    public = {old[i] for i in proto.public_dependency}
+    weak = {old[i] for i in proto.weak_dependency}
+    new: list[str] = []
+    for dep in old:
+        target = alias.get(dep, dep)
+        if target not in new:
+            new.append(target)
+        if dep in public:
+            public.add(target)
+        if dep in weak:
+            weak.add(target)
+    del proto.dependency[:]
+    proto.dependency.extend(new)
+    del proto.public_dependency[:]
+    proto.public_dependency.extend(i for i, d in enumerate(new) if d in public)
+    del proto.weak_dependency[:]
+    proto.weak_dependency.extend(i for i, d in enumerate(new) if d in weak and d not in public)
+    data: bytes = proto.SerializeToString(deterministic=True)
+    return data
 
 
 def _key(files: Mapping[str, bytes]) -> str:

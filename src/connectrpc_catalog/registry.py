@@ -13,7 +13,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import Message
 
 from .base import Base
-from .descriptors import Schema, SchemaCache, SchemaError
+from .descriptors import MergeConflict, Schema, SchemaCache, SchemaError
 from .gen.catalog.v1 import catalog_pb
 from .problems import Code, RequestError
 
@@ -23,12 +23,14 @@ __all__ = ["Registry"]
 class Registry:
     """What one session can see: `base` (shared, reloadable) layered under its own loads."""
 
-    __slots__ = ("_base", "_cache", "_own", "_view", "_view_base")
+    __slots__ = ("_base", "_cache", "_labels", "_own", "_view", "_view_base")
 
     def __init__(self, base: Base, cache: SchemaCache) -> None:
         self._base = base
         self._cache = cache
         self._own: tuple[Schema, ...] = ()
+        self._labels: tuple[str, ...] = ()
+        """How each of `_own` was loaded, e.g. "protoPath ./protos" (for conflicts)."""
         self._view: Schema | None = None
         self._view_base: Schema | None = None
 
@@ -81,21 +83,49 @@ class Registry:
         """The shared base this registry layers on."""
         return self._base
 
-    async def add(self, schema: Schema) -> Schema:
+    async def add(self, schema: Schema, label: str = "this load") -> Schema:
         """Add a loaded schema; raises SchemaError (and changes nothing) on a conflict.
 
-        The merge runs in a thread; if another load of this session landed meanwhile, the
-        merge is redone on top of it, so concurrent loads never lose each other.
+        `label` names the source in conflict messages ("protoPath ./protos"). The merge
+        runs in a thread; if another load of this session landed meanwhile, the merge is
+        redone on top of it, so concurrent loads never lose each other.
         """
         while True:
-            own, base = self._own, self._base.schema
+            own, labels, base = self._own, self._labels, self._base.schema
             if any(s is schema for s in own):
                 return await self.current()
-            merged = await asyncio.to_thread(self._cache.merge, (base, *own, schema))
+            try:
+                merged = await asyncio.to_thread(self._cache.merge, (base, *own, schema))
+            except MergeConflict as exc:
+                raise SchemaError(self._conflict(exc, (*labels, label))) from None
             if self._own is own and self._base.schema is base:
                 self._own = (*own, schema)
+                self._labels = (*labels, label)
                 self._view, self._view_base = merged, base
                 return merged
+
+    def _conflict(self, exc: MergeConflict, labels: tuple[str, ...]) -> str:
+        """A conflict in words, naming both sources and what the user can do."""
+        base = self._base
+
+        def name(i: int) -> str:
+            if i == 0:
+                file = exc.first_file if exc.first == 0 else exc.second_file
+                return base.origins.get(file, "the catalog's start-up sources")
+            return labels[i - 1] if i - 1 < len(labels) else "this load"
+
+        if exc.first == 0:
+            hint = (
+                "the catalog's start-up schema cannot be replaced from a session: load a "
+                "version that matches it, or restart the catalog without that source"
+            )
+        else:
+            hint = (
+                "a session keeps what it loaded: end the session (End session in the UI, "
+                "CloseSession in the API) and load only the version you want, or make the "
+                "two agree"
+            )
+        return "conflict: " + exc.describe(name, hint)
 
     def own_services(self) -> tuple[str, ...]:
         """Services the session loaded itself that the base does not define."""
@@ -136,5 +166,6 @@ class Registry:
     async def close(self) -> None:
         """Drop the session's references to its schemas."""
         self._own = ()
+        self._labels = ()
         self._view = None
         self._view_base = None

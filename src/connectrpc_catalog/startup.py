@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .descriptors import Schema, SchemaError
+from .descriptors import MergeConflict, Schema, SchemaError
 from .gen.catalog.v1 import catalog_pb
 from .loading import SOURCES, Loader
 from .problems import RequestError
@@ -84,17 +84,23 @@ class LoadedBase:
     schema: Schema
     targets: dict[str, catalog_pb.Target]
     skipped: tuple[str, ...]
+    origins: dict[str, str] = field(default_factory=dict)
+    """File name → the start-up source that brought it ("--proto ./protos")."""
 
 
 async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase:
     """Load every start-up source into one schema; raise BaseLoadError unless keep_going."""
     parts: list[Schema] = []
     targets: dict[str, catalog_pb.Target] = {}
+    origins: dict[str, str] = {}
     failures: list[str] = []
     for source in spec.sources:
         try:
             schema = await loader.load(source.kind, source.given())
             merged = await asyncio.to_thread(loader.context.cache.merge, [*parts, schema])
+        except MergeConflict as exc:
+            failures.append(_conflict(exc, origins, source))
+            continue
         except (LoadError, SchemaError, RequestError) as exc:  # RequestError: e.g. an empty path
             failures.append(f"{source.describe()}: {redact(str(exc))}")
             continue
@@ -102,6 +108,8 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
             failures.append(f"{source.describe()}: {type(exc).__name__}")
             continue
         parts = [merged]
+        for name in schema.files:
+            origins.setdefault(name, source.describe())
         if source.default_target is not None:
             for name in schema.service_names:
                 targets.setdefault(name, source.default_target)
@@ -110,7 +118,25 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
     for failure in failures:
         _log.warning("skipped start-up source (--keep-going): %s", failure)
     targets.update(spec.targets)  # explicit --target-for wins over a reflected server
-    return LoadedBase(schema=parts[0] if parts else empty, targets=targets, skipped=tuple(failures))
+    return LoadedBase(
+        schema=parts[0] if parts else empty,
+        targets=targets,
+        skipped=tuple(failures),
+        origins=origins,
+    )
+
+
+def _conflict(exc: MergeConflict, origins: dict[str, str], source: StartupSource) -> str:
+    """A start-up conflict in words, with the flags that brought both versions."""
+    first = origins.get(exc.first_file, "an earlier source")
+    second = source.describe()
+    first_flag, second_flag = first.partition(" ")[0], second.partition(" ")[0]
+    flags = f"{first_flag} or {second_flag}" if first_flag != second_flag else first_flag
+    hint = (
+        f"start the catalog with only one of them (drop one {flags}), or point both at the "
+        "same version of the file"
+    )
+    return redact("conflict: " + exc.describe(lambda i: first if i == 0 else second, hint))
 
 
 def parse_target(
