@@ -30,8 +30,9 @@ class Api:
         self.client, self.url, self.sid = client, url, sid
 
     async def post(self, method: str, body: dict[str, Any]) -> httpx.Response:
-        return await self.client.post(self.url + API + method, json=body,
-                                      headers={"x-session-id": self.sid})
+        return await self.client.post(
+            self.url + API + method, json=body, headers={"x-session-id": self.sid}
+        )
 
     async def ok(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         r = await self.post(method, body)
@@ -42,7 +43,8 @@ class Api:
     async def watch(self, call_id: str) -> AsyncIterator[dict[str, Any]]:
         data = json.dumps({"callId": call_id}).encode()
         async with self.client.stream(
-            "POST", self.url + API + "WatchCall",
+            "POST",
+            self.url + API + "WatchCall",
             content=struct.pack(">BI", 0, len(data)) + data,
             headers={"content-type": "application/connect+json", "x-session-id": self.sid},
         ) as r:
@@ -54,8 +56,8 @@ class Api:
                     flags, size = struct.unpack(">BI", buf[:5])
                     if len(buf) < 5 + size:
                         break
-                    frame = json.loads(buf[5:5 + size])
-                    buf = buf[5 + size:]
+                    frame = json.loads(buf[5 : 5 + size])
+                    buf = buf[5 + size :]
                     if flags & 2:
                         if "error" in frame:
                             yield {"error": frame["error"]}
@@ -77,11 +79,22 @@ async def api(running: RunningCatalog) -> AsyncIterator[Api]:
         yield Api(client, running.url, r.headers["x-session-id"])
 
 
-def _call(endpoint: str, method: str, transport: str = "TRANSPORT_GRPC",
-          messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"call": {"endpoint": endpoint, "service": SERVICE, "method": method,
-                     "transport": transport, "timeoutSeconds": 20,
-                     "requestMessagesJson": [json.dumps(m) for m in messages or []]}}
+def _call(
+    endpoint: str,
+    method: str,
+    transport: str = "TRANSPORT_GRPC",
+    messages: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "call": {
+            "endpoint": endpoint,
+            "service": SERVICE,
+            "method": method,
+            "transport": transport,
+            "timeoutSeconds": 20,
+            "requestMessagesJson": [json.dumps(m) for m in messages or []],
+        }
+    }
 
 
 async def test_bidi_is_interactive_over_grpc(api: Api, grpc_upstream: GrpcServer) -> None:
@@ -92,8 +105,9 @@ async def test_bidi_is_interactive_over_grpc(api: Api, grpc_upstream: GrpcServer
     first = await anext(events)
     replies: list[dict[str, Any]] = []
     for i in range(3):
-        sent = await api.ok("SendMessage", {"callId": call_id,
-                                            "messageJson": json.dumps({"message": f"m{i}"})})
+        sent = await api.ok(
+            "SendMessage", {"callId": call_id, "messageJson": json.dumps({"message": f"m{i}"})}
+        )
         assert sent["sentCount"] == i + 1
         # The reply to message i arrives before message i+1 is sent: a conversation.
         while True:
@@ -116,8 +130,10 @@ async def test_bidi_is_interactive_over_grpc(api: Api, grpc_upstream: GrpcServer
 async def test_client_stream_sends_one_at_a_time(
     api: Api, connect_upstream: ConnectServer, transport: str
 ) -> None:
-    started = await api.ok("StartCall", _call(connect_upstream.address, "ClientStream",
-                                              transport, [{"message": "a", "number": 1}]))
+    started = await api.ok(
+        "StartCall",
+        _call(connect_upstream.address, "ClientStream", transport, [{"message": "a", "number": 1}]),
+    )
     call_id = started["callId"]
     assert started["sentCount"] == 1
     await api.ok("SendMessage", {"callId": call_id, "messageJson": '{"message":"b"}'})
@@ -134,8 +150,9 @@ async def test_cancel_reaches_the_upstream(api: Api, grpc_upstream: GrpcServer) 
     recorder = grpc_upstream.recorder
     before = recorder.cancelled["ServerStream"]
     slow = {"message": "x", "count": 1000, "intervalMs": 50}
-    call_id = (await api.ok("StartCall", _call(grpc_upstream.address, "ServerStream",
-                                                messages=[slow])))["callId"]
+    call_id = (
+        await api.ok("StartCall", _call(grpc_upstream.address, "ServerStream", messages=[slow]))
+    )["callId"]
     events = api.watch(call_id)
     assert "headers" in await anext(events)
     assert "message" in await anext(events)
@@ -149,8 +166,10 @@ async def test_live_calls_are_bounded_and_end_with_the_session(
     api: Api, running: RunningCatalog, grpc_upstream: GrpcServer
 ) -> None:
     limit = running.app.service.call_limits.max_streams  # type: ignore[attr-defined]
-    ids = [(await api.ok("StartCall", _call(grpc_upstream.address, "BidiStream")))["callId"]
-           for _ in range(limit)]
+    ids = [
+        (await api.ok("StartCall", _call(grpc_upstream.address, "BidiStream")))["callId"]
+        for _ in range(limit)
+    ]
     r = await api.post("StartCall", _call(grpc_upstream.address, "BidiStream"))
     assert r.status_code == 429 and r.json()["code"] == "resource_exhausted"
     # A wrong id, a second watcher, SendMessage on a server stream: clear refusals.
@@ -170,10 +189,13 @@ async def test_live_calls_are_bounded_and_end_with_the_session(
 async def test_server_stream_and_unary_as_live_calls(
     api: Api, connect_upstream: ConnectServer
 ) -> None:
-    for method, body, count in (("ServerStream", {"message": "s", "count": 4}, 4),
-                                ("Echo", {"message": "e"}, 1)):
-        started = await api.ok("StartCall", _call(connect_upstream.address, method,
-                                                  "TRANSPORT_CONNECT", [body]))
+    for method, body, count in (
+        ("ServerStream", {"message": "s", "count": 4}, 4),
+        ("Echo", {"message": "e"}, 1),
+    ):
+        started = await api.ok(
+            "StartCall", _call(connect_upstream.address, method, "TRANSPORT_CONNECT", [body])
+        )
         r = await api.post("SendMessage", {"callId": started["callId"], "messageJson": "{}"})
         assert r.json()["code"] == "failed_precondition"
         events = [e async for e in api.watch(started["callId"])]
