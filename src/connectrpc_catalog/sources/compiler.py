@@ -11,6 +11,7 @@ import asyncio
 import marshal
 import os
 import re
+import signal
 import struct
 import sys
 import tempfile
@@ -132,6 +133,10 @@ def clean_protoc_errors(text: str, *paths: str) -> str:
 
 def _serve() -> None:
     """Worker side: answer compile requests on stdin/stdout until stdin closes."""
+    # Ctrl+C in a terminal reaches the whole process group: the catalog stops this
+    # worker itself (by closing stdin), so the worker ignores it instead of printing a
+    # KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Keep the protocol stream private: anything else writing to fd 1 goes to stderr.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
