@@ -173,7 +173,7 @@ def _prepare(
         raise _invalid(f"unknown transport {transport!r}")
     codec = req.connect_codec.strip().lower() or "proto"
     if codec not in ("proto", "json"):
-        raise _invalid(f"connect_codec must be 'proto' or 'json', not {req.connect_codec!r}")
+        raise _invalid(f"connectCodec must be 'proto' or 'json', not {req.connect_codec!r}")
     if protocol is not WireProtocol.CONNECT:
         codec = "proto"  # the codec choice applies to the Connect transport only
     tls = None

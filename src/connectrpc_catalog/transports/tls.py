@@ -45,7 +45,7 @@ def build_ssl_context(tls: TLSConfig, *, alpn: list[str] | None = None) -> ssl.S
             ctx = ssl.create_default_context(cadata=tls.ca_pem)
         except (ssl.SSLError, ValueError) as exc:
             raise TLSMaterialError(
-                "ca_cert_pem is not a valid PEM certificate bundle", field="ca_cert_pem"
+                "caCertPem is not a valid PEM certificate bundle", field="caCertPem"
             ) from exc
     else:
         ctx = ssl.create_default_context()
@@ -67,9 +67,9 @@ def validate_pems(tls: TLSConfig) -> None:
 
 def _load_client_cert(ctx: ssl.SSLContext, tls: TLSConfig) -> None:
     if not (tls.client_cert_pem and tls.client_key_pem):
-        missing = "client_key_pem" if tls.client_cert_pem else "client_cert_pem"
+        missing = "clientKeyPem" if tls.client_cert_pem else "clientCertPem"
         raise TLSMaterialError(
-            "mutual TLS needs both client_cert_pem and client_key_pem", field=missing
+            "mutual TLS needs both clientCertPem and clientKeyPem", field=missing
         )
     # ssl can only load a certificate chain from a file: write a private (0600) temp
     # file, load it, and delete it at once.
@@ -80,8 +80,8 @@ def _load_client_cert(ctx: ssl.SSLContext, tls: TLSConfig) -> None:
         ctx.load_cert_chain(path)
     except (ssl.SSLError, ValueError) as exc:
         raise TLSMaterialError(
-            "client_cert_pem/client_key_pem are not a valid PEM certificate and matching key",
-            field="client_cert_pem",
+            "clientCertPem/clientKeyPem are not a valid PEM certificate and matching key",
+            field="clientCertPem",
         ) from exc
     finally:
         with contextlib.suppress(OSError):
