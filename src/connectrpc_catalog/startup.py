@@ -52,6 +52,8 @@ class StartupSource:
     use_tls: bool | None = None
     server_name: str = ""
     default_target: catalog_pb.Target | None = None
+    label: str = ""
+    """How the command line gave it, when not by its flag (the positional `TARGET`)."""
 
     def describe(self) -> str:
         """How the source is named in messages, e.g. "--reflect localhost:50051".
@@ -59,7 +61,7 @@ class StartupSource:
         Credentials in it (`https://user:token@host/...`) are replaced by `***`.
         """
         row = SOURCES.get(self.kind)
-        flag = row.flag if row is not None and row.flag else self.kind
+        flag = self.label or (row.flag if row is not None and row.flag else self.kind)
         return f"{flag} {redact(self.value)}"
 
     def given(self) -> Given:
