@@ -309,7 +309,7 @@ def test_conflicting_definition_is_a_clear_error(
     (two / "a.proto").write_text('syntax = "proto3";\npackage dup2;\nmessage N {}\n')
     body = load(http, catalog_url, two, sid).json()
     assert body.get("success") is not True
-    assert "a.proto is already loaded with different content" in body["error"]
+    assert "a.proto is loaded from protoPath" in body["error"]
 
 
 def test_cors_preflight_and_exposed_session_header(http: httpx.Client) -> None:

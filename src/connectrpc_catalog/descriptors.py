@@ -82,6 +82,7 @@ class Schema:
         "_extra",
         "_lock",
         "comments",
+        "described_files",
         "file_names",
         "files",
         "key",
@@ -102,6 +103,8 @@ class Schema:
                 raise SchemaError(f"{proto.name}: {_pool_error(exc)}") from None
         self.file_names = tuple(sorted(self.files))
         self.comments = index_comments(protos)
+        self.described_files = frozenset(p.name for p in protos if p.source_code_info.location)
+        """Files that came with source info (comments); reflection's never do."""
         self.service_names = tuple(
             sorted(
                 f"{p.package}.{s.name}" if p.package else s.name for p in protos for s in p.service

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from .descriptors import Schema
 from .problems import RequestError
-from .sources import buf, descriptor_set, files, git, reflection, upload
+from .sources import buf, descriptor_set, files, git, imports, reflection, upload
 from .sources.core import Context, Given, Source, SourceError
+from .sources.imports import LoadNotes
 
 __all__ = ["SOURCES", "SOURCE_FIELDS", "Kind", "Loader"]
 
@@ -119,6 +120,15 @@ class Loader:
         except RequestError as exc:
             exc.field = exc.field or row.field
             raise
+
+    async def load_noted(self, kind: str, given: Given) -> tuple[Schema, LoadNotes]:
+        """Like `load`, with what the load did for the user (the import root it found,
+        the uploads it placed)."""
+        collected, token = imports.collect()
+        try:
+            return await self.load(kind, given), collected
+        finally:
+            imports.reset(token)
 
     async def close(self) -> None:
         """Remove the context's temporary work folder."""

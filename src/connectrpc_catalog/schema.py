@@ -37,13 +37,23 @@ Keywords starting with ``x-proto-`` are UI annotations that validators ignore.
 
 from __future__ import annotations
 
+import base64
+import codecs
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any
 
-from google.protobuf import descriptor, descriptor_pb2
+from google.protobuf import descriptor, descriptor_pb2, json_format, message_factory
 
-__all__ = ["JSON_SCHEMA_DIALECT", "WELL_KNOWN_TYPES", "message_schema", "schema_documents"]
+__all__ = [
+    "INFRASTRUCTURE_PACKAGES",
+    "JSON_SCHEMA_DIALECT",
+    "WELL_KNOWN_TYPES",
+    "is_infrastructure",
+    "message_schema",
+    "options_of",
+    "schema_documents",
+]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -181,13 +191,6 @@ def _is_deprecated(desc: Any) -> bool:
     return bool(desc.has_options and desc.GetOptions().deprecated)
 
 
-def _synthetic_oneofs(desc: Any) -> set[int]:
-    """Indexes of the synthetic oneofs that back proto3 ``optional`` fields."""
-    proto = descriptor_pb2.DescriptorProto()
-    desc.CopyToProto(proto)
-    return {f.oneof_index for f in proto.field if f.proto3_optional and f.HasField("oneof_index")}
-
-
 def _at_most_one(names: list[str]) -> dict[str, Any]:
     """A constraint satisfied when at most one of ``names`` is present.
 
@@ -244,6 +247,13 @@ class _Builder:
             schema["description"] = text
         if _is_deprecated(desc):
             schema["deprecated"] = True
+        options = [
+            o
+            for o in options_of(desc, _pool_of(desc))
+            if o[0] != "deprecated" and not o[0].startswith("(buf.validate.")
+        ]
+        if options:
+            schema["x-proto-options"] = [{"name": n, "value": v} for n, v in options]
 
     def value(self, field: Any) -> tuple[dict[str, Any], str, str | None]:
         """Schema of a single (non-repeated) value, its x-proto-type and WKT name."""
@@ -300,25 +310,45 @@ class _Builder:
             annotations["x-proto-oneof"] = oneof
         if wkt is not None:
             annotations["x-proto-wkt"] = wkt
+        if not field.is_repeated:
+            annotations["x-proto-presence"] = "explicit" if field.has_presence else "implicit"
+        if field.type == _FD.TYPE_GROUP:
+            annotations["x-proto-encoding"] = "delimited"
+        if field.type == _FD.TYPE_ENUM and field.enum_type.is_closed:
+            annotations["x-proto-closed-enum"] = True
         self._describe(schema, f"{owner}.{field.name}", field)
+        rules = _validate_rules(field, "field")
+        if rules:
+            _apply_rules(schema, rules, field)
         schema.update(annotations)
         return schema
 
     def message(self, desc: Any) -> dict[str, Any]:
         """Object schema for a (non-WKT) message, without ``title``."""
         name = desc.full_name
-        synthetic = _synthetic_oneofs(desc) if desc.oneofs else set()
+        proto = descriptor_pb2.DescriptorProto()
+        desc.CopyToProto(proto)
+        declared = {f.name: f for f in proto.field}
+        synthetic = {
+            f.oneof_index for f in proto.field if f.proto3_optional and f.HasField("oneof_index")
+        }
         properties: dict[str, Any] = {}
         groups: dict[str, list[str]] = {}
         required: list[str] = []
         for field in desc.fields:
             oneof = field.containing_oneof
             oneof_name = oneof.name if oneof is not None and oneof.index not in synthetic else None
-            properties[field.json_name] = self.field(field, name, oneof_name)
+            prop = self.field(field, name, oneof_name)
+            _default(prop, field, declared.get(field.name))
+            properties[field.json_name] = prop
             if oneof_name is not None:
                 groups.setdefault(oneof_name, []).append(field.json_name)
-            if field.is_required:
+            if field.is_required or prop.pop("x-buf-validate-required", False):
                 required.append(field.json_name)
+        for ext in _extensions(desc):
+            prop = self.field(ext, ext.full_name.rpartition(".")[0], None)
+            prop["x-proto-extension"] = ext.full_name
+            properties[f"[{ext.full_name}]"] = prop
         schema: dict[str, Any] = {}
         self._describe(schema, name, desc)
         schema["type"] = "object"
@@ -327,6 +357,16 @@ class _Builder:
         if required:
             schema["required"] = required
         constraints = [_at_most_one(members) for members in groups.values() if len(members) > 1]
+        for oneof in desc.oneofs:
+            rules = _validate_rules(oneof, "oneof")
+            members = groups.get(oneof.name)
+            if rules and members:
+                schema.setdefault("x-buf-validate-oneofs", {})[oneof.name] = rules
+                if rules.get("required"):
+                    constraints.append({"anyOf": [{"required": [m]} for m in members]})
+        rules = _validate_rules(desc, "message")
+        if rules:
+            schema["x-buf-validate"] = rules
         if constraints:
             schema["allOf"] = constraints
         schema["x-proto-oneofs"] = groups
@@ -393,3 +433,228 @@ def schema_documents(
         doc = builder.document(desc)
         queue.extend(d for d in builder.refs if d.full_name not in seen)
         yield name, doc
+
+
+def _pool_of(desc: Any) -> Any:
+    """The pool a descriptor lives in (oneofs, methods and enum values via their owner)."""
+    for owner in (desc, getattr(desc, "containing_type", None), getattr(desc, "type", None)):
+        file = getattr(owner, "file", None)
+        if file is not None:
+            return file.pool
+    service = getattr(desc, "containing_service", None)
+    return service.file.pool if service is not None else None
+
+
+def _extensions(desc: Any) -> list[Any]:
+    """The extensions of `desc` that its pool (every loaded schema) knows, by number."""
+    if not desc.extension_ranges:
+        return []
+    try:
+        found = desc.file.pool.FindAllExtensions(desc)
+    except (KeyError, AttributeError):
+        return []
+    return sorted(found, key=lambda e: e.number)
+
+
+_FLOAT_WORDS = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _default(schema: dict[str, Any], field: Any, proto: Any) -> None:
+    """`default` from a proto2/editions `[default = ...]`, in its proto3 JSON form."""
+    if proto is None or not proto.HasField("default_value") or field.is_repeated:
+        return
+    text: str = proto.default_value
+    value: Any
+    if field.type == _FD.TYPE_BOOL:
+        value = text == "true"
+    elif field.type in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
+        value = _FLOAT_WORDS.get(text.lower())
+        if value is None:
+            value = float(text)
+    elif field.type in _SIGNED_64 or field.type in _UNSIGNED_64:
+        value = str(int(text, 0))
+    elif field.type in _SIGNED_32 or field.type in _UNSIGNED_32:
+        value = int(text, 0)
+    elif field.type == _FD.TYPE_BYTES:
+        value = base64.b64encode(codecs.escape_decode(text.encode())[0]).decode()
+    else:  # string, enum (its value's name)
+        value = text
+    schema["default"] = value
+
+
+def _validate_rules(desc: Any, kind: str) -> dict[str, Any]:
+    """The `(buf.validate.<kind>)` rules set on a field, message or oneof, as JSON."""
+    if not desc.has_options:
+        return {}
+    wanted = f"(buf.validate.{kind})"
+    for name, value in options_of(desc, _pool_of(desc)):
+        if name == wanted and isinstance(value, dict):
+            return value
+    return {}
+
+
+_STRING_FORMATS = {
+    "email": "email",
+    "uri": "uri",
+    "uriRef": "uri-reference",
+    "uuid": "uuid",
+    "hostname": "hostname",
+    "ipv4": "ipv4",
+    "ipv6": "ipv6",
+}
+_NUMBER_RULES = (
+    "int32",
+    "int64",
+    "uint32",
+    "uint64",
+    "sint32",
+    "sint64",
+    "fixed32",
+    "fixed64",
+    "sfixed32",
+    "sfixed64",
+    "float",
+    "double",
+)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return float(value) if value not in ("NaN", "Infinity", "-Infinity") else None
+    return value
+
+
+def _apply_rules(schema: dict[str, Any], rules: dict[str, Any], field: Any) -> None:
+    """Add the standard keywords that buf.validate rules map to; keep all in
+    ``x-buf-validate`` (the UI shows them; CEL and the rest only live there)."""
+    schema["x-buf-validate"] = rules
+    if rules.get("required"):
+        schema["x-buf-validate-required"] = True
+    if field.is_repeated and "map" in rules and schema.get("type") == "object":
+        pairs = rules["map"]
+        for rule, keyword in (("minPairs", "minProperties"), ("maxPairs", "maxProperties")):
+            if rule in pairs:
+                schema[keyword] = int(pairs[rule])
+        return
+    target = schema
+    if field.is_repeated and schema.get("type") == "array":
+        items = rules.get("repeated", {})
+        for rule, keyword in (("minItems", "minItems"), ("maxItems", "maxItems")):
+            if rule in items:
+                schema[keyword] = int(items[rule])
+        if items.get("unique"):
+            schema["uniqueItems"] = True
+        rules = items.get("items", {})
+        target = schema["items"]
+    _apply_value_rules(target, rules)
+
+
+def _apply_value_rules(target: dict[str, Any], rules: dict[str, Any]) -> None:
+    string = rules.get("string")
+    if isinstance(string, dict):
+        for rule, keyword in (("minLen", "minLength"), ("maxLen", "maxLength")):
+            if rule in string:
+                target[keyword] = int(string[rule])
+        if "len" in string:
+            target["minLength"] = target["maxLength"] = int(string["len"])
+        if "pattern" in string and "pattern" not in target:
+            target["pattern"] = string["pattern"]
+        if "const" in string:
+            target["const"] = string["const"]
+        if string.get("in"):
+            target["enum"] = list(string["in"])
+        for rule, fmt in _STRING_FORMATS.items():
+            if string.get(rule) is True:
+                target["format"] = fmt
+        return
+    for kind in _NUMBER_RULES:
+        number = rules.get(kind)
+        if not isinstance(number, dict):
+            continue
+        low = {k: _number(number[k]) for k in ("gt", "gte") if k in number}
+        high = {k: _number(number[k]) for k in ("lt", "lte") if k in number}
+        lo = next(iter(low.values()), None)
+        hi = next(iter(high.values()), None)
+        if lo is not None and hi is not None and hi < lo:
+            return  # an exclusive range ("outside lo..hi"): only x-buf-validate says it
+        for rule, keyword in (
+            ("gt", "exclusiveMinimum"),
+            ("gte", "minimum"),
+            ("lt", "exclusiveMaximum"),
+            ("lte", "maximum"),
+        ):
+            value = _number(number[rule]) if rule in number else None
+            if value is None:
+                continue
+            target[keyword] = value
+            if keyword == "exclusiveMinimum":
+                target.pop("minimum", None)
+            if keyword == "exclusiveMaximum":
+                target.pop("maximum", None)
+        if "const" in number and _number(number["const"]) is not None:
+            target["const"] = _number(number["const"])
+        if number.get("in"):
+            target["enum"] = [_number(v) for v in number["in"]]
+        return
+
+
+INFRASTRUCTURE_PACKAGES = ("grpc.reflection.", "grpc.health.", "grpc.channelz.")
+"""Packages of services that are plumbing (reflection, health), not an API."""
+
+
+def is_infrastructure(service_name: str) -> bool:
+    """Whether a service is gRPC infrastructure (server reflection, health, channelz)."""
+    return service_name.startswith(INFRASTRUCTURE_PACKAGES)
+
+
+_SKIPPED_OPTIONS = frozenset({"map_entry"})
+
+
+def options_of(desc: Any, pool: Any = None) -> list[tuple[str, Any]]:
+    """The options set on a descriptor as (name, JSON value) pairs, in field order.
+
+    Custom options (extensions such as `google.api.http`) are named `(full.name)`; they
+    are read through `pool` (the schema's own pool), which knows their definitions.
+    """
+    if not desc.has_options:
+        return []
+
+    options = desc.GetOptions()
+    if pool is not None:
+        try:
+            own = pool.FindMessageTypeByName(options.DESCRIPTOR.full_name)
+        except KeyError:
+            own = None
+        if own is not None:
+            dynamic = message_factory.GetMessageClass(own)()
+            try:
+                dynamic.ParseFromString(options.SerializeToString())
+                options = dynamic
+            except Exception:  # options the pool cannot read: keep the standard ones
+                pass
+    out: list[tuple[str, Any]] = []
+    for field, value in options.ListFields():
+        if field.name in _SKIPPED_OPTIONS:
+            continue
+        name = f"({field.full_name})" if field.is_extension else field.name
+        out.append((name, _option_json(field, value, pool)))
+    return out
+
+
+def _option_json(field: Any, value: Any, pool: Any) -> Any:
+    def one(v: Any) -> Any:
+        if field.type in _MESSAGE_TYPES:
+            return json_format.MessageToDict(v, descriptor_pool=pool)
+        if field.type == _FD.TYPE_ENUM:
+            enum = field.enum_type.values_by_number.get(v)
+            return enum.name if enum is not None else v
+        if isinstance(v, bytes):
+            return base64.b64encode(v).decode()
+        return v
+
+    if field.is_repeated:
+        return [one(v) for v in value]
+    return one(value)

@@ -18,10 +18,11 @@ from ..base import Base
 from ..calls import LiveCalls, live_calls
 from ..descriptors import Schema, SchemaError
 from ..gen.catalog.v1 import catalog_connect, catalog_pb
+from ..identity import current_identity
 from ..invocation import CallLimits, invoke_stream, invoke_unary
 from ..loading import SOURCE_FIELDS, SOURCES, Loader
 from ..registry import Registry
-from ..schema import schema_documents
+from ..schema import is_infrastructure, options_of, schema_documents
 from ..session import SessionManager, State
 from ..sources.core import Given, LoadError, redact
 from ..startup import BaseLoadError, LoadedBase
@@ -31,6 +32,9 @@ from .sessions import current_session, session_status
 __all__ = ["MAX_SCHEMA_BYTES", "CatalogService"]
 
 Ctx = RequestContext[Any, Any]  # the handlers' context type, shortened
+
+_MAX_IMPORT_PATHS = 32
+"""The most `importPaths` one LoadProtos may give."""
 
 MAX_SCHEMA_BYTES = 8 << 20
 """The most JSON Schema (bytes of the documents) one GetServiceSchema answer carries."""
@@ -61,6 +65,8 @@ class CatalogService(catalog_connect.CatalogService):
         self.call_limits = call_limits or CallLimits()
         self.max_loads = max_loads
         self.max_schema_bytes = max_schema_bytes
+        self.auth_mode = "none"
+        """How people sign in (the app sets it; GetSession reports it)."""
 
     async def load_protos(
         self, request: catalog_pb.LoadProtosRequest, ctx: Ctx
@@ -76,7 +82,7 @@ class CatalogService(catalog_connect.CatalogService):
         registry = _registry()
         try:
             kind, given = _source(request)
-            schema = await self.loader.load(kind, given)
+            schema, notes = await self.loader.load_noted(kind, given)
             view = await registry.add(schema, _label(kind, given))
         except (LoadError, SchemaError) as exc:
             view = await registry.current()
@@ -91,6 +97,8 @@ class CatalogService(catalog_connect.CatalogService):
             service_count=len(view.service_names),
             file_count=_user_file_count(view),
             loaded_services=list(schema.service_names),
+            import_root=notes.root,
+            placed_files=notes.placed,
         )
 
     async def list_services(
@@ -105,7 +113,7 @@ class CatalogService(catalog_connect.CatalogService):
         """One service with the JSON Schema of its methods' messages."""
         name = request.service_name.strip().lstrip(".")
         if not name:
-            raise ConnectError(Code.INVALID_ARGUMENT, "service_name is required")
+            raise ConnectError(Code.INVALID_ARGUMENT, "serviceName is required")
         registry = _registry()
         view = await registry.current()
         svc = registry.find_service(name)
@@ -204,8 +212,9 @@ class CatalogService(catalog_connect.CatalogService):
     async def get_session(
         self, request: catalog_pb.GetSessionRequest, ctx: Ctx
     ) -> catalog_pb.GetSessionResponse:
-        """Describe the caller's session."""
+        """Describe the caller's session, and who the caller is."""
         state = current_session()
+        who = current_identity()
         registry = _registry()
         view = await registry.current()
         own = registry.own_services()
@@ -221,6 +230,10 @@ class CatalogService(catalog_connect.CatalogService):
             session_services=list(own),
             ttl_seconds=int(self.manager.ttl),
             session_status=session_status(),
+            identity=who.name,
+            auth_mode=self.auth_mode,
+            groups=sorted(who.groups),
+            sign_out_url="/auth/logout" if self.auth_mode == "oidc" else "",
         )
 
     async def close_session(
@@ -306,7 +319,14 @@ def _source(request: catalog_pb.LoadProtosRequest) -> tuple[str, Given]:
         use_tls=bool(opts and opts.use_tls),
         server_name=opts.server_name if opts else "",
         timeout=float(opts.timeout_seconds) if opts and opts.timeout_seconds > 0 else None,
+        import_paths=tuple(request.import_paths[:_MAX_IMPORT_PATHS]),
     )
+    if len(request.import_paths) > _MAX_IMPORT_PATHS:
+        raise ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"importPaths holds {len(request.import_paths)} folders; at most "
+            f"{_MAX_IMPORT_PATHS} are allowed",
+        )
     return source.field, given
 
 
@@ -366,6 +386,9 @@ def _info(view: Schema, svc: ServiceDescriptor, base: Base) -> catalog_pb.Servic
         default_target=base.target_for(svc.full_name),
         from_base=svc.full_name in base.schema.service_names,
         deprecated=svc.GetOptions().deprecated,
+        has_source_info=svc.file.name in view.described_files,
+        infrastructure=is_infrastructure(svc.full_name),
+        options=_options(svc),
     )
 
 
@@ -378,7 +401,19 @@ def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.Me
         client_streaming=m.client_streaming,
         server_streaming=m.server_streaming,
         deprecated=m.GetOptions().deprecated,
+        options=_options(m),
     )
+
+
+def _file_of(desc: ServiceDescriptor | MethodDescriptor) -> Any:
+    return desc.file if isinstance(desc, ServiceDescriptor) else desc.containing_service.file
+
+
+def _options(desc: ServiceDescriptor | MethodDescriptor) -> list[catalog_pb.OptionInfo]:
+    return [
+        catalog_pb.OptionInfo(name=name, value_json=_COMPACT.encode(value))
+        for name, value in options_of(desc, _file_of(desc).pool)
+    ]
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,9 @@ class Given:
     server_name: str = ""
     timeout: float | None = None
     """Seconds; None for the source's default."""
+    import_paths: tuple[str, ...] = ()
+    """More import roots on the server's disk (`importPaths`), searched after the source's
+    own folder."""
 
 
 class Source(Protocol):
@@ -213,8 +216,10 @@ class Context:
         "cache",
         "compiler",
         "git_base_url",
+        "import_paths",
         "limits",
         "memo",
+        "proto_roots",
         "runs",
         "tls_roots",
     )
@@ -230,6 +235,8 @@ class Context:
         git_base_url: str = "",
         cache_dir: str | os.PathLike[str] | None = None,
         tls_roots: bytes | None = None,
+        import_paths: Iterable[str | os.PathLike[str]] = (),
+        proto_roots: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         """`buf`: path of the Buf CLI (default: $CONNECTRPC_CATALOG_BUF, then `buf` on PATH).
 
@@ -237,6 +244,9 @@ class Context:
         (`github.com/o/r`); `cache_dir` holds Git checkouts (default: a temporary folder
         removed with the context); `tls_roots` are PEM CA certificates trusted when
         reflecting over TLS (default: the system's); `max_compiled` bounds the memo.
+        `import_paths` are searched for imports of every disk and upload load
+        (`--import-path`); `proto_roots` bound the search for an import root above a
+        folder given (`--proto-root`; empty: unbounded but for the level limit).
         """
         self.cache = cache
         self.compiler = compiler
@@ -244,6 +254,8 @@ class Context:
         self.buf = buf
         self.git_base_url = git_base_url or "https://"
         self.tls_roots = tls_roots
+        self.import_paths = tuple(Path(p).expanduser() for p in import_paths)
+        self.proto_roots = tuple(Path(p).expanduser() for p in proto_roots)
         self.memo = Memo(max_compiled)
         self.runs: Counter[str] = Counter()
         """How often each external step ran ("buf build", "git ls-remote", "git fetch");

@@ -14,9 +14,19 @@ from pathlib import Path
 
 from ..descriptors import Schema
 from . import buf
-from .core import Context, Given, LoadError, SourceError, given_text, redact
+from .core import (
+    Context,
+    Given,
+    LoadError,
+    SourceError,
+    bad_name,
+    given_text,
+    name_problem,
+    redact,
+)
 from .descriptor_set import SUFFIXES, load_set, looks_like_set
-from .disk import read_capped, read_closure, read_tree
+from .disk import read_capped, read_tree
+from .imports import check_import_paths, notes, resolve
 from .upload import compile_files
 
 __all__ = ["load", "load_path"]
@@ -26,10 +36,12 @@ _NOT_A_SCHEMA = "is neither a .proto file nor a descriptor set"
 
 async def load(ctx: Context, given: Given) -> Schema:
     """The `protoPath` source: a folder, a .proto file or a descriptor-set file."""
-    return await load_path(ctx, given_text(given, "protoPath"))
+    return await load_path(ctx, given_text(given, "protoPath"), given=given)
 
 
-async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Schema:
+async def load_path(
+    ctx: Context, path: str, *, label: str | None = None, given: Given | None = None
+) -> Schema:
     """A directory of .proto files, one .proto file, or a descriptor-set file.
 
     `label` names the path in error messages (default: the path itself).
@@ -43,10 +55,13 @@ async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Sch
     if kind == "missing":
         raise LoadError(f"{shown}: no such file or directory on the catalog server")
     if kind == "dir":
-        return await _load_dir(ctx, p, shown)
+        return await _load_dir(ctx, p, shown, given)
     if kind == "proto":
-        files = await asyncio.to_thread(read_closure, limits, p, shown)
-        return await compile_files(ctx, files, targets=[p.name], label=shown)
+        problem = name_problem(limits, p.name)
+        if problem is not None:
+            raise bad_name(shown, p.name, problem)
+        data = await asyncio.to_thread(read_capped, limits, p, shown)
+        return await _compile_found(ctx, given, p.parent, {p.name: data}, shown)
     if kind == "other":
         raise SourceError(f"{shown} {_NOT_A_SCHEMA}")
     data = await asyncio.to_thread(read_capped, limits, p, shown)
@@ -58,7 +73,28 @@ async def load_path(ctx: Context, path: str, *, label: str | None = None) -> Sch
     return await load_set(ctx, data, origin=shown)
 
 
-async def _load_dir(ctx: Context, p: Path, shown: str) -> Schema:
+async def _compile_found(
+    ctx: Context, given: Given | None, folder: Path, files: dict[str, bytes], shown: str
+) -> Schema:
+    """Compile files read below `folder` with every import found for them (see imports)."""
+    import_paths = given.import_paths if given else ()
+    await asyncio.to_thread(check_import_paths, import_paths, ctx.proto_roots)
+    resolved = await asyncio.to_thread(
+        resolve,
+        ctx.limits,
+        folder,
+        files,
+        sorted(files),
+        import_paths=[*import_paths, *ctx.import_paths],
+        proto_roots=ctx.proto_roots,
+        shown=shown,
+    )
+    if resolved.root is not None:
+        notes().root = str(resolved.root)
+    return await compile_files(ctx, resolved.files, targets=resolved.targets, label=shown)
+
+
+async def _load_dir(ctx: Context, p: Path, shown: str, given: Given | None) -> Schema:
     is_buf = await asyncio.to_thread(buf.is_buf_dir, p)
     if is_buf and await asyncio.to_thread(buf.cli(ctx).locate) is not None:
         return await buf.load_dir(ctx, p, label=shown)
@@ -66,9 +102,9 @@ async def _load_dir(ctx: Context, p: Path, shown: str) -> Schema:
     if not files:
         raise LoadError(f"{shown}: no .proto files in this directory")
     if not is_buf:
-        return await compile_files(ctx, files, label=shown)
+        return await _compile_found(ctx, given, p, files, shown)
     try:
-        return await compile_files(ctx, files, label=shown)
+        return await _compile_found(ctx, given, p, files, shown)
     except LoadError as exc:
         raise LoadError(
             f"{exc}\n({shown} is a Buf module, compiled as a plain folder because the "

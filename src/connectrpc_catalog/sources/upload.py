@@ -8,12 +8,24 @@ content of the files, so the same files loaded again never compile twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 
 from ..descriptors import Schema
 from .compiler import CompileError
-from .core import Context, Given, LoadError, SourceError, check_names, check_size, content_key
+from .core import (
+    Context,
+    Given,
+    Limits,
+    LoadError,
+    SourceError,
+    check_names,
+    check_size,
+    content_key,
+)
 from .descriptor_set import load_set
+from .imports import check_import_paths, complete, extra_roots, notes, place_uploads
 
 __all__ = ["compile_files", "load"]
 
@@ -23,7 +35,30 @@ async def load(ctx: Context, given: Given) -> Schema:
     files = given.value
     if not isinstance(files, Mapping):
         raise SourceError("protoFiles must map file names to contents", field="protoFiles")
-    return await compile_files(ctx, {name: text.encode() for name, text in files.items()})
+    limits = ctx.limits
+    raw = {name: text.encode() for name, text in files.items()}
+    if not raw:
+        raise SourceError("no .proto files were given")
+    check_size(limits, raw)
+    check_names(limits, raw)
+    await asyncio.to_thread(check_import_paths, given.import_paths, ctx.proto_roots)
+    placed, moves = await asyncio.to_thread(place_uploads, limits, raw)
+    if moves:
+        notes().placed.extend(moves)
+    targets = sorted(n for n in placed if n.endswith(".proto"))
+    if not targets:
+        raise LoadError("none of the given files ends in .proto")
+    folders: list[str | Path] = [*given.import_paths, *ctx.import_paths]
+    missing = await asyncio.to_thread(_missing, limits, placed, folders)
+    if missing:
+        name, importer = sorted(missing.items())[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise LoadError(
+            f"{importer} imports {name!r}{more}, which is not among the uploaded files; "
+            f"upload it too (named {name}, or under its own name with its package line), "
+            "or give the folder that holds it as an import path (importPaths)"
+        )
+    return await compile_files(ctx, placed, targets=targets)
 
 
 async def compile_files(
@@ -59,3 +94,10 @@ async def compile_files(
         return await load_set(ctx, data, origin="compiled sources")
 
     return await ctx.memo.get("protoc:" + content_key(clean, wanted), build)
+
+
+def _missing(limits: Limits, files: dict[str, bytes], folders: list[str | Path]) -> dict[str, str]:
+    """Read what the uploads import from the import paths and the shipped roots; the
+    imports still missing (blocking: in a thread)."""
+    roots = [*((Path(f).expanduser(), "") for f in folders), *extra_roots()]
+    return complete(limits, files, roots, "the uploaded files")

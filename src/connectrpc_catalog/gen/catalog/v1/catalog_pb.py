@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 
-_LoadProtosRequestFields: TypeAlias = Literal["proto_path", "proto_repo", "buf_module", "reflection_endpoint", "proto_files", "descriptor_set", "reflection_options"]
+_LoadProtosRequestFields: TypeAlias = Literal["proto_path", "proto_repo", "buf_module", "reflection_endpoint", "proto_files", "descriptor_set", "reflection_options", "import_paths"]
 
 class LoadProtosRequest(Message[_LoadProtosRequestFields]):
     """
@@ -37,9 +37,16 @@ class LoadProtosRequest(Message[_LoadProtosRequestFields]):
             ```proto
             optional catalog.v1.ReflectionOptions reflection_options = 10;
             ```
+        import_paths:
+            More import roots on the catalog server's disk (folders), searched after the
+            source's own folder for imports it does not hold (like protoc -I).
+
+            ```proto
+            repeated string import_paths = 20;
+            ```
     """
 
-    __slots__ = ("reflection_options", "source")
+    __slots__ = ("reflection_options", "import_paths", "source")
 
     if TYPE_CHECKING:
 
@@ -48,11 +55,13 @@ class LoadProtosRequest(Message[_LoadProtosRequestFields]):
             *,
             source: Oneof[Literal["proto_path"], str] | Oneof[Literal["proto_repo"], str] | Oneof[Literal["buf_module"], str] | Oneof[Literal["reflection_endpoint"], str] | Oneof[Literal["proto_files"], ProtoFiles] | Oneof[Literal["descriptor_set"], bytes] | None = None,
             reflection_options: ReflectionOptions | None = None,
+            import_paths: list[str] | None = None,
         ) -> None:
             pass
 
         source: Oneof[Literal["proto_path"], str] | Oneof[Literal["proto_repo"], str] | Oneof[Literal["buf_module"], str] | Oneof[Literal["reflection_endpoint"], str] | Oneof[Literal["proto_files"], ProtoFiles] | Oneof[Literal["descriptor_set"], bytes] | None
         reflection_options: ReflectionOptions | None
+        import_paths: list[str]
 
 _ProtoFilesFields: TypeAlias = Literal["files"]
 
@@ -126,7 +135,7 @@ class ReflectionOptions(Message[_ReflectionOptionsFields]):
         server_name: str
         timeout_seconds: int
 
-_LoadProtosResponseFields: TypeAlias = Literal["success", "error", "service_count", "file_count", "loaded_services"]
+_LoadProtosResponseFields: TypeAlias = Literal["success", "error", "service_count", "file_count", "loaded_services", "import_root", "placed_files"]
 
 class LoadProtosResponse(Message[_LoadProtosResponseFields]):
     """
@@ -161,9 +170,23 @@ class LoadProtosResponse(Message[_LoadProtosResponseFields]):
             ```proto
             repeated string loaded_services = 5;
             ```
+        import_root:
+            The folder used as the import root when the catalog found it above the path given
+            (e.g. "/src/protos" for protoPath "/src/protos/acme/v1"); empty otherwise.
+
+            ```proto
+            string import_root = 20;
+            ```
+        placed_files:
+            How uploaded files were placed to resolve their imports, e.g.
+            "annotations.proto -> google/api/annotations.proto".
+
+            ```proto
+            repeated string placed_files = 21;
+            ```
     """
 
-    __slots__ = ("success", "error", "service_count", "file_count", "loaded_services")
+    __slots__ = ("success", "error", "service_count", "file_count", "loaded_services", "import_root", "placed_files")
 
     if TYPE_CHECKING:
 
@@ -175,6 +198,8 @@ class LoadProtosResponse(Message[_LoadProtosResponseFields]):
             service_count: int = 0,
             file_count: int = 0,
             loaded_services: list[str] | None = None,
+            import_root: str = "",
+            placed_files: list[str] | None = None,
         ) -> None:
             pass
 
@@ -183,6 +208,8 @@ class LoadProtosResponse(Message[_LoadProtosResponseFields]):
         service_count: int
         file_count: int
         loaded_services: list[str]
+        import_root: str
+        placed_files: list[str]
 
 _ListServicesRequestFields: TypeAlias = NoReturn
 
@@ -278,7 +305,7 @@ class Target(Message[_TargetFields]):
         use_tls: bool
         server_name: str
 
-_ServiceInfoFields: TypeAlias = Literal["name", "package", "methods", "documentation", "default_target", "from_base", "deprecated"]
+_ServiceInfoFields: TypeAlias = Literal["name", "package", "methods", "documentation", "default_target", "from_base", "deprecated", "has_source_info", "infrastructure", "options"]
 
 class ServiceInfo(Message[_ServiceInfoFields]):
     """
@@ -323,9 +350,28 @@ class ServiceInfo(Message[_ServiceInfoFields]):
             ```proto
             bool deprecated = 7;
             ```
+        has_source_info:
+            False when the service's file came without source info (e.g. by reflection): an
+            empty documentation then means "this source carries no comments".
+
+            ```proto
+            bool has_source_info = 20;
+            ```
+        infrastructure:
+            Infrastructure (gRPC server reflection, health): UIs hide it unless asked.
+
+            ```proto
+            bool infrastructure = 21;
+            ```
+        options:
+            The service's options, e.g. deprecated or custom options.
+
+            ```proto
+            repeated catalog.v1.OptionInfo options = 22;
+            ```
     """
 
-    __slots__ = ("name", "package", "methods", "documentation", "default_target", "from_base", "deprecated")
+    __slots__ = ("name", "package", "methods", "documentation", "default_target", "from_base", "deprecated", "has_source_info", "infrastructure", "options")
 
     if TYPE_CHECKING:
 
@@ -339,6 +385,9 @@ class ServiceInfo(Message[_ServiceInfoFields]):
             default_target: Target | None = None,
             from_base: bool = False,
             deprecated: bool = False,
+            has_source_info: bool = False,
+            infrastructure: bool = False,
+            options: list[OptionInfo] | None = None,
         ) -> None:
             pass
 
@@ -349,8 +398,11 @@ class ServiceInfo(Message[_ServiceInfoFields]):
         default_target: Target | None
         from_base: bool
         deprecated: bool
+        has_source_info: bool
+        infrastructure: bool
+        options: list[OptionInfo]
 
-_MethodInfoFields: TypeAlias = Literal["name", "input_type", "output_type", "documentation", "client_streaming", "server_streaming", "deprecated"]
+_MethodInfoFields: TypeAlias = Literal["name", "input_type", "output_type", "documentation", "client_streaming", "server_streaming", "deprecated", "options"]
 
 class MethodInfo(Message[_MethodInfoFields]):
     """
@@ -389,9 +441,15 @@ class MethodInfo(Message[_MethodInfoFields]):
             ```proto
             bool deprecated = 7;
             ```
+        options:
+            The method's options, e.g. google.api.http or idempotency_level.
+
+            ```proto
+            repeated catalog.v1.OptionInfo options = 20;
+            ```
     """
 
-    __slots__ = ("name", "input_type", "output_type", "documentation", "client_streaming", "server_streaming", "deprecated")
+    __slots__ = ("name", "input_type", "output_type", "documentation", "client_streaming", "server_streaming", "deprecated", "options")
 
     if TYPE_CHECKING:
 
@@ -405,6 +463,7 @@ class MethodInfo(Message[_MethodInfoFields]):
             client_streaming: bool = False,
             server_streaming: bool = False,
             deprecated: bool = False,
+            options: list[OptionInfo] | None = None,
         ) -> None:
             pass
 
@@ -415,6 +474,47 @@ class MethodInfo(Message[_MethodInfoFields]):
         client_streaming: bool
         server_streaming: bool
         deprecated: bool
+        options: list[OptionInfo]
+
+_OptionInfoFields: TypeAlias = Literal["name", "value_json"]
+
+class OptionInfo(Message[_OptionInfoFields]):
+    """
+    One option set on a file, service, method, message or field.
+
+    ```proto
+    message catalog.v1.OptionInfo
+    ```
+
+    Attributes:
+        name:
+            The option's name as written in .proto: "deprecated", "(google.api.http)".
+
+            ```proto
+            string name = 1;
+            ```
+        value_json:
+            Its value in proto3 JSON.
+
+            ```proto
+            string value_json = 2;
+            ```
+    """
+
+    __slots__ = ("name", "value_json")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            name: str = "",
+            value_json: str = "",
+        ) -> None:
+            pass
+
+        name: str
+        value_json: str
 
 _GetServiceSchemaRequestFields: TypeAlias = Literal["service_name"]
 
@@ -1402,7 +1502,7 @@ class GetSessionRequest(Message[_GetSessionRequestFields]):
         ) -> None:
             pass
 
-_GetSessionResponseFields: TypeAlias = Literal["session_id", "created_at", "last_used", "expires_at", "file_count", "service_count", "base_services", "session_services", "ttl_seconds", "session_status"]
+_GetSessionResponseFields: TypeAlias = Literal["session_id", "created_at", "last_used", "expires_at", "file_count", "service_count", "base_services", "session_services", "ttl_seconds", "session_status", "identity", "auth_mode", "groups", "sign_out_url"]
 
 class GetSessionResponse(Message[_GetSessionResponseFields]):
     """
@@ -1458,9 +1558,35 @@ class GetSessionResponse(Message[_GetSessionResponseFields]):
             ```proto
             string session_status = 10;
             ```
+        identity:
+            Who you are signed in as: an e-mail or subject (--auth proxy or oidc), "token"
+            (--auth token) or "anonymous" (--auth none). The session belongs to this identity.
+
+            ```proto
+            string identity = 11;
+            ```
+        auth_mode:
+            How the catalog signs people in: "none", "token", "proxy" or "oidc".
+
+            ```proto
+            string auth_mode = 12;
+            ```
+        groups:
+            Your groups (from the OpenID group claim or the proxy's groups header), which the
+            access policy may allow more to.
+
+            ```proto
+            repeated string groups = 13;
+            ```
+        sign_out_url:
+            Where to sign out ("/auth/logout" with --auth oidc; empty otherwise).
+
+            ```proto
+            string sign_out_url = 14;
+            ```
     """
 
-    __slots__ = ("session_id", "created_at", "last_used", "expires_at", "file_count", "service_count", "base_services", "session_services", "ttl_seconds", "session_status")
+    __slots__ = ("session_id", "created_at", "last_used", "expires_at", "file_count", "service_count", "base_services", "session_services", "ttl_seconds", "session_status", "identity", "auth_mode", "groups", "sign_out_url")
 
     if TYPE_CHECKING:
 
@@ -1477,6 +1603,10 @@ class GetSessionResponse(Message[_GetSessionResponseFields]):
             session_services: list[str] | None = None,
             ttl_seconds: int = 0,
             session_status: str = "",
+            identity: str = "",
+            auth_mode: str = "",
+            groups: list[str] | None = None,
+            sign_out_url: str = "",
         ) -> None:
             pass
 
@@ -1490,6 +1620,10 @@ class GetSessionResponse(Message[_GetSessionResponseFields]):
         session_services: list[str]
         ttl_seconds: int
         session_status: str
+        identity: str
+        auth_mode: str
+        groups: list[str]
+        sign_out_url: str
 
 _CloseSessionRequestFields: TypeAlias = NoReturn
 
@@ -1636,7 +1770,7 @@ class Transport(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\xe5\x02\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptionsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xb1\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8b\x02\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"\xfc\x01\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"G\n\x10StartCallRequest\x123\n\x04call\x18\x01 \x01(\x0b2\x1f.catalog.v1.InvokeStreamRequestR\x04call"_\n\x11StartCallResponse\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n\nsent_count\x18\x03 \x01(\x05R\tsentCount"+\n\x10WatchCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"P\n\x12SendMessageRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"4\n\x13SendMessageResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount"+\n\x10CloseSendRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x11CloseSendResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount",\n\x11CancelCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x12CancelCallResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled"?\n\x1aExportDescriptorSetRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"c\n\x1bExportDescriptorSetResponse\x12%\n\x0edescriptor_set\x18\x01 \x01(\x0cR\rdescriptorSet\x12\x1d\n\nfile_count\x18\x02 \x01(\x05R\tfileCount"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xbe\x03\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\x80\t\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponse\x12H\n\tStartCall\x12\x1c.catalog.v1.StartCallRequest\x1a\x1d.catalog.v1.StartCallResponse\x12J\n\tWatchCall\x12\x1c.catalog.v1.WatchCallRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12N\n\x0bSendMessage\x12\x1e.catalog.v1.SendMessageRequest\x1a\x1f.catalog.v1.SendMessageResponse\x12H\n\tCloseSend\x12\x1c.catalog.v1.CloseSendRequest\x1a\x1d.catalog.v1.CloseSendResponse\x12K\n\nCancelCall\x12\x1d.catalog.v1.CancelCallRequest\x1a\x1e.catalog.v1.CancelCallResponse\x12f\n\x13ExportDescriptorSet\x12&.catalog.v1.ExportDescriptorSetRequest\x1a\'.catalog.v1.ExportDescriptorSetResponseb\x06proto3',
+    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\x88\x03\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptions\x12!\n\x0cimport_paths\x18\x14 \x03(\tR\x0bimportPathsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xf5\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices\x12\x1f\n\x0bimport_root\x18\x14 \x01(\tR\nimportRoot\x12!\n\x0cplaced_files\x18\x15 \x03(\tR\x0bplacedFiles"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8d\x03\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x12&\n\x0fhas_source_info\x18\x14 \x01(\x08R\rhasSourceInfo\x12&\n\x0einfrastructure\x18\x15 \x01(\x08R\x0einfrastructure\x120\n\x07options\x18\x16 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"\xae\x02\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x120\n\x07options\x18\x14 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"?\n\nOptionInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\nvalue_json\x18\x02 \x01(\tR\tvalueJson"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"G\n\x10StartCallRequest\x123\n\x04call\x18\x01 \x01(\x0b2\x1f.catalog.v1.InvokeStreamRequestR\x04call"_\n\x11StartCallResponse\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n\nsent_count\x18\x03 \x01(\x05R\tsentCount"+\n\x10WatchCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"P\n\x12SendMessageRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"4\n\x13SendMessageResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount"+\n\x10CloseSendRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x11CloseSendResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount",\n\x11CancelCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x12CancelCallResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled"?\n\x1aExportDescriptorSetRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"c\n\x1bExportDescriptorSetResponse\x12%\n\x0edescriptor_set\x18\x01 \x01(\x0cR\rdescriptorSet\x12\x1d\n\nfile_count\x18\x02 \x01(\x05R\tfileCount"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xb1\x04\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus\x12\x1a\n\x08identity\x18\x0b \x01(\tR\x08identity\x12\x1b\n\tauth_mode\x18\x0c \x01(\tR\x08authMode\x12\x16\n\x06groups\x18\r \x03(\tR\x06groups\x12 \n\x0csign_out_url\x18\x0e \x01(\tR\nsignOutUrl"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\x80\t\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponse\x12H\n\tStartCall\x12\x1c.catalog.v1.StartCallRequest\x1a\x1d.catalog.v1.StartCallResponse\x12J\n\tWatchCall\x12\x1c.catalog.v1.WatchCallRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12N\n\x0bSendMessage\x12\x1e.catalog.v1.SendMessageRequest\x1a\x1f.catalog.v1.SendMessageResponse\x12H\n\tCloseSend\x12\x1c.catalog.v1.CloseSendRequest\x1a\x1d.catalog.v1.CloseSendResponse\x12K\n\nCancelCall\x12\x1d.catalog.v1.CancelCallRequest\x1a\x1e.catalog.v1.CancelCallResponse\x12f\n\x13ExportDescriptorSet\x12&.catalog.v1.ExportDescriptorSetRequest\x1a\'.catalog.v1.ExportDescriptorSetResponseb\x06proto3',
     [
         timestamp_pb.desc(),
     ],
@@ -1650,6 +1784,7 @@ _DESC = file_desc(
         "Target": Target,
         "ServiceInfo": ServiceInfo,
         "MethodInfo": MethodInfo,
+        "OptionInfo": OptionInfo,
         "GetServiceSchemaRequest": GetServiceSchemaRequest,
         "GetServiceSchemaResponse": GetServiceSchemaResponse,
         "Header": Header,

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file catalog/v1/catalog.proto.
  */
 export const file_catalog_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChhjYXRhbG9nL3YxL2NhdGFsb2cucHJvdG8SCmNhdGFsb2cudjEiggIKEUxvYWRQcm90b3NSZXF1ZXN0EhQKCnByb3RvX3BhdGgYASABKAlIABIUCgpwcm90b19yZXBvGAIgASgJSAASFAoKYnVmX21vZHVsZRgDIAEoCUgAEh0KE3JlZmxlY3Rpb25fZW5kcG9pbnQYBCABKAlIABItCgtwcm90b19maWxlcxgFIAEoCzIWLmNhdGFsb2cudjEuUHJvdG9GaWxlc0gAEhgKDmRlc2NyaXB0b3Jfc2V0GAYgASgMSAASOQoScmVmbGVjdGlvbl9vcHRpb25zGAogASgLMh0uY2F0YWxvZy52MS5SZWZsZWN0aW9uT3B0aW9uc0IICgZzb3VyY2UibAoKUHJvdG9GaWxlcxIwCgVmaWxlcxgBIAMoCzIhLmNhdGFsb2cudjEuUHJvdG9GaWxlcy5GaWxlc0VudHJ5GiwKCkZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChFSZWZsZWN0aW9uT3B0aW9ucxIPCgd1c2VfdGxzGAEgASgIEhMKC3NlcnZlcl9uYW1lGAIgASgJEhcKD3RpbWVvdXRfc2Vjb25kcxgDIAEoBSJ4ChJMb2FkUHJvdG9zUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBINCgVlcnJvchgCIAEoCRIVCg1zZXJ2aWNlX2NvdW50GAMgASgFEhIKCmZpbGVfY291bnQYBCABKAUSFwoPbG9hZGVkX3NlcnZpY2VzGAUgAygJIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiQQoUTGlzdFNlcnZpY2VzUmVzcG9uc2USKQoIc2VydmljZXMYASADKAsyFy5jYXRhbG9nLnYxLlNlcnZpY2VJbmZvImoKBlRhcmdldBIQCghlbmRwb2ludBgBIAEoCRIoCgl0cmFuc3BvcnQYAiABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIPCgd1c2VfdGxzGAMgASgIEhMKC3NlcnZlcl9uYW1lGAQgASgJIr8BCgtTZXJ2aWNlSW5mbxIMCgRuYW1lGAEgASgJEg8KB3BhY2thZ2UYAiABKAkSJwoHbWV0aG9kcxgDIAMoCzIWLmNhdGFsb2cudjEuTWV0aG9kSW5mbxIVCg1kb2N1bWVudGF0aW9uGAQgASgJEioKDmRlZmF1bHRfdGFyZ2V0GAUgASgLMhIuY2F0YWxvZy52MS5UYXJnZXQSEQoJZnJvbV9iYXNlGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiogEKCk1ldGhvZEluZm8SDAoEbmFtZRgBIAEoCRISCgppbnB1dF90eXBlGAIgASgJEhMKC291dHB1dF90eXBlGAMgASgJEhUKDWRvY3VtZW50YXRpb24YBCABKAkSGAoQY2xpZW50X3N0cmVhbWluZxgFIAEoCBIYChBzZXJ2ZXJfc3RyZWFtaW5nGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgiLwoXR2V0U2VydmljZVNjaGVtYVJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJIt0BChhHZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2USKAoHc2VydmljZRgBIAEoCzIXLmNhdGFsb2cudjEuU2VydmljZUluZm8SUQoPbWVzc2FnZV9zY2hlbWFzGAIgAygLMjguY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2UuTWVzc2FnZVNjaGVtYXNFbnRyeRINCgVlcnJvchgDIAEoCRo1ChNNZXNzYWdlU2NoZW1hc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJAoGSGVhZGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKwAwoRSW52b2tlR1JQQ1JlcXVlc3QSEAoIZW5kcG9pbnQYASABKAkSDwoHc2VydmljZRgCIAEoCRIOCgZtZXRob2QYAyABKAkSFAoMcmVxdWVzdF9qc29uGAQgASgJEg8KB3VzZV90bHMYBSABKAgSEwoLc2VydmVyX25hbWUYBiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAcgASgFEj0KCG1ldGFkYXRhGAggAygLMisuY2F0YWxvZy52MS5JbnZva2VHUlBDUmVxdWVzdC5NZXRhZGF0YUVudHJ5EigKCXRyYW5zcG9ydBgJIAEoDjIVLmNhdGFsb2cudjEuVHJhbnNwb3J0EhUKDWNvbm5lY3RfY29kZWMYCiABKAkSFwoPY2xpZW50X2NlcnRfcGVtGAsgASgJEhYKDmNsaWVudF9rZXlfcGVtGAwgASgJEhMKC2NhX2NlcnRfcGVtGA0gASgJEhwKFGluc2VjdXJlX3NraXBfdmVyaWZ5GA4gASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKMAwoSSW52b2tlR1JQQ1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSFQoNcmVzcG9uc2VfanNvbhgCIAEoCRINCgVlcnJvchgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmNhdGFsb2cudjEuSW52b2tlR1JQQ1Jlc3BvbnNlLk1ldGFkYXRhRW50cnkSEwoLc3RhdHVzX2NvZGUYBSABKAUSFgoOc3RhdHVzX21lc3NhZ2UYBiABKAkSLAoQcmVzcG9uc2VfaGVhZGVycxgHIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEi0KEXJlc3BvbnNlX3RyYWlsZXJzGAggAygLMhIuY2F0YWxvZy52MS5IZWFkZXISGgoSZXJyb3JfZGV0YWlsc19qc29uGAkgASgJEhMKC2R1cmF0aW9uX21zGAogASgBEhMKC3N0YXR1c19uYW1lGAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK9AwoTSW52b2tlU3RyZWFtUmVxdWVzdBIQCghlbmRwb2ludBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIdChVyZXF1ZXN0X21lc3NhZ2VzX2pzb24YBCADKAkSDwoHdXNlX3RscxgFIAEoCBITCgtzZXJ2ZXJfbmFtZRgGIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYByABKAUSPwoIbWV0YWRhdGEYCCADKAsyLS5jYXRhbG9nLnYxLkludm9rZVN0cmVhbVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCgl0cmFuc3BvcnQYCSABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIVCg1jb25uZWN0X2NvZGVjGAogASgJEhcKD2NsaWVudF9jZXJ0X3BlbRgLIAEoCRIWCg5jbGllbnRfa2V5X3BlbRgMIAEoCRITCgtjYV9jZXJ0X3BlbRgNIAEoCRIcChRpbnNlY3VyZV9za2lwX3ZlcmlmeRgOIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipAEKEUludm9rZVN0cmVhbUV2ZW50EiwKB2hlYWRlcnMYASABKAsyGS5jYXRhbG9nLnYxLlN0cmVhbUhlYWRlcnNIABIsCgdtZXNzYWdlGAIgASgLMhkuY2F0YWxvZy52MS5TdHJlYW1NZXNzYWdlSAASKgoGc3RhdHVzGAMgASgLMhguY2F0YWxvZy52MS5TdHJlYW1TdGF0dXNIAEIHCgVldmVudCJICg1TdHJlYW1IZWFkZXJzEiMKB2hlYWRlcnMYASADKAsyEi5jYXRhbG9nLnYxLkhlYWRlchISCgplbGFwc2VkX21zGAIgASgBIkAKDVN0cmVhbU1lc3NhZ2USDAoEanNvbhgBIAEoCRISCgplbGFwc2VkX21zGAIgASgBEg0KBWluZGV4GAMgASgFIkEKEFN0YXJ0Q2FsbFJlcXVlc3QSLQoEY2FsbBgBIAEoCzIfLmNhdGFsb2cudjEuSW52b2tlU3RyZWFtUmVxdWVzdCJGChFTdGFydENhbGxSZXNwb25zZRIPCgdjYWxsX2lkGAEgASgJEgwKBGtpbmQYAiABKAkSEgoKc2VudF9jb3VudBgDIAEoBSIjChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkiOwoSU2VuZE1lc3NhZ2VSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFAoMbWVzc2FnZV9qc29uGAIgASgJIikKE1NlbmRNZXNzYWdlUmVzcG9uc2USEgoKc2VudF9jb3VudBgBIAEoBSIjChBDbG9zZVNlbmRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkiJwoRQ2xvc2VTZW5kUmVzcG9uc2USEgoKc2VudF9jb3VudBgBIAEoBSIkChFDYW5jZWxDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJIicKEkNhbmNlbENhbGxSZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgiMgoaRXhwb3J0RGVzY3JpcHRvclNldFJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJIkkKG0V4cG9ydERlc2NyaXB0b3JTZXRSZXNwb25zZRIWCg5kZXNjcmlwdG9yX3NldBgBIAEoDBISCgpmaWxlX2NvdW50GAIgASgFIt4BCgxTdHJlYW1TdGF0dXMSDwoHc3VjY2VzcxgBIAEoCBITCgtzdGF0dXNfY29kZRgCIAEoBRITCgtzdGF0dXNfbmFtZRgDIAEoCRIWCg5zdGF0dXNfbWVzc2FnZRgEIAEoCRINCgVlcnJvchgFIAEoCRIkCgh0cmFpbGVycxgGIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEhoKEmVycm9yX2RldGFpbHNfanNvbhgHIAEoCRITCgtkdXJhdGlvbl9tcxgIIAEoARIVCg1tZXNzYWdlX2NvdW50GAkgASgFIhMKEUdldFNlc3Npb25SZXF1ZXN0IsACChJHZXRTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3VzZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZpbGVfY291bnQYBSABKAUSFQoNc2VydmljZV9jb3VudBgGIAEoBRIVCg1iYXNlX3NlcnZpY2VzGAcgAygJEhgKEHNlc3Npb25fc2VydmljZXMYCCADKAkSEwoLdHRsX3NlY29uZHMYCSABKAMSFgoOc2Vzc2lvbl9zdGF0dXMYCiABKAkiFQoTQ2xvc2VTZXNzaW9uUmVxdWVzdCImChRDbG9zZVNlc3Npb25SZXNwb25zZRIOCgZjbG9zZWQYASABKAgiEwoRUmVsb2FkQmFzZVJlcXVlc3QiXwoSUmVsb2FkQmFzZVJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFZXJyb3IYAiABKAkSFQoNc2VydmljZV9jb3VudBgDIAEoBRISCgpmaWxlX2NvdW50GAQgASgFKk4KCVRyYW5zcG9ydBIVChFUUkFOU1BPUlRfQ09OTkVDVBAAEhIKDlRSQU5TUE9SVF9HUlBDEAESFgoSVFJBTlNQT1JUX0dSUENfV0VCEAIygAkKDkNhdGFsb2dTZXJ2aWNlEksKCkxvYWRQcm90b3MSHS5jYXRhbG9nLnYxLkxvYWRQcm90b3NSZXF1ZXN0Gh4uY2F0YWxvZy52MS5Mb2FkUHJvdG9zUmVzcG9uc2USUQoMTGlzdFNlcnZpY2VzEh8uY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiAuY2F0YWxvZy52MS5MaXN0U2VydmljZXNSZXNwb25zZRJdChBHZXRTZXJ2aWNlU2NoZW1hEiMuY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVxdWVzdBokLmNhdGFsb2cudjEuR2V0U2VydmljZVNjaGVtYVJlc3BvbnNlEksKCkludm9rZUdSUEMSHS5jYXRhbG9nLnYxLkludm9rZUdSUENSZXF1ZXN0Gh4uY2F0YWxvZy52MS5JbnZva2VHUlBDUmVzcG9uc2USUAoMSW52b2tlU3RyZWFtEh8uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1SZXF1ZXN0Gh0uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1FdmVudDABEksKCkdldFNlc3Npb24SHS5jYXRhbG9nLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4uY2F0YWxvZy52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMQ2xvc2VTZXNzaW9uEh8uY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXF1ZXN0GiAuY2F0YWxvZy52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJLCgpSZWxvYWRCYXNlEh0uY2F0YWxvZy52MS5SZWxvYWRCYXNlUmVxdWVzdBoeLmNhdGFsb2cudjEuUmVsb2FkQmFzZVJlc3BvbnNlEkgKCVN0YXJ0Q2FsbBIcLmNhdGFsb2cudjEuU3RhcnRDYWxsUmVxdWVzdBodLmNhdGFsb2cudjEuU3RhcnRDYWxsUmVzcG9uc2USSgoJV2F0Y2hDYWxsEhwuY2F0YWxvZy52MS5XYXRjaENhbGxSZXF1ZXN0Gh0uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1FdmVudDABEk4KC1NlbmRNZXNzYWdlEh4uY2F0YWxvZy52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHy5jYXRhbG9nLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSAoJQ2xvc2VTZW5kEhwuY2F0YWxvZy52MS5DbG9zZVNlbmRSZXF1ZXN0Gh0uY2F0YWxvZy52MS5DbG9zZVNlbmRSZXNwb25zZRJLCgpDYW5jZWxDYWxsEh0uY2F0YWxvZy52MS5DYW5jZWxDYWxsUmVxdWVzdBoeLmNhdGFsb2cudjEuQ2FuY2VsQ2FsbFJlc3BvbnNlEmYKE0V4cG9ydERlc2NyaXB0b3JTZXQSJi5jYXRhbG9nLnYxLkV4cG9ydERlc2NyaXB0b3JTZXRSZXF1ZXN0GicuY2F0YWxvZy52MS5FeHBvcnREZXNjcmlwdG9yU2V0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhjYXRhbG9nL3YxL2NhdGFsb2cucHJvdG8SCmNhdGFsb2cudjEimAIKEUxvYWRQcm90b3NSZXF1ZXN0EhQKCnByb3RvX3BhdGgYASABKAlIABIUCgpwcm90b19yZXBvGAIgASgJSAASFAoKYnVmX21vZHVsZRgDIAEoCUgAEh0KE3JlZmxlY3Rpb25fZW5kcG9pbnQYBCABKAlIABItCgtwcm90b19maWxlcxgFIAEoCzIWLmNhdGFsb2cudjEuUHJvdG9GaWxlc0gAEhgKDmRlc2NyaXB0b3Jfc2V0GAYgASgMSAASOQoScmVmbGVjdGlvbl9vcHRpb25zGAogASgLMh0uY2F0YWxvZy52MS5SZWZsZWN0aW9uT3B0aW9ucxIUCgxpbXBvcnRfcGF0aHMYFCADKAlCCAoGc291cmNlImwKClByb3RvRmlsZXMSMAoFZmlsZXMYASADKAsyIS5jYXRhbG9nLnYxLlByb3RvRmlsZXMuRmlsZXNFbnRyeRosCgpGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUgoRUmVmbGVjdGlvbk9wdGlvbnMSDwoHdXNlX3RscxgBIAEoCBITCgtzZXJ2ZXJfbmFtZRgCIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAyABKAUiowEKEkxvYWRQcm90b3NSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg0KBWVycm9yGAIgASgJEhUKDXNlcnZpY2VfY291bnQYAyABKAUSEgoKZmlsZV9jb3VudBgEIAEoBRIXCg9sb2FkZWRfc2VydmljZXMYBSADKAkSEwoLaW1wb3J0X3Jvb3QYFCABKAkSFAoMcGxhY2VkX2ZpbGVzGBUgAygJIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiQQoUTGlzdFNlcnZpY2VzUmVzcG9uc2USKQoIc2VydmljZXMYASADKAsyFy5jYXRhbG9nLnYxLlNlcnZpY2VJbmZvImoKBlRhcmdldBIQCghlbmRwb2ludBgBIAEoCRIoCgl0cmFuc3BvcnQYAiABKA4yFS5jYXRhbG9nLnYxLlRyYW5zcG9ydBIPCgd1c2VfdGxzGAMgASgIEhMKC3NlcnZlcl9uYW1lGAQgASgJIpkCCgtTZXJ2aWNlSW5mbxIMCgRuYW1lGAEgASgJEg8KB3BhY2thZ2UYAiABKAkSJwoHbWV0aG9kcxgDIAMoCzIWLmNhdGFsb2cudjEuTWV0aG9kSW5mbxIVCg1kb2N1bWVudGF0aW9uGAQgASgJEioKDmRlZmF1bHRfdGFyZ2V0GAUgASgLMhIuY2F0YWxvZy52MS5UYXJnZXQSEQoJZnJvbV9iYXNlGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgSFwoPaGFzX3NvdXJjZV9pbmZvGBQgASgIEhYKDmluZnJhc3RydWN0dXJlGBUgASgIEicKB29wdGlvbnMYFiADKAsyFi5jYXRhbG9nLnYxLk9wdGlvbkluZm8iywEKCk1ldGhvZEluZm8SDAoEbmFtZRgBIAEoCRISCgppbnB1dF90eXBlGAIgASgJEhMKC291dHB1dF90eXBlGAMgASgJEhUKDWRvY3VtZW50YXRpb24YBCABKAkSGAoQY2xpZW50X3N0cmVhbWluZxgFIAEoCBIYChBzZXJ2ZXJfc3RyZWFtaW5nGAYgASgIEhIKCmRlcHJlY2F0ZWQYByABKAgSJwoHb3B0aW9ucxgUIAMoCzIWLmNhdGFsb2cudjEuT3B0aW9uSW5mbyIuCgpPcHRpb25JbmZvEgwKBG5hbWUYASABKAkSEgoKdmFsdWVfanNvbhgCIAEoCSIvChdHZXRTZXJ2aWNlU2NoZW1hUmVxdWVzdBIUCgxzZXJ2aWNlX25hbWUYASABKAki3QEKGEdldFNlcnZpY2VTY2hlbWFSZXNwb25zZRIoCgdzZXJ2aWNlGAEgASgLMhcuY2F0YWxvZy52MS5TZXJ2aWNlSW5mbxJRCg9tZXNzYWdlX3NjaGVtYXMYAiADKAsyOC5jYXRhbG9nLnYxLkdldFNlcnZpY2VTY2hlbWFSZXNwb25zZS5NZXNzYWdlU2NoZW1hc0VudHJ5Eg0KBWVycm9yGAMgASgJGjUKE01lc3NhZ2VTY2hlbWFzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIkCgZIZWFkZXISCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIrADChFJbnZva2VHUlBDUmVxdWVzdBIQCghlbmRwb2ludBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIUCgxyZXF1ZXN0X2pzb24YBCABKAkSDwoHdXNlX3RscxgFIAEoCBITCgtzZXJ2ZXJfbmFtZRgGIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYByABKAUSPQoIbWV0YWRhdGEYCCADKAsyKy5jYXRhbG9nLnYxLkludm9rZUdSUENSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSKAoJdHJhbnNwb3J0GAkgASgOMhUuY2F0YWxvZy52MS5UcmFuc3BvcnQSFQoNY29ubmVjdF9jb2RlYxgKIAEoCRIXCg9jbGllbnRfY2VydF9wZW0YCyABKAkSFgoOY2xpZW50X2tleV9wZW0YDCABKAkSEwoLY2FfY2VydF9wZW0YDSABKAkSHAoUaW5zZWN1cmVfc2tpcF92ZXJpZnkYDiABKAgaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIowDChJJbnZva2VHUlBDUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIVCg1yZXNwb25zZV9qc29uGAIgASgJEg0KBWVycm9yGAMgASgJEj4KCG1ldGFkYXRhGAQgAygLMiwuY2F0YWxvZy52MS5JbnZva2VHUlBDUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRITCgtzdGF0dXNfY29kZRgFIAEoBRIWCg5zdGF0dXNfbWVzc2FnZRgGIAEoCRIsChByZXNwb25zZV9oZWFkZXJzGAcgAygLMhIuY2F0YWxvZy52MS5IZWFkZXISLQoRcmVzcG9uc2VfdHJhaWxlcnMYCCADKAsyEi5jYXRhbG9nLnYxLkhlYWRlchIaChJlcnJvcl9kZXRhaWxzX2pzb24YCSABKAkSEwoLZHVyYXRpb25fbXMYCiABKAESEwoLc3RhdHVzX25hbWUYCyABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0DChNJbnZva2VTdHJlYW1SZXF1ZXN0EhAKCGVuZHBvaW50GAEgASgJEg8KB3NlcnZpY2UYAiABKAkSDgoGbWV0aG9kGAMgASgJEh0KFXJlcXVlc3RfbWVzc2FnZXNfanNvbhgEIAMoCRIPCgd1c2VfdGxzGAUgASgIEhMKC3NlcnZlcl9uYW1lGAYgASgJEhcKD3RpbWVvdXRfc2Vjb25kcxgHIAEoBRI/CghtZXRhZGF0YRgIIAMoCzItLmNhdGFsb2cudjEuSW52b2tlU3RyZWFtUmVxdWVzdC5NZXRhZGF0YUVudHJ5EigKCXRyYW5zcG9ydBgJIAEoDjIVLmNhdGFsb2cudjEuVHJhbnNwb3J0EhUKDWNvbm5lY3RfY29kZWMYCiABKAkSFwoPY2xpZW50X2NlcnRfcGVtGAsgASgJEhYKDmNsaWVudF9rZXlfcGVtGAwgASgJEhMKC2NhX2NlcnRfcGVtGA0gASgJEhwKFGluc2VjdXJlX3NraXBfdmVyaWZ5GA4gASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKkAQoRSW52b2tlU3RyZWFtRXZlbnQSLAoHaGVhZGVycxgBIAEoCzIZLmNhdGFsb2cudjEuU3RyZWFtSGVhZGVyc0gAEiwKB21lc3NhZ2UYAiABKAsyGS5jYXRhbG9nLnYxLlN0cmVhbU1lc3NhZ2VIABIqCgZzdGF0dXMYAyABKAsyGC5jYXRhbG9nLnYxLlN0cmVhbVN0YXR1c0gAQgcKBWV2ZW50IkgKDVN0cmVhbUhlYWRlcnMSIwoHaGVhZGVycxgBIAMoCzISLmNhdGFsb2cudjEuSGVhZGVyEhIKCmVsYXBzZWRfbXMYAiABKAEiQAoNU3RyZWFtTWVzc2FnZRIMCgRqc29uGAEgASgJEhIKCmVsYXBzZWRfbXMYAiABKAESDQoFaW5kZXgYAyABKAUiQQoQU3RhcnRDYWxsUmVxdWVzdBItCgRjYWxsGAEgASgLMh8uY2F0YWxvZy52MS5JbnZva2VTdHJlYW1SZXF1ZXN0IkYKEVN0YXJ0Q2FsbFJlc3BvbnNlEg8KB2NhbGxfaWQYASABKAkSDAoEa2luZBgCIAEoCRISCgpzZW50X2NvdW50GAMgASgFIiMKEFdhdGNoQ2FsbFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCSI7ChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIUCgxtZXNzYWdlX2pzb24YAiABKAkiKQoTU2VuZE1lc3NhZ2VSZXNwb25zZRISCgpzZW50X2NvdW50GAEgASgFIiMKEENsb3NlU2VuZFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCSInChFDbG9zZVNlbmRSZXNwb25zZRISCgpzZW50X2NvdW50GAEgASgFIiQKEUNhbmNlbENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkiJwoSQ2FuY2VsQ2FsbFJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCIyChpFeHBvcnREZXNjcmlwdG9yU2V0UmVxdWVzdBIUCgxzZXJ2aWNlX25hbWUYASABKAkiSQobRXhwb3J0RGVzY3JpcHRvclNldFJlc3BvbnNlEhYKDmRlc2NyaXB0b3Jfc2V0GAEgASgMEhIKCmZpbGVfY291bnQYAiABKAUi3gEKDFN0cmVhbVN0YXR1cxIPCgdzdWNjZXNzGAEgASgIEhMKC3N0YXR1c19jb2RlGAIgASgFEhMKC3N0YXR1c19uYW1lGAMgASgJEhYKDnN0YXR1c19tZXNzYWdlGAQgASgJEg0KBWVycm9yGAUgASgJEiQKCHRyYWlsZXJzGAYgAygLMhIuY2F0YWxvZy52MS5IZWFkZXISGgoSZXJyb3JfZGV0YWlsc19qc29uGAcgASgJEhMKC2R1cmF0aW9uX21zGAggASgBEhUKDW1lc3NhZ2VfY291bnQYCSABKAUiEwoRR2V0U2Vzc2lvblJlcXVlc3QiiwMKEkdldFNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdXNlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZmlsZV9jb3VudBgFIAEoBRIVCg1zZXJ2aWNlX2NvdW50GAYgASgFEhUKDWJhc2Vfc2VydmljZXMYByADKAkSGAoQc2Vzc2lvbl9zZXJ2aWNlcxgIIAMoCRITCgt0dGxfc2Vjb25kcxgJIAEoAxIWCg5zZXNzaW9uX3N0YXR1cxgKIAEoCRIQCghpZGVudGl0eRgLIAEoCRIRCglhdXRoX21vZGUYDCABKAkSDgoGZ3JvdXBzGA0gAygJEhQKDHNpZ25fb3V0X3VybBgOIAEoCSIVChNDbG9zZVNlc3Npb25SZXF1ZXN0IiYKFENsb3NlU2Vzc2lvblJlc3BvbnNlEg4KBmNsb3NlZBgBIAEoCCITChFSZWxvYWRCYXNlUmVxdWVzdCJfChJSZWxvYWRCYXNlUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBINCgVlcnJvchgCIAEoCRIVCg1zZXJ2aWNlX2NvdW50GAMgASgFEhIKCmZpbGVfY291bnQYBCABKAUqTgoJVHJhbnNwb3J0EhUKEVRSQU5TUE9SVF9DT05ORUNUEAASEgoOVFJBTlNQT1JUX0dSUEMQARIWChJUUkFOU1BPUlRfR1JQQ19XRUIQAjKACQoOQ2F0YWxvZ1NlcnZpY2USSwoKTG9hZFByb3RvcxIdLmNhdGFsb2cudjEuTG9hZFByb3Rvc1JlcXVlc3QaHi5jYXRhbG9nLnYxLkxvYWRQcm90b3NSZXNwb25zZRJRCgxMaXN0U2VydmljZXMSHy5jYXRhbG9nLnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaIC5jYXRhbG9nLnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlEl0KEEdldFNlcnZpY2VTY2hlbWESIy5jYXRhbG9nLnYxLkdldFNlcnZpY2VTY2hlbWFSZXF1ZXN0GiQuY2F0YWxvZy52MS5HZXRTZXJ2aWNlU2NoZW1hUmVzcG9uc2USSwoKSW52b2tlR1JQQxIdLmNhdGFsb2cudjEuSW52b2tlR1JQQ1JlcXVlc3QaHi5jYXRhbG9nLnYxLkludm9rZUdSUENSZXNwb25zZRJQCgxJbnZva2VTdHJlYW0SHy5jYXRhbG9nLnYxLkludm9rZVN0cmVhbVJlcXVlc3QaHS5jYXRhbG9nLnYxLkludm9rZVN0cmVhbUV2ZW50MAESSwoKR2V0U2Vzc2lvbhIdLmNhdGFsb2cudjEuR2V0U2Vzc2lvblJlcXVlc3QaHi5jYXRhbG9nLnYxLkdldFNlc3Npb25SZXNwb25zZRJRCgxDbG9zZVNlc3Npb24SHy5jYXRhbG9nLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaIC5jYXRhbG9nLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEksKClJlbG9hZEJhc2USHS5jYXRhbG9nLnYxLlJlbG9hZEJhc2VSZXF1ZXN0Gh4uY2F0YWxvZy52MS5SZWxvYWRCYXNlUmVzcG9uc2USSAoJU3RhcnRDYWxsEhwuY2F0YWxvZy52MS5TdGFydENhbGxSZXF1ZXN0Gh0uY2F0YWxvZy52MS5TdGFydENhbGxSZXNwb25zZRJKCglXYXRjaENhbGwSHC5jYXRhbG9nLnYxLldhdGNoQ2FsbFJlcXVlc3QaHS5jYXRhbG9nLnYxLkludm9rZVN0cmVhbUV2ZW50MAESTgoLU2VuZE1lc3NhZ2USHi5jYXRhbG9nLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBofLmNhdGFsb2cudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJICglDbG9zZVNlbmQSHC5jYXRhbG9nLnYxLkNsb3NlU2VuZFJlcXVlc3QaHS5jYXRhbG9nLnYxLkNsb3NlU2VuZFJlc3BvbnNlEksKCkNhbmNlbENhbGwSHS5jYXRhbG9nLnYxLkNhbmNlbENhbGxSZXF1ZXN0Gh4uY2F0YWxvZy52MS5DYW5jZWxDYWxsUmVzcG9uc2USZgoTRXhwb3J0RGVzY3JpcHRvclNldBImLmNhdGFsb2cudjEuRXhwb3J0RGVzY3JpcHRvclNldFJlcXVlc3QaJy5jYXRhbG9nLnYxLkV4cG9ydERlc2NyaXB0b3JTZXRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message catalog.v1.LoadProtosRequest
@@ -82,6 +82,14 @@ export type LoadProtosRequest = Message<"catalog.v1.LoadProtosRequest"> & {
    * @generated from field: catalog.v1.ReflectionOptions reflection_options = 10;
    */
   reflectionOptions?: ReflectionOptions | undefined;
+
+  /**
+   * More import roots on the catalog server's disk (folders), searched after the
+   * source's own folder for imports it does not hold (like protoc -I).
+   *
+   * @generated from field: repeated string import_paths = 20;
+   */
+  importPaths: string[];
 };
 
 /**
@@ -173,6 +181,22 @@ export type LoadProtosResponse = Message<"catalog.v1.LoadProtosResponse"> & {
    * @generated from field: repeated string loaded_services = 5;
    */
   loadedServices: string[];
+
+  /**
+   * The folder used as the import root when the catalog found it above the path given
+   * (e.g. "/src/protos" for protoPath "/src/protos/acme/v1"); empty otherwise.
+   *
+   * @generated from field: string import_root = 20;
+   */
+  importRoot: string;
+
+  /**
+   * How uploaded files were placed to resolve their imports, e.g.
+   * "annotations.proto -> google/api/annotations.proto".
+   *
+   * @generated from field: repeated string placed_files = 21;
+   */
+  placedFiles: string[];
 };
 
 /**
@@ -292,6 +316,28 @@ export type ServiceInfo = Message<"catalog.v1.ServiceInfo"> & {
    * @generated from field: bool deprecated = 7;
    */
   deprecated: boolean;
+
+  /**
+   * False when the service's file came without source info (e.g. by reflection): an
+   * empty documentation then means "this source carries no comments".
+   *
+   * @generated from field: bool has_source_info = 20;
+   */
+  hasSourceInfo: boolean;
+
+  /**
+   * Infrastructure (gRPC server reflection, health): UIs hide it unless asked.
+   *
+   * @generated from field: bool infrastructure = 21;
+   */
+  infrastructure: boolean;
+
+  /**
+   * The service's options, e.g. deprecated or custom options.
+   *
+   * @generated from field: repeated catalog.v1.OptionInfo options = 22;
+   */
+  options: OptionInfo[];
 };
 
 /**
@@ -341,6 +387,13 @@ export type MethodInfo = Message<"catalog.v1.MethodInfo"> & {
    * @generated from field: bool deprecated = 7;
    */
   deprecated: boolean;
+
+  /**
+   * The method's options, e.g. google.api.http or idempotency_level.
+   *
+   * @generated from field: repeated catalog.v1.OptionInfo options = 20;
+   */
+  options: OptionInfo[];
 };
 
 /**
@@ -349,6 +402,34 @@ export type MethodInfo = Message<"catalog.v1.MethodInfo"> & {
  */
 export const MethodInfoSchema: GenMessage<MethodInfo> = /*@__PURE__*/
   messageDesc(file_catalog_v1_catalog, 8);
+
+/**
+ * One option set on a file, service, method, message or field.
+ *
+ * @generated from message catalog.v1.OptionInfo
+ */
+export type OptionInfo = Message<"catalog.v1.OptionInfo"> & {
+  /**
+   * The option's name as written in .proto: "deprecated", "(google.api.http)".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its value in proto3 JSON.
+   *
+   * @generated from field: string value_json = 2;
+   */
+  valueJson: string;
+};
+
+/**
+ * Describes the message catalog.v1.OptionInfo.
+ * Use `create(OptionInfoSchema)` to create a new message.
+ */
+export const OptionInfoSchema: GenMessage<OptionInfo> = /*@__PURE__*/
+  messageDesc(file_catalog_v1_catalog, 9);
 
 /**
  * @generated from message catalog.v1.GetServiceSchemaRequest
@@ -365,7 +446,7 @@ export type GetServiceSchemaRequest = Message<"catalog.v1.GetServiceSchemaReques
  * Use `create(GetServiceSchemaRequestSchema)` to create a new message.
  */
 export const GetServiceSchemaRequestSchema: GenMessage<GetServiceSchemaRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 9);
+  messageDesc(file_catalog_v1_catalog, 10);
 
 /**
  * @generated from message catalog.v1.GetServiceSchemaResponse
@@ -394,7 +475,7 @@ export type GetServiceSchemaResponse = Message<"catalog.v1.GetServiceSchemaRespo
  * Use `create(GetServiceSchemaResponseSchema)` to create a new message.
  */
 export const GetServiceSchemaResponseSchema: GenMessage<GetServiceSchemaResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 10);
+  messageDesc(file_catalog_v1_catalog, 11);
 
 /**
  * One HTTP header or trailer, in the order the upstream sent it.
@@ -418,7 +499,7 @@ export type Header = Message<"catalog.v1.Header"> & {
  * Use `create(HeaderSchema)` to create a new message.
  */
 export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 11);
+  messageDesc(file_catalog_v1_catalog, 12);
 
 /**
  * @generated from message catalog.v1.InvokeGRPCRequest
@@ -517,7 +598,7 @@ export type InvokeGRPCRequest = Message<"catalog.v1.InvokeGRPCRequest"> & {
  * Use `create(InvokeGRPCRequestSchema)` to create a new message.
  */
 export const InvokeGRPCRequestSchema: GenMessage<InvokeGRPCRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 12);
+  messageDesc(file_catalog_v1_catalog, 13);
 
 /**
  * @generated from message catalog.v1.InvokeGRPCResponse
@@ -592,7 +673,7 @@ export type InvokeGRPCResponse = Message<"catalog.v1.InvokeGRPCResponse"> & {
  * Use `create(InvokeGRPCResponseSchema)` to create a new message.
  */
 export const InvokeGRPCResponseSchema: GenMessage<InvokeGRPCResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 13);
+  messageDesc(file_catalog_v1_catalog, 14);
 
 /**
  * @generated from message catalog.v1.InvokeStreamRequest
@@ -676,7 +757,7 @@ export type InvokeStreamRequest = Message<"catalog.v1.InvokeStreamRequest"> & {
  * Use `create(InvokeStreamRequestSchema)` to create a new message.
  */
 export const InvokeStreamRequestSchema: GenMessage<InvokeStreamRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 14);
+  messageDesc(file_catalog_v1_catalog, 15);
 
 /**
  * One thing that happened during a streamed call.
@@ -713,7 +794,7 @@ export type InvokeStreamEvent = Message<"catalog.v1.InvokeStreamEvent"> & {
  * Use `create(InvokeStreamEventSchema)` to create a new message.
  */
 export const InvokeStreamEventSchema: GenMessage<InvokeStreamEvent> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 15);
+  messageDesc(file_catalog_v1_catalog, 16);
 
 /**
  * @generated from message catalog.v1.StreamHeaders
@@ -737,7 +818,7 @@ export type StreamHeaders = Message<"catalog.v1.StreamHeaders"> & {
  * Use `create(StreamHeadersSchema)` to create a new message.
  */
 export const StreamHeadersSchema: GenMessage<StreamHeaders> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 16);
+  messageDesc(file_catalog_v1_catalog, 17);
 
 /**
  * @generated from message catalog.v1.StreamMessage
@@ -766,7 +847,7 @@ export type StreamMessage = Message<"catalog.v1.StreamMessage"> & {
  * Use `create(StreamMessageSchema)` to create a new message.
  */
 export const StreamMessageSchema: GenMessage<StreamMessage> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 17);
+  messageDesc(file_catalog_v1_catalog, 18);
 
 /**
  * @generated from message catalog.v1.StartCallRequest
@@ -786,7 +867,7 @@ export type StartCallRequest = Message<"catalog.v1.StartCallRequest"> & {
  * Use `create(StartCallRequestSchema)` to create a new message.
  */
 export const StartCallRequestSchema: GenMessage<StartCallRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 18);
+  messageDesc(file_catalog_v1_catalog, 19);
 
 /**
  * @generated from message catalog.v1.StartCallResponse
@@ -819,7 +900,7 @@ export type StartCallResponse = Message<"catalog.v1.StartCallResponse"> & {
  * Use `create(StartCallResponseSchema)` to create a new message.
  */
 export const StartCallResponseSchema: GenMessage<StartCallResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 19);
+  messageDesc(file_catalog_v1_catalog, 20);
 
 /**
  * @generated from message catalog.v1.WatchCallRequest
@@ -836,7 +917,7 @@ export type WatchCallRequest = Message<"catalog.v1.WatchCallRequest"> & {
  * Use `create(WatchCallRequestSchema)` to create a new message.
  */
 export const WatchCallRequestSchema: GenMessage<WatchCallRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 20);
+  messageDesc(file_catalog_v1_catalog, 21);
 
 /**
  * @generated from message catalog.v1.SendMessageRequest
@@ -860,7 +941,7 @@ export type SendMessageRequest = Message<"catalog.v1.SendMessageRequest"> & {
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 21);
+  messageDesc(file_catalog_v1_catalog, 22);
 
 /**
  * @generated from message catalog.v1.SendMessageResponse
@@ -879,7 +960,7 @@ export type SendMessageResponse = Message<"catalog.v1.SendMessageResponse"> & {
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 22);
+  messageDesc(file_catalog_v1_catalog, 23);
 
 /**
  * @generated from message catalog.v1.CloseSendRequest
@@ -896,7 +977,7 @@ export type CloseSendRequest = Message<"catalog.v1.CloseSendRequest"> & {
  * Use `create(CloseSendRequestSchema)` to create a new message.
  */
 export const CloseSendRequestSchema: GenMessage<CloseSendRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 23);
+  messageDesc(file_catalog_v1_catalog, 24);
 
 /**
  * @generated from message catalog.v1.CloseSendResponse
@@ -913,7 +994,7 @@ export type CloseSendResponse = Message<"catalog.v1.CloseSendResponse"> & {
  * Use `create(CloseSendResponseSchema)` to create a new message.
  */
 export const CloseSendResponseSchema: GenMessage<CloseSendResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 24);
+  messageDesc(file_catalog_v1_catalog, 25);
 
 /**
  * @generated from message catalog.v1.CancelCallRequest
@@ -930,7 +1011,7 @@ export type CancelCallRequest = Message<"catalog.v1.CancelCallRequest"> & {
  * Use `create(CancelCallRequestSchema)` to create a new message.
  */
 export const CancelCallRequestSchema: GenMessage<CancelCallRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 25);
+  messageDesc(file_catalog_v1_catalog, 26);
 
 /**
  * @generated from message catalog.v1.CancelCallResponse
@@ -949,7 +1030,7 @@ export type CancelCallResponse = Message<"catalog.v1.CancelCallResponse"> & {
  * Use `create(CancelCallResponseSchema)` to create a new message.
  */
 export const CancelCallResponseSchema: GenMessage<CancelCallResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 26);
+  messageDesc(file_catalog_v1_catalog, 27);
 
 /**
  * @generated from message catalog.v1.ExportDescriptorSetRequest
@@ -968,7 +1049,7 @@ export type ExportDescriptorSetRequest = Message<"catalog.v1.ExportDescriptorSet
  * Use `create(ExportDescriptorSetRequestSchema)` to create a new message.
  */
 export const ExportDescriptorSetRequestSchema: GenMessage<ExportDescriptorSetRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 27);
+  messageDesc(file_catalog_v1_catalog, 28);
 
 /**
  * @generated from message catalog.v1.ExportDescriptorSetResponse
@@ -992,7 +1073,7 @@ export type ExportDescriptorSetResponse = Message<"catalog.v1.ExportDescriptorSe
  * Use `create(ExportDescriptorSetResponseSchema)` to create a new message.
  */
 export const ExportDescriptorSetResponseSchema: GenMessage<ExportDescriptorSetResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 28);
+  messageDesc(file_catalog_v1_catalog, 29);
 
 /**
  * @generated from message catalog.v1.StreamStatus
@@ -1049,7 +1130,7 @@ export type StreamStatus = Message<"catalog.v1.StreamStatus"> & {
  * Use `create(StreamStatusSchema)` to create a new message.
  */
 export const StreamStatusSchema: GenMessage<StreamStatus> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 29);
+  messageDesc(file_catalog_v1_catalog, 30);
 
 /**
  * @generated from message catalog.v1.GetSessionRequest
@@ -1062,7 +1143,7 @@ export type GetSessionRequest = Message<"catalog.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 30);
+  messageDesc(file_catalog_v1_catalog, 31);
 
 /**
  * @generated from message catalog.v1.GetSessionResponse
@@ -1124,6 +1205,36 @@ export type GetSessionResponse = Message<"catalog.v1.GetSessionResponse"> & {
    * @generated from field: string session_status = 10;
    */
   sessionStatus: string;
+
+  /**
+   * Who you are signed in as: an e-mail or subject (--auth proxy or oidc), "token"
+   * (--auth token) or "anonymous" (--auth none). The session belongs to this identity.
+   *
+   * @generated from field: string identity = 11;
+   */
+  identity: string;
+
+  /**
+   * How the catalog signs people in: "none", "token", "proxy" or "oidc".
+   *
+   * @generated from field: string auth_mode = 12;
+   */
+  authMode: string;
+
+  /**
+   * Your groups (from the OpenID group claim or the proxy's groups header), which the
+   * access policy may allow more to.
+   *
+   * @generated from field: repeated string groups = 13;
+   */
+  groups: string[];
+
+  /**
+   * Where to sign out ("/auth/logout" with --auth oidc; empty otherwise).
+   *
+   * @generated from field: string sign_out_url = 14;
+   */
+  signOutUrl: string;
 };
 
 /**
@@ -1131,7 +1242,7 @@ export type GetSessionResponse = Message<"catalog.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 31);
+  messageDesc(file_catalog_v1_catalog, 32);
 
 /**
  * @generated from message catalog.v1.CloseSessionRequest
@@ -1144,7 +1255,7 @@ export type CloseSessionRequest = Message<"catalog.v1.CloseSessionRequest"> & {
  * Use `create(CloseSessionRequestSchema)` to create a new message.
  */
 export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 32);
+  messageDesc(file_catalog_v1_catalog, 33);
 
 /**
  * @generated from message catalog.v1.CloseSessionResponse
@@ -1161,7 +1272,7 @@ export type CloseSessionResponse = Message<"catalog.v1.CloseSessionResponse"> & 
  * Use `create(CloseSessionResponseSchema)` to create a new message.
  */
 export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 33);
+  messageDesc(file_catalog_v1_catalog, 34);
 
 /**
  * @generated from message catalog.v1.ReloadBaseRequest
@@ -1174,7 +1285,7 @@ export type ReloadBaseRequest = Message<"catalog.v1.ReloadBaseRequest"> & {
  * Use `create(ReloadBaseRequestSchema)` to create a new message.
  */
 export const ReloadBaseRequestSchema: GenMessage<ReloadBaseRequest> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 34);
+  messageDesc(file_catalog_v1_catalog, 35);
 
 /**
  * @generated from message catalog.v1.ReloadBaseResponse
@@ -1206,7 +1317,7 @@ export type ReloadBaseResponse = Message<"catalog.v1.ReloadBaseResponse"> & {
  * Use `create(ReloadBaseResponseSchema)` to create a new message.
  */
 export const ReloadBaseResponseSchema: GenMessage<ReloadBaseResponse> = /*@__PURE__*/
-  messageDesc(file_catalog_v1_catalog, 35);
+  messageDesc(file_catalog_v1_catalog, 36);
 
 /**
  * How the catalog talks to an upstream server.

@@ -1,0 +1,119 @@
+"""Import roots found for the user: a folder too deep, a single nested file from
+googleapis-common-protos, individual uploads, explicit import paths, --proto-root, and a
+missing import named with the folder that has it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectrpc_catalog.descriptors import SchemaCache
+from connectrpc_catalog.sources.compiler import Compiler
+from connectrpc_catalog.sources.core import Context, Given, LoadError
+from connectrpc_catalog.sources.files import load_path
+
+from .sourcehelp import load_failed, load_ok
+
+WEATHER = "acme.weather.v1.WeatherService"
+
+
+def _site_packages() -> Path:
+    spec = importlib.util.find_spec("google.longrunning")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))).parent.parent
+
+
+def test_a_folder_one_level_too_deep_finds_the_root(
+    catalog_url: str, http: httpx.Client, weather_protos: Path
+) -> None:
+    deep = weather_protos / "acme" / "weather"
+    data, _ = load_ok(http, catalog_url, {"protoPath": str(deep)})
+    assert data["loadedServices"] == [WEATHER]
+    assert data["importRoot"] == str(weather_protos)
+    # the right folder needs no search, and says nothing
+    data, _ = load_ok(http, catalog_url, {"protoPath": str(weather_protos)})
+    assert "importRoot" not in data
+
+
+def test_a_single_nested_file_from_googleapis_common_protos(
+    catalog_url: str, http: httpx.Client
+) -> None:
+    root = _site_packages()
+    path = root / "google" / "longrunning" / "operations_proto.proto"
+    data, _ = load_ok(http, catalog_url, {"protoPath": str(path)})
+    assert "google.longrunning.Operations" in data["loadedServices"]
+    assert data["importRoot"] == str(root)
+
+
+def test_individual_uploaded_files_resolve_their_imports(
+    catalog_url: str, http: httpx.Client, weather_protos: Path
+) -> None:
+    files = {
+        "geo.proto": (weather_protos / "acme/common/v1/geo.proto").read_text(),
+        "weather.proto": (weather_protos / "acme/weather/v1/weather.proto").read_text(),
+    }
+    data, _ = load_ok(http, catalog_url, {"protoFiles": {"files": files}})
+    assert data["loadedServices"] == [WEATHER]
+    assert data["placedFiles"] == ["geo.proto -> acme/common/v1/geo.proto"]
+    error = load_failed(
+        http, catalog_url, {"protoFiles": {"files": {"weather.proto": files["weather.proto"]}}}
+    )
+    assert "weather.proto imports 'acme/common/v1/geo.proto'" in error
+    assert "not among the uploaded files" in error
+
+
+def test_a_missing_import_names_the_nearest_folder_that_has_it(
+    catalog_url: str, http: httpx.Client, tmp_path: Path
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "third_party" / "lib").mkdir(parents=True)
+    (tmp_path / "third_party" / "lib" / "y.proto").write_text(
+        'syntax = "proto3";\npackage lib;\nmessage Y {}\n'
+    )
+    (tmp_path / "app" / "x.proto").write_text(
+        'syntax = "proto3";\npackage app;\nimport "lib/y.proto";\n'
+        "service S { rpc Get(lib.Y) returns (lib.Y); }\n"
+    )
+    error = load_failed(http, catalog_url, {"protoPath": str(tmp_path / "app")})
+    assert "x.proto imports 'lib/y.proto'" in error
+    assert f"the nearest folder that has it is {tmp_path / 'third_party'}" in error
+    assert "importPaths" in error
+    data, _ = load_ok(
+        http,
+        catalog_url,
+        {"protoPath": str(tmp_path / "app"), "importPaths": [str(tmp_path / "third_party")]},
+    )
+    assert data["loadedServices"] == ["app.S"]
+
+
+async def test_the_search_stays_inside_the_proto_root(weather_protos: Path) -> None:
+    deep = weather_protos / "acme" / "weather"
+    ctx = Context(SchemaCache(), Compiler(), proto_roots=[deep])
+    try:
+        with pytest.raises(LoadError) as info:
+            await load_path(ctx, str(deep))
+        assert "inside the --proto-root folders" in str(info.value)
+        ok = Context(SchemaCache(), Compiler(), proto_roots=[weather_protos])
+        try:
+            schema = await load_path(ok, str(deep), given=Given(value=str(deep)))
+            assert WEATHER in schema.service_names
+        finally:
+            await ok.compiler.close()
+    finally:
+        await ctx.compiler.close()
+
+
+def test_shipped_imports_resolve_without_the_users_copy(
+    catalog_url: str, http: httpx.Client
+) -> None:
+    text = (
+        'syntax = "proto3";\npackage v;\nimport "buf/validate/validate.proto";\n'
+        'import "google/api/annotations.proto";\n'
+        "message R { string name = 1 [(buf.validate.field).string.min_len = 1]; }\n"
+        'service S { rpc Get(R) returns (R) { option (google.api.http) = { get: "/r" }; } }\n'
+    )
+    data, _ = load_ok(http, catalog_url, {"protoFiles": {"files": {"v.proto": text}}})
+    assert data["loadedServices"] == ["v.S"]
