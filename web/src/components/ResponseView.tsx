@@ -1,7 +1,9 @@
-import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import type { ComponentChildren, RefObject } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { formatMs, prettyJson } from "../lib/format";
+import { MessageLog } from "../lib/messageLog";
 import { statusHint, statusName } from "../lib/status";
+import { MessageList } from "./MessageList";
 import { CopyButton, Spinner, Tabs } from "./ui";
 
 export interface HeaderKV {
@@ -9,10 +11,11 @@ export interface HeaderKV {
   value: string;
 }
 
-export interface StreamedMessage {
-  json: string;
-  elapsedMs: number;
-  index: number;
+/** Re-render when the log flushes (at most once an animation frame). */
+function useLog(log: MessageLog | null): number {
+  const [version, setVersion] = useState(0);
+  useEffect(() => (log ? log.subscribe(() => setVersion(log.version)) : undefined), [log]);
+  return version;
 }
 
 export interface CallResult {
@@ -30,7 +33,10 @@ export interface CallResult {
   headers: HeaderKV[];
   trailers: HeaderKV[];
   body: string;
-  messages: StreamedMessage[];
+  /** The messages of a streamed call (outside state: see lib/messageLog). */
+  log: MessageLog | null;
+  /** A live call (StartCall): request messages sent so far, and whether it half-closed. */
+  live: { sent: number; halfClosed: boolean } | null;
   errorDetailsJson: string;
   /** The catalog refused or failed the request itself (not the upstream). */
   catalogError: string;
@@ -52,7 +58,8 @@ export function emptyResult(streaming: boolean): CallResult {
     headers: [],
     trailers: [],
     body: "",
-    messages: [],
+    log: streaming ? new MessageLog() : null,
+    live: null,
     errorDetailsJson: "",
     catalogError: "",
     cancelled: false,
@@ -71,8 +78,9 @@ function parseDetails(text: string): Record<string, unknown>[] {
   return [];
 }
 
-export function ResponseView({ result, onCancel }: { result: CallResult | null; onCancel: () => void }) {
+export function ResponseView({ result, onCancel, boxRef: ref }: { result: CallResult | null; onCancel: () => void; boxRef?: RefObject<HTMLDivElement | null> }) {
   const [tab, setTab] = useState("body");
+  useLog(result?.log ?? null);
   // A new call starts on its body; a failed one with error details opens them.
   useEffect(() => setTab("body"), [result?.startedAt]);
   const failedWithDetails = !!result && result.done && !result.success && !!result.errorDetailsJson;
@@ -81,7 +89,7 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
   }, [failedWithDetails, result?.startedAt]);
   if (!result) {
     return (
-      <div class="response response-empty" data-testid="response">
+      <div class="response response-empty" data-testid="response" ref={ref}>
         <p class="muted">
           Press <strong>Send</strong> (or <kbd>Ctrl</kbd>+<kbd>Enter</kbd>) to call the method. The response, its headers and trailers
           appear here.
@@ -93,8 +101,9 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
   const code = result.statusCode;
   const name = result.catalogError ? "CATALOG ERROR" : statusName(code, result.statusName);
   const ok = result.done && result.success && !result.catalogError;
+  const count = result.log?.total ?? 0;
   const tabs = [
-    { id: "body", label: result.streaming ? `Messages (${result.messages.length})` : "Body" },
+    { id: "body", label: result.streaming ? `Messages (${count})` : "Body" },
     { id: "headers", label: `Headers (${result.headers.length})` },
     { id: "trailers", label: `Trailers (${result.trailers.length})` },
     ...(details.length || result.errorDetailsJson ? [{ id: "details", label: `Error details (${details.length || 1})` }] : []),
@@ -102,27 +111,32 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
   const active = tabs.some((t) => t.id === tab) ? tab : "body";
   const hint = !ok && result.done && !result.catalogError ? statusHint(code) : null;
 
-  let panel: ComponentChildren;
+  let panel: ComponentChildren = null;
   if (active === "headers") panel = <HeaderTable rows={result.headers} empty="No response headers." />;
   else if (active === "trailers") panel = <HeaderTable rows={result.trailers} empty="No trailers." />;
   else if (active === "details") panel = <ErrorDetails details={details} raw={result.errorDetailsJson} />;
-  else if (result.streaming) panel = <StreamList result={result} />;
-  else panel = <Body text={result.body} result={result} />;
+  // The body stays mounted (hidden) while another tab shows: a big one is not re-rendered.
+  const body = result.log ? <MessageList log={result.log} running={result.running} /> : <Body text={result.body} result={result} />;
 
   return (
-    <div class="response" data-testid="response" aria-live="polite">
+    <div class="response" data-testid="response" ref={ref}>
       <div class="status-bar">
         {result.running ? (
           <span class="status-badge is-running">
             <Spinner label="Calling" /> {result.streaming ? "Streaming…" : "Calling…"}
           </span>
         ) : (
-          <span class={`status-badge ${ok ? "is-ok" : "is-error"}`} data-testid="status">
+          <span class={`status-badge ${ok ? "is-ok" : "is-error"}`} data-testid="status" id="call-status" tabIndex={-1} role="status">
             {result.catalogError ? name : `${code} ${name}`}
           </span>
         )}
+        {result.live && (
+          <span class="muted small" data-testid="live-sent">
+            {result.live.sent} sent{result.live.halfClosed ? " · half-closed" : ""}
+          </span>
+        )}
         {result.done && <span class="muted small" data-testid="duration">{formatMs(result.durationMs)}</span>}
-        {result.streaming && <span class="muted small">{result.messages.length} message{result.messages.length === 1 ? "" : "s"}</span>}
+        {result.streaming && <span class="muted small">{count.toLocaleString()} received</span>}
         <span class="status-spacer" />
         {result.running && result.streaming && (
           <button type="button" class="btn btn-secondary btn-sm" onClick={onCancel}>
@@ -130,8 +144,8 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
           </button>
         )}
         {!result.streaming && result.body && <CopyButton text={prettyJson(result.body)} label="Copy JSON" />}
-        {result.streaming && result.messages.length > 0 && (
-          <CopyButton text={() => `[\n${result.messages.map((m) => prettyJson(m.json)).join(",\n")}\n]`} label="Copy all" />
+        {result.log && result.log.length > 0 && result.log.length <= 10_000 && (
+          <CopyButton text={() => `[\n${Array.from({ length: result.log?.length ?? 0 }, (_, i) => prettyJson(result.log?.at(i).json ?? "")).join(",\n")}\n]`} label="Copy all" />
         )}
       </div>
       {(result.statusMessage || result.error || result.catalogError) && !ok && (
@@ -144,6 +158,7 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
       )}
       <Tabs tabs={tabs} active={active} onChange={setTab} label="Response" idPrefix="resp" small />
       <div id="resp-panel" role="tabpanel" aria-labelledby={`resp-tab-${active}`} class="response-panel" tabIndex={0}>
+        <div hidden={active !== "body"}>{body}</div>
         {panel}
       </div>
     </div>
@@ -151,24 +166,19 @@ export function ResponseView({ result, onCancel }: { result: CallResult | null; 
 }
 
 function Body({ text, result }: { text: string; result: CallResult }) {
+  const pretty = useMemo(() => prettyJson(text), [text]);
   if (result.running) return <p class="muted">Waiting for the response…</p>;
   if (!text) return <p class="muted">{result.success ? "Empty response message ({})." : "No response message."}</p>;
-  return <JsonView text={prettyJson(text)} />;
+  return <JsonView text={pretty} />;
 }
 
 /** Pretty JSON with light syntax colouring (no HTML injection: text nodes only). */
 const HIGHLIGHT_LIMIT = 200_000;
-const STREAM_SHOWN = 300;
+/** Big bodies are shown as plain text in chunks of about this many characters, a few
+ * chunks per animation frame; off-screen chunks skip layout (content-visibility). */
+const CHUNK = 32_000;
 
-export function JsonView({ text, testid = "response-json" }: { text: string; testid?: string }) {
-  if (text.length > HIGHLIGHT_LIMIT) {
-    // Large bodies stay fast: plain text, no per-token elements.
-    return (
-      <pre class="json-view" data-testid={testid}>
-        <code>{text}</code>
-      </pre>
-    );
-  }
+export function JsonTokens({ text }: { text: string }) {
   const tokens: ComponentChildren[] = [];
   const re = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
   let last = 0;
@@ -182,42 +192,55 @@ export function JsonView({ text, testid = "response-json" }: { text: string; tes
     last = re.lastIndex;
   }
   if (last < text.length) tokens.push(text.slice(last));
+  return <>{tokens}</>;
+}
+
+function chunksOf(text: string): string[] {
+  const out: string[] = [];
+  let at = 0;
+  while (at < text.length) {
+    let end = Math.min(text.length, at + CHUNK);
+    if (end < text.length) {
+      const nl = text.indexOf("\n", end);
+      end = nl < 0 ? text.length : nl + 1;
+    }
+    out.push(text.slice(at, end));
+    at = end;
+  }
+  return out;
+}
+
+function BigText({ text, testid }: { text: string; testid: string }) {
+  const chunks = useMemo(() => chunksOf(text), [text]);
+  const [shown, setShown] = useState(Math.min(chunks.length, 4));
+  useEffect(() => setShown(Math.min(chunks.length, 4)), [chunks]);
+  useEffect(() => {
+    if (shown >= chunks.length) return undefined;
+    const id = requestAnimationFrame(() => setShown((n) => Math.min(chunks.length, n + 8)));
+    return () => cancelAnimationFrame(id);
+  }, [shown, chunks]);
   return (
-    <pre class="json-view" data-testid={testid}>
-      <code>{tokens}</code>
+    <pre class="json-view json-big" data-testid={testid} data-chunks={chunks.length} data-shown={shown}>
+      <code>
+        {chunks.slice(0, shown).map((c, i) => (
+          <div class="json-chunk" key={i}>
+            {c}
+          </div>
+        ))}
+      </code>
+      {shown < chunks.length && <p class="muted small">Rendering… {Math.round((shown / chunks.length) * 100)}%</p>}
     </pre>
   );
 }
 
-function StreamList({ result }: { result: CallResult }) {
-  if (!result.messages.length) {
-    return <p class="muted">{result.running ? "Waiting for the first message…" : "The stream ended without messages."}</p>;
-  }
-  const hidden = Math.max(0, result.messages.length - STREAM_SHOWN);
-  const shown = hidden ? result.messages.slice(hidden) : result.messages;
+export function JsonView({ text, testid = "response-json" }: { text: string; testid?: string }) {
+  if (text.length > HIGHLIGHT_LIMIT) return <BigText text={text} testid={testid} />;
   return (
-    <ol class="stream-list" data-testid="stream-messages">
-      {hidden > 0 && (
-        <li class="stream-waiting muted small">
-          {hidden} earlier message{hidden === 1 ? "" : "s"} not shown (the last {STREAM_SHOWN} are); “Copy all” copies every one.
-        </li>
-      )}
-      {shown.map((m) => (
-        <li class="stream-item">
-          <div class="stream-meta">
-            <span class="mono">#{m.index + 1}</span>
-            <span class="muted small">+{formatMs(m.elapsedMs)}</span>
-            <CopyButton text={prettyJson(m.json)} label="Copy" />
-          </div>
-          <JsonView text={prettyJson(m.json)} testid="stream-message" />
-        </li>
-      ))}
-      {result.running && (
-        <li class="stream-waiting muted small">
-          <Spinner label="Waiting for more messages" /> waiting for more…
-        </li>
-      )}
-    </ol>
+    <pre class="json-view" data-testid={testid}>
+      <code>
+        <JsonTokens text={text} />
+      </code>
+    </pre>
   );
 }
 

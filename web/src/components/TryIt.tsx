@@ -1,7 +1,7 @@
 import type { TargetedEvent } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { catalog, errorText, isAbort } from "../api/client";
-import { Transport, type MethodInfo, type ServiceInfo } from "../gen/catalog/v1/catalog_pb";
+import { Transport, type InvokeStreamEvent, type MethodInfo, type ServiceInfo } from "../gen/catalog/v1/catalog_pb";
 import { bufCurlCommand, curlCommand, grpcurlCommand, type CallSpec } from "../lib/commands";
 import { formatMs, relativeTime } from "../lib/format";
 import { addHistory, clearHistory, loadHistory, methodKey, type HistoryEntry } from "../lib/history";
@@ -88,13 +88,22 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
     setTlsFiles(service.name, f);
   };
   const abortRef = useRef<AbortController | null>(null);
+  const liveRef = useRef<{ id: string; sent: string[]; cur: { value: CallResult } } | null>(null);
+  const responseRef = useRef<HTMLDivElement>(null);
   const sendRef = useRef<() => void>(() => undefined);
 
   useEffect(() => {
     drafts.set(key, draft);
   }, [key, draft]);
 
-  useEffect(() => () => abortRef.current?.abort(), []);
+  useEffect(
+    () => () => {
+      const live = liveRef.current;
+      if (live) void catalog.cancelCall({ callId: live.id }).catch(() => undefined);
+      abortRef.current?.abort();
+    },
+    [],
+  );
 
   const setTarget = (t: TargetSettings) => {
     setTargetState(t);
@@ -111,6 +120,92 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
     source,
   });
 
+  const baseOf = (tgt: TargetSettings) => ({
+    endpoint: tgt.endpoint.trim(),
+    service: service.name,
+    method: method.name,
+    useTls: tgt.useTls,
+    serverName: tgt.serverName.trim(),
+    timeoutSeconds: tgt.timeoutSeconds,
+    metadata: metadataMap(tgt.metadata),
+    transport: tgt.transport,
+    connectCodec: tgt.transport === Transport.CONNECT ? tgt.connectCodec : "",
+    insecureSkipVerify: tgt.useTls && tgt.insecureSkipVerify,
+    caCertPem: tgt.useTls ? tls.caCertPem : "",
+    clientCertPem: tgt.useTls ? tls.clientCertPem : "",
+    clientKeyPem: tgt.useTls ? tls.clientKeyPem : "",
+  });
+
+  /** Bring the result into view and keep focus somewhere useful (not <body>). */
+  const reveal = () => {
+    requestAnimationFrame(() => {
+      const box = responseRef.current;
+      if (!box) return;
+      const r = box.getBoundingClientRect();
+      if (r.top > window.innerHeight - 80 || r.bottom < 0) box.scrollIntoView({ block: "start", behavior: "smooth" });
+      if (document.activeElement === document.body || !document.activeElement) {
+        (box.querySelector("#call-status, .status-badge") as HTMLElement | null)?.focus({ preventScroll: true });
+      }
+    });
+  };
+
+  /** Read a call's events into `cur` (messages into its log, batched per frame). */
+  const readEvents = async (events: AsyncIterable<InvokeStreamEvent>, cur: { value: CallResult }, ctrl: AbortController, start: number) => {
+    const update = (patch: Partial<CallResult>) => {
+      cur.value = { ...cur.value, ...patch };
+      setResult(cur.value);
+    };
+    const log = cur.value.log;
+    try {
+      for await (const ev of events) {
+        const e = ev.event;
+        if (e.case === "message") log?.push(e.value.json, e.value.elapsedMs, e.value.index);
+        else if (e.case === "headers") update({ headers: e.value.headers.map(({ key: k, value }) => ({ key: k, value })) });
+        else if (e.case === "status") {
+          const s = e.value;
+          update({
+            done: true,
+            success: s.success,
+            statusCode: s.statusCode,
+            statusName: statusName(s.statusCode, s.statusName),
+            statusMessage: s.statusMessage,
+            error: s.error,
+            trailers: s.trailers.map(({ key: k, value }) => ({ key: k, value })),
+            errorDetailsJson: s.errorDetailsJson,
+            durationMs: s.durationMs || performance.now() - start,
+          });
+        }
+      }
+      log?.flush();
+      update({ running: false, done: true, durationMs: cur.value.durationMs || performance.now() - start });
+    } catch (e) {
+      log?.flush();
+      if (isAbort(e) || ctrl.signal.aborted) {
+        update({ running: false, done: true, cancelled: true, success: false, statusCode: 1, statusName: "CANCELLED", statusMessage: "cancelled by you", durationMs: performance.now() - start });
+      } else {
+        update({ running: false, done: true, catalogError: errorText(e), durationMs: performance.now() - start });
+      }
+    }
+  };
+
+  const remember = (final: CallResult, tgt: TargetSettings, sent: string[]) => {
+    if (!final.catalogError) {
+      setHistory(
+        addHistory(key, {
+          id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+          at: Date.now(),
+          requests: sent,
+          target: tgt,
+          statusCode: final.statusCode,
+          statusName: final.statusName,
+          durationMs: final.durationMs,
+          messageCount: final.log ? final.log.total : undefined,
+        }),
+      );
+    }
+    void refreshSession();
+  };
+
   const send = async (override?: { messages: string[]; target: TargetSettings }) => {
     if (result?.running) return;
     const tgt = override?.target ?? target;
@@ -125,24 +220,11 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
         return;
       }
     }
-    const base = {
-      endpoint: tgt.endpoint.trim(),
-      service: service.name,
-      method: method.name,
-      useTls: tgt.useTls,
-      serverName: tgt.serverName.trim(),
-      timeoutSeconds: tgt.timeoutSeconds,
-      metadata: metadataMap(tgt.metadata),
-      transport: tgt.transport,
-      connectCodec: tgt.transport === Transport.CONNECT ? tgt.connectCodec : "",
-      insecureSkipVerify: tgt.useTls && tgt.insecureSkipVerify,
-      caCertPem: tgt.useTls ? tls.caCertPem : "",
-      clientCertPem: tgt.useTls ? tls.clientCertPem : "",
-      clientKeyPem: tgt.useTls ? tls.clientKeyPem : "",
-    };
+    const base = baseOf(tgt);
     const requests = toSend.map(compact);
     const start = performance.now();
     let final: CallResult;
+    reveal();
     if (!streaming) {
       setResult(emptyResult(false));
       try {
@@ -169,62 +251,90 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
     } else {
       const ctrl = new AbortController();
       abortRef.current = ctrl;
-      let cur = emptyResult(true);
-      setResult(cur);
-      const update = (patch: Partial<CallResult>) => {
-        cur = { ...cur, ...patch };
-        setResult(cur);
-      };
-      try {
-        for await (const ev of catalog.invokeStream({ ...base, requestMessagesJson: requests }, { signal: ctrl.signal })) {
-          const e = ev.event;
-          if (e.case === "headers") update({ headers: e.value.headers.map(({ key: k, value }) => ({ key: k, value })) });
-          else if (e.case === "message")
-            update({ messages: [...cur.messages, { json: e.value.json, elapsedMs: e.value.elapsedMs, index: e.value.index }] });
-          else if (e.case === "status") {
-            const s = e.value;
-            update({
-              done: true,
-              success: s.success,
-              statusCode: s.statusCode,
-              statusName: statusName(s.statusCode, s.statusName),
-              statusMessage: s.statusMessage,
-              error: s.error,
-              trailers: s.trailers.map(({ key: k, value }) => ({ key: k, value })),
-              errorDetailsJson: s.errorDetailsJson,
-              durationMs: s.durationMs || performance.now() - start,
-            });
-          }
-        }
-        update({ running: false, done: true, durationMs: cur.durationMs || performance.now() - start });
-      } catch (e) {
-        if (isAbort(e) || ctrl.signal.aborted) {
-          update({ running: false, done: true, cancelled: true, success: false, statusCode: 1, statusName: "CANCELLED", statusMessage: "cancelled by you", durationMs: performance.now() - start });
-        } else {
-          update({ running: false, done: true, catalogError: errorText(e), durationMs: performance.now() - start });
-        }
-      } finally {
-        abortRef.current = null;
-      }
-      final = cur;
+      const cur = { value: emptyResult(true) };
+      setResult(cur.value);
+      await readEvents(catalog.invokeStream({ ...base, requestMessagesJson: requests }, { signal: ctrl.signal }), cur, ctrl, start);
+      abortRef.current = null;
+      final = cur.value;
     }
-    if (!final.catalogError) {
-      setHistory(
-        addHistory(key, {
-          id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
-          at: Date.now(),
-          requests: toSend,
-          target: tgt,
-          statusCode: final.statusCode,
-          statusName: final.statusName,
-          durationMs: final.durationMs,
-          messageCount: streaming ? final.messages.length : undefined,
-        }),
-      );
-    }
-    void refreshSession();
+    remember(final, tgt, toSend);
   };
-  sendRef.current = () => void send();
+
+  // -- live calls: send one message at a time while the stream is open -------------
+
+  const startLive = async () => {
+    if (result?.running) return;
+    const tgt = target;
+    const start = performance.now();
+    const ctrl = new AbortController();
+    abortRef.current = ctrl;
+    const cur = { value: emptyResult(true) };
+    setResult(cur.value);
+    reveal();
+    let callId: string;
+    try {
+      callId = (await catalog.startCall({ call: { ...baseOf(tgt), requestMessagesJson: [] } })).callId;
+    } catch (e) {
+      cur.value = { ...cur.value, running: false, done: true, catalogError: errorText(e), durationMs: performance.now() - start };
+      setResult(cur.value);
+      abortRef.current = null;
+      return;
+    }
+    liveRef.current = { id: callId, sent: [], cur };
+    setLive(cur, { sent: 0, halfClosed: false });
+    await readEvents(catalog.watchCall({ callId }, { signal: ctrl.signal }), cur, ctrl, start);
+    const sent = liveRef.current?.sent ?? [];
+    liveRef.current = null;
+    abortRef.current = null;
+    remember(cur.value, tgt, sent);
+  };
+
+  const setLive = (cur: { value: CallResult }, live: CallResult["live"]) => {
+    cur.value = { ...cur.value, live };
+    setResult(cur.value);
+  };
+
+  const liveSend = async () => {
+    const live = liveRef.current;
+    if (!live) return;
+    const text = draft.messages[draft.active] ?? "";
+    const c = checkMessage(set, located, text);
+    if (c.syntax) {
+      setMode("json");
+      toast(`Fix the JSON of message #${draft.active + 1} first: ${c.syntax.message}`, "error", 6000);
+      return;
+    }
+    try {
+      const r = await catalog.sendMessage({ callId: live.id, messageJson: compact(text) });
+      live.sent.push(text);
+      setLive(live.cur, { sent: r.sentCount, halfClosed: live.cur.value.live?.halfClosed ?? false });
+    } catch (e) {
+      toast(`Not sent: ${errorText(e)}`, "error", 6000);
+    }
+  };
+
+  const liveClose = async () => {
+    const live = liveRef.current;
+    if (!live) return;
+    try {
+      const r = await catalog.closeSend({ callId: live.id });
+      setLive(live.cur, { sent: r.sentCount, halfClosed: true });
+    } catch (e) {
+      toast(errorText(e), "error", 6000);
+    }
+  };
+
+  const cancel = () => {
+    const live = liveRef.current;
+    if (live) {
+      // The watcher then reads the CANCELLED status the catalog sends.
+      void catalog.cancelCall({ callId: live.id }).catch(() => abortRef.current?.abort());
+      return;
+    }
+    abortRef.current?.abort();
+  };
+
+  sendRef.current = () => void (liveRef.current ? liveSend() : send());
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -396,16 +506,43 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
         />
 
         <div class="send-row">
-          {result?.running && streaming ? (
+          {result?.running && result.live ? (
+            <>
+              <button key="live-send" type="button" class="btn btn-primary" data-testid="live-send" disabled={result.live.halfClosed} onClick={() => void liveSend()}>
+                <IconPlay /> <span>Send message #{draft.active + 1}</span>
+              </button>
+              <button key="live-close" type="button" class="btn btn-secondary" data-testid="live-close" disabled={result.live.halfClosed} onClick={() => void liveClose()}>
+                <span>Close sending</span>
+              </button>
+              <button key="cancel" type="button" class="btn btn-danger" onClick={cancel}>
+                <IconStop /> <span>Cancel</span>
+              </button>
+            </>
+          ) : result?.running && streaming ? (
             // Distinct keys: the Send (submit) button must never be this same element, or the
             // click that cancels would, once re-rendered, submit the form and start a new call.
-            <button key="cancel" type="button" class="btn btn-danger" onClick={() => abortRef.current?.abort()}>
+            <button key="cancel" type="button" class="btn btn-danger" onClick={cancel}>
               <IconStop /> <span>Cancel</span>
             </button>
           ) : (
-            <button key="send" type="submit" class="btn btn-primary btn-send" disabled={result?.running} data-testid="send">
-              <IconPlay /> <span>{result?.running ? "Calling…" : multi ? `Send ${draft.messages.length} message${draft.messages.length === 1 ? "" : "s"}` : "Send"}</span>
-            </button>
+            <>
+              <button key="send" type="submit" class="btn btn-primary btn-send" disabled={result?.running} data-testid="send">
+                <IconPlay /> <span>{result?.running ? "Calling…" : multi ? `Send ${draft.messages.length} message${draft.messages.length === 1 ? "" : "s"}` : "Send"}</span>
+              </button>
+              {multi && !streamUnsupported && (
+                <button
+                  key="live"
+                  type="button"
+                  class="btn btn-secondary"
+                  data-testid="live-start"
+                  disabled={result?.running}
+                  title="Open the stream, then send messages one at a time and see the responses as they come"
+                  onClick={() => void startLive()}
+                >
+                  <span>Start live call</span>
+                </button>
+              )}
+            </>
           )}
           <span class="muted small kbd-hint">
             <kbd>Ctrl</kbd>/<kbd>⌘</kbd>+<kbd>Enter</kbd>
@@ -417,7 +554,7 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
         </div>
       </form>
 
-      <ResponseView result={result} onCancel={() => abortRef.current?.abort()} />
+      <ResponseView result={result} onCancel={cancel} boxRef={responseRef} />
       <CommandPanel spec={spec()} />
       <HistoryPanel history={history} onRun={rerun} onClear={() => { clearHistory(key); setHistory([]); }} />
     </section>
