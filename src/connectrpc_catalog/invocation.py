@@ -264,6 +264,12 @@ def _compact_json(registry: MethodRegistry, msg: Message) -> str:
 
 
 def _encode(registry: MethodRegistry, msg: Message, codec: str, where: str) -> bytes:
+    if not msg.IsInitialized():  # proto2 `required` (editions LEGACY_REQUIRED), any codec
+        missing = ", ".join(msg.FindInitializationErrors()) or "a required field"
+        raise _invalid(
+            f"{where} is missing required fields: {missing} (proto2 `required`: set them, "
+            "the server would reject the message)"
+        )
     if codec == "json":
         text = _compact_json(registry, msg)
         return text.encode()
