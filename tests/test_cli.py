@@ -18,13 +18,16 @@ from .catalog_server import run_cli
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5h", 5400), ("500ms", 0.5), ("45", 45)],
+    [
+        ("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5h", 5400), ("500ms", 0.5), ("45", 45),
+        ("1h30m", 5400), ("2h 15m", 8100), ("1m30s", 90),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "abc", "10x", "-5s", "0s"])
+@pytest.mark.parametrize("text", ["", "abc", "10x", "-5s", "0s", "1h30", "h30m"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
@@ -38,6 +41,7 @@ def test_defaults_and_environment() -> None:
         "CONNECTRPC_CATALOG_SESSION_TTL": "30m",
         "CONNECTRPC_CATALOG_LOG_LEVEL": "DEBUG",
         "CONNECTRPC_CATALOG_HOST": "0.0.0.0",
+        "CONNECTRPC_CATALOG_AUTH": "none",
     }
     s = load_settings([], env=env)
     assert (s.host, s.port, s.session_ttl, s.log_level) == ("0.0.0.0", 9191, 1800, "debug")
@@ -105,12 +109,46 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 
 def test_a_network_bind_warns_and_a_null_origin_is_refused() -> None:
-    with run_cli("--host", "0.0.0.0") as (_url, proc):
+    with run_cli("--host", "0.0.0.0", "--auth", "none") as (_url, proc):
         proc.terminate()
         _out, err = proc.communicate(timeout=15)
     assert "listening on a network address" in err and "--allowed-host" in err
+    assert "--auth none on the network address" in err
     done = subprocess.run(
         [sys.executable, "-m", "connectrpc_catalog", "--cors-origin", "null"],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2 and "'null' is never allowed" in done.stderr
+
+
+def test_ctrl_c_in_a_terminal_stops_without_a_traceback() -> None:
+    """Ctrl+C reaches the whole process group: the catalog and its compile worker."""
+    import os
+    import re
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectrpc_catalog", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert re.search(r"listening on", line), line
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the compile worker is started after listening
+            kids = subprocess.run(
+                ["pgrep", "-g", str(proc.pid), "-f", "sources.compiler"],
+                capture_output=True, text=True,
+            ).stdout.split()
+            if kids:
+                break
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode == 0

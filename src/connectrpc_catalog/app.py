@@ -6,25 +6,31 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from connectrpc.codec import proto_binary_codec
 
+from .api.auth import AuthGate, authenticator_for
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
+from .api.health import ops_routes
 from .api.refusal import DrainFirst
 from .api.self_reflection import reflection_routes
 from .api.service import CatalogService
 from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
 from .api.static import StaticFiles
 from .api.strictjson import StrictJSONCodec
+from .audit import AuditLog
 from .base import Base
 from .descriptors import EMPTY, SchemaCache
 from .gen.catalog.v1 import catalog_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
+from .identity import current_identity
 from .invocation import CallLimits
 from .jsondepth import DEFAULT_MAX_DEPTH
 from .loading import Loader
+from .metrics import Metrics
+from .policy import AccessPolicy, GuardedInvoker, GuardedLoader, IdentityLimits, Observers
 from .registry import Registry
 from .session import (
     CLEANUP_INTERVAL,
@@ -33,12 +39,20 @@ from .session import (
     SessionManager,
     State,
 )
+from .settings import (
+    AuthSettings,
+    LimitSettings,
+    OpsSettings,
+    PolicySettings,
+    ServerSettings,
+    SessionSettings,
+    Settings,
+)
 from .sources.compiler import Compiler
 from .sources.core import Context, Limits
 from .startup import BaseSpec, LoadedBase, load_base
-from .transports import Invoker
 
-__all__ = ["App", "AppConfig", "create_app"]
+__all__ = ["App", "AppConfig", "Settings", "create_app"]
 
 API_PREFIX = "/catalog.v1.CatalogService/"
 _log = logging.getLogger(__name__)
@@ -48,7 +62,8 @@ _SERVICE = catalog_pb.desc().services[0]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppConfig:
-    """What the app needs to know at start-up."""
+    """A flat way to write the settings the tests (and embedders) change most, with the
+    runtime hooks `clock` and `extra_routes`; `settings()` is the tree it stands for."""
 
     session_ttl: float = DEFAULT_TTL
     cleanup_interval: float = CLEANUP_INTERVAL
@@ -74,51 +89,125 @@ class AppConfig:
     buf: str = ""
     cache_dir: str = ""
     load_limits: Limits = field(default_factory=Limits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    sessions_per_identity: int = 0
+    calls_per_minute: int = 0
+    streams_per_identity: int = 0
+
+    def settings(self) -> Settings:
+        """The settings tree these values stand for."""
+        return Settings(
+            server=ServerSettings(
+                host=self.bind_host,
+                allowed_hosts=tuple(self.allowed_hosts),
+                cors_origins=tuple(self.cors_origins),
+            ),
+            sessions=SessionSettings(
+                ttl=self.session_ttl,
+                cleanup_interval=self.cleanup_interval,
+                max_sessions=self.max_sessions,
+                per_identity=self.sessions_per_identity,
+            ),
+            limits=LimitSettings(
+                max_request_bytes=self.max_request_bytes,
+                max_json_depth=self.max_json_depth,
+                max_timeout=self.max_timeout,
+                max_stream_messages=self.max_stream_messages,
+                max_streams_per_session=self.max_streams_per_session,
+                max_loads_per_session=self.max_loads_per_session,
+                schema_cache_entries=self.schema_cache_entries,
+                calls_per_minute=self.calls_per_minute,
+                streams_per_identity=self.streams_per_identity,
+                load=self.load_limits,
+            ),
+            auth=replace(self.auth, admin_token=self.admin_token or self.auth.admin_token),
+            policy=self.policy,
+            ops=self.ops,
+            base=self.base,
+            git_base_url=self.git_base_url,
+            buf=self.buf,
+            cache_dir=self.cache_dir,
+        )
 
 
 class App:
     """The catalog's ASGI application; owns the session manager, compiler and caches."""
 
-    def __init__(self, config: AppConfig) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: AppConfig | Settings,
+        *,
+        clock: Callable[[], float] | None = None,
+        extra_routes: dict[str, ASGIApp] | None = None,
+    ) -> None:
+        if isinstance(config, AppConfig):
+            clock = clock or config.clock
+            extra_routes = {**config.extra_routes, **(extra_routes or {})}
+            config = config.settings()
+        self.settings = s = config
+        self.clock = clock = clock or time.time
         self.base = Base()
-        self.schemas = SchemaCache(config.schema_cache_entries)
+        self._base_loaded = not s.base.sources
+        self.schemas = SchemaCache(s.limits.schema_cache_entries)
         self.compiler = Compiler()
         self.loader = Loader(
             Context(
                 self.schemas,
                 self.compiler,
-                limits=config.load_limits,
-                git_base_url=config.git_base_url,
-                buf=config.buf or None,
-                cache_dir=config.cache_dir or None,
+                limits=s.limits.load,
+                git_base_url=s.git_base_url,
+                buf=s.buf or None,
+                cache_dir=s.cache_dir or None,
+                proto_roots=s.policy.proto_roots,
             )
         )
+        """The loader of the start-up sources (the operator's: no policy applies)."""
+        self.metrics = Metrics(self._figures, clock) if s.ops.metrics else None
+        self.audit = AuditLog(s.ops.audit_log) if s.ops.audit_log else None
+        self.observer = Observers(*(o for o in (self.metrics, self.audit) if o is not None))
+        self.policy = AccessPolicy.build(
+            proto_roots=s.policy.proto_roots,
+            allow_targets=s.policy.allow_targets,
+            allow_any_target=s.policy.allow_any_target,
+            group_targets=s.policy.group_targets,
+            group_roots=s.policy.group_proto_roots,
+            permissive=s.server.loopback,
+            operator_endpoints=_operator_endpoints(s.base),
+        )
+        self.identity_limits = IdentityLimits(
+            calls_per_minute=s.limits.calls_per_minute, streams=s.limits.streams_per_identity
+        )
+        self.user_loader = GuardedLoader(self.loader, self.policy, self.observer)
+        """The loader of LoadProtos: the access policy in front, metrics and audit behind."""
         self.manager = SessionManager(
             self._new_state,
-            ttl=config.session_ttl,
-            cleanup_interval=config.cleanup_interval,
-            clock=config.clock,
-            max_sessions=config.max_sessions,
+            ttl=s.sessions.ttl,
+            cleanup_interval=s.sessions.cleanup_interval,
+            clock=clock,
+            max_sessions=s.sessions.max_sessions,
+            max_per_owner=s.sessions.per_identity,
         )
         self._reload_lock = asyncio.Lock()
         self.service = CatalogService(
             manager=self.manager,
-            loader=self.loader,
+            loader=self.user_loader,
             base=self.base,
             reload_base=self.reload_base,
-            admin_token=config.admin_token,
+            admin_token=s.auth.admin_token,
             call_limits=CallLimits(
-                max_timeout=config.max_timeout,
-                max_messages=config.max_stream_messages,
-                max_json_depth=config.max_json_depth,
-                max_streams=config.max_streams_per_session,
+                max_timeout=s.limits.max_timeout,
+                max_messages=s.limits.max_stream_messages,
+                max_json_depth=s.limits.max_json_depth,
+                max_streams=s.limits.max_streams_per_session,
             ),
-            max_loads=config.max_loads_per_session,
+            max_loads=s.limits.max_loads_per_session,
+            max_schema_bytes=s.limits.max_schema_bytes,
         )
         api = CatalogServiceASGIApplication(
             self.service,
-            read_max_bytes=config.max_request_bytes,
+            read_max_bytes=s.limits.max_request_bytes,
             interceptors=[InternalErrors()],
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
@@ -126,8 +215,8 @@ class App:
             RouteGuard(
                 BodyGuard(
                     SessionMiddleware(api, self.manager, API_PREFIX),
-                    max_bytes=config.max_request_bytes,
-                    max_depth=config.max_json_depth,
+                    max_bytes=s.limits.max_request_bytes,
+                    max_depth=s.limits.max_json_depth,
                 ),
                 _SERVICE.type_name,
                 {
@@ -137,17 +226,65 @@ class App:
             )
         )
         self._static = StaticFiles()
-        self._routes = {**reflection_routes(), **config.extra_routes}
+        self.auth = authenticator_for(s.auth, clock=clock, audit=self.audit, metrics=self.metrics)
+        self.service.auth_mode = self.auth.mode
+        self._exact: dict[str, ASGIApp] = {
+            **ops_routes(self.ready, self.metrics),
+            **self.auth.routes(),
+        }
+        reflection = reflection_routes()
+        self._routes = {**reflection, **(extra_routes or {})}
         self._app: ASGIApp = HostGuard(
-            OriginGuard(self._route, config.cors_origins),
-            HostPolicy.of(config.bind_host, config.allowed_hosts),
+            OriginGuard(
+                AuthGate(
+                    self._route,
+                    self.auth,
+                    (API_PREFIX, *reflection),
+                    audit=self.audit,
+                    metrics=self.metrics,
+                ),
+                s.server.cors_origins,
+            ),
+            HostPolicy.of(s.server.host, s.server.allowed_hosts),
         )
         self._warmup: asyncio.Task[None] | None = None
 
     def _new_state(self, session_id: str, now: float) -> State:
-        return State(
-            id=session_id, registry=Registry(self.base, self.schemas), invoker=Invoker(), now=now
+        invoker = GuardedInvoker(
+            owner=current_identity(),
+            session=session_id[:8],
+            policy=self.policy,
+            limits=self.identity_limits,
+            observer=self.observer,
         )
+        return State(
+            id=session_id, registry=Registry(self.base, self.schemas), invoker=invoker, now=now
+        )
+
+    def _figures(self) -> dict[str, object]:
+        stats = self.manager.get_stats()
+        return {
+            "active": stats.active_sessions,
+            "created": self.manager.created,
+            "expired": self.manager.expired,
+            "oldest": stats.oldest_session,
+            "newest": stats.newest_session,
+            "builds": self.schemas.builds,
+            "entries": len(getattr(self.schemas, "_entries", ())),
+            "runs": dict(self.loader.context.runs),
+        }
+
+    async def ready(self) -> dict[str, bool]:
+        """/readyz: the start-up sources are loaded and the compiler's worker runs."""
+        worker = getattr(self.compiler, "_proc", None)
+        if worker is None or worker.returncode is not None:
+            try:
+                await asyncio.wait_for(self.compiler.warm_up(), 5.0)
+            except Exception:  # reported as not ready
+                _log.warning("the compiler's worker does not start", exc_info=True)
+            worker = getattr(self.compiler, "_proc", None)
+        alive = worker is not None and worker.returncode is None
+        return {"base_loaded": self._base_loaded, "worker_alive": alive}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -157,6 +294,10 @@ class App:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
+        exact = self._exact.get(path)
+        if exact is not None:
+            await exact(scope, receive, send)
+            return
         if path.startswith(API_PREFIX):
             await self._api(scope, receive, send)
             return
@@ -173,8 +314,9 @@ class App:
         spec says keep_going). Sessions see the new base on their next call.
         """
         async with self._reload_lock:
-            loaded = await load_base(self.loader, self.config.base, EMPTY)
+            loaded = await load_base(self.loader, self.settings.base, EMPTY)
             self.base.replace(loaded.schema, loaded.targets, loaded.origins)
+            self._base_loaded = True
             return loaded
 
     async def startup(self) -> None:
@@ -195,6 +337,8 @@ class App:
         await self.manager.close()
         await self.loader.close()
         await self.compiler.close()
+        if self.audit is not None:
+            self.audit.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -212,6 +356,12 @@ class App:
                 return
 
 
-def create_app(config: AppConfig | None = None) -> App:
+def _operator_endpoints(spec: BaseSpec) -> list[str]:
+    """The endpoints the operator named (start-up target, --target-for, [targets])."""
+    targets = [*spec.targets.values(), *(s.default_target for s in spec.sources)]
+    return [t.endpoint for t in targets if t is not None and t.endpoint]
+
+
+def create_app(config: AppConfig | Settings | None = None) -> App:
     """Build the catalog app."""
     return App(config or AppConfig())

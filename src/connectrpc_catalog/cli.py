@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -12,8 +14,8 @@ import sys
 import webbrowser
 from collections.abc import Callable, Sequence
 
-from .app import App, AppConfig, create_app
-from .config import ENV_PREFIX, ConfigError, Settings, load_settings, parse_duration
+from .app import App, create_app
+from .config import ConfigError, Settings, load_settings, parse_duration
 from .startup import BaseLoadError
 
 __all__ = ["main", "parse_duration", "serve"]
@@ -28,40 +30,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"connectrpc-catalog: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    app = create_app(
-        AppConfig(
-            session_ttl=settings.session_ttl,
-            cors_origins=settings.cors_origins,
-            bind_host=settings.host,
-            allowed_hosts=settings.allowed_hosts,
-            max_sessions=settings.max_sessions,
-            max_timeout=settings.max_timeout,
-            max_request_bytes=settings.max_request_bytes,
-            max_json_depth=settings.max_json_depth,
-            max_stream_messages=settings.max_stream_messages,
-            max_streams_per_session=settings.max_streams_per_session,
-            max_loads_per_session=settings.max_loads_per_session,
-            base=settings.base,
-            admin_token=settings.admin_token,
-            git_base_url=settings.git_base_url,
-            buf=settings.buf,
-            cache_dir=settings.cache_dir,
+    _setup_logging(settings)
+    if settings.auth.mode == "none" and not settings.server.loopback:
+        _log.warning(
+            "--auth none on the network address %s: anyone who can reach it signs in as "
+            "'anonymous' (an explicit choice)",
+            settings.host,
         )
-    )
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        app = create_app(settings)
+    except OSError as exc:
+        print(f"connectrpc-catalog: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
             return runner.run(serve(app, settings))
     except KeyboardInterrupt:
         return 0
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def _setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    if settings.server.log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message (and the exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (faster I/O for every request), else the standard loop."""
-    if os.environ.get(ENV_PREFIX + "LOOP", "auto") == "asyncio":
+    if settings.server.loop == "asyncio":
         return None
     try:
         import uvloop
@@ -95,6 +111,8 @@ async def serve(app: App, settings: Settings) -> int:
     config.keep_alive_max_requests = 1 << 62  # hypercorn's default of 1,000 breaks gRPC clients
     config.loglevel = "WARNING" if settings.log_level == "info" else settings.log_level.upper()
     config.accesslog = None
+    if settings.server.log_format == "json":
+        config.errorlog = logging.getLogger("hypercorn.error")  # through the JSON handler
     config.graceful_timeout = 5.0
     try:
         sockets = config.create_sockets()
@@ -117,10 +135,11 @@ async def serve(app: App, settings: Settings) -> int:
     print(f"connectrpc-catalog listening on {url}", flush=True)
     if not _is_loopback(addr[0]):
         _log.warning(
-            "listening on a network address (%s): anyone who can reach it can read what this "
-            "server can read and call what it can reach; put it behind an authenticating "
-            "proxy, and name the hosts people use with --allowed-host",
+            "listening on a network address (%s) with sign-in %s; name the hosts people "
+            "use with --allowed-host, and bound loads and calls with --proto-root and "
+            "--allow-target",
             addr[0],
+            settings.auth.mode,
         )
     if settings.open_browser and not os.environ.get("CI"):
         loop.call_later(0.5, webbrowser.open, url)

@@ -7,22 +7,43 @@ default. List settings (sources, targets, origins) from the file and the flags a
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .gen.catalog.v1 import catalog_pb
 from .loading import SOURCES, Kind
+from .policy import TargetRule
+from .settings import (
+    AuthSettings,
+    LimitSettings,
+    OpsSettings,
+    PolicySettings,
+    ServerSettings,
+    SessionSettings,
+    Settings,
+)
+from .sources.core import Limits
 from .startup import BaseSpec, StartupSource, parse_target
 
-__all__ = ["ConfigError", "Settings", "build_parser", "load_settings", "parse_duration"]
+__all__ = [
+    "OPTIONS",
+    "ConfigError",
+    "Option",
+    "Settings",
+    "build_parser",
+    "load_settings",
+    "parse_duration",
+]
 
 ENV_PREFIX = "CONNECTRPC_CATALOG_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 _SOURCE_FLAGS: dict[str, Kind] = {kind.dest: kind for kind in SOURCES.values() if kind.flag}
@@ -34,39 +55,18 @@ class ConfigError(Exception):
     """Settings that cannot be used; the message says which and why."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """Everything the command needs to start."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    session_ttl: float = 3600.0
-    log_level: str = "info"
-    cors_origins: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    max_sessions: int = 10_000
-    max_timeout: float = 300.0
-    max_request_bytes: int = 96 * 1024 * 1024
-    max_json_depth: int = 100
-    max_stream_messages: int = 10_000
-    max_streams_per_session: int = 16
-    max_loads_per_session: int = 4
-    base: BaseSpec = field(default_factory=BaseSpec)
-    admin_token: str = ""
-    git_base_url: str = ""
-    buf: str = ""
-    cache_dir: str = ""
-    open_browser: bool = False
-
-
 def parse_duration(text: str) -> float:
-    """Seconds from "90s", "30m", "2h", "1.5h", "500ms" or a bare number of seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
+    """Seconds from "90s", "30m", "2h", "1h30m", "1.5h", "500ms" or a bare number of seconds."""
+    raw = str(text).strip()
+    match = _DURATION.match(raw)
+    if match:
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    elif raw and _DURATION_PART.sub("", raw.replace(" ", "")) == "":
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(raw))
+    else:
         raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use a number with a unit, e.g. 90s, 30m, 2h"
+            f"invalid duration {text!r}: use a number with a unit, e.g. 90s, 30m, 2h, 1h30m"
         )
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"duration {text!r} must be greater than zero")
     return seconds
@@ -98,22 +98,667 @@ def _origin(text: str) -> str:
         return origin
     scheme, sep, rest = origin.partition("://")
     if origin.lower() == "null" or not sep or scheme not in ("http", "https") or not rest:
-        raise ConfigError(
-            f"--cors-origin {text!r}: expected an origin such as http://localhost:3000 "
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected an origin such as http://localhost:3000 "
             "(the origin 'null' is never allowed)"
         )
     if "/" in rest:
-        raise ConfigError(f"--cors-origin {text!r}: an origin has no path")
+        raise argparse.ArgumentTypeError(f"{text!r}: an origin has no path")
     return origin
 
 
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _count(text: str) -> int:
+    """A whole number ≥ 0 (0 turns a limit off)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def _choice(*names: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in names:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(names)}")
+        return value
+
+    return parse
+
+
+def _cidr(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or a CIDR such as 10.0.0.0/8"
+        ) from None
+
+
+def _target_pattern(text: str) -> str:
+    try:
+        return TargetRule.parse(text).text
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _folder(text: str) -> str:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder on this machine")
+    return str(path)
+
+
+def _pair(convert: Callable[[str], str]) -> Callable[[str], tuple[str, str]]:
+    def parse(text: str) -> tuple[str, str]:
+        group, sep, value = str(text).partition("=")
+        if not sep or not group.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"{text!r}: expected GROUP=VALUE")
+        return group.strip(), convert(value.strip())
+
+    return parse
+
+
+def _url(text: str) -> str:
+    value = str(text).strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s):// URL")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Option:
+    """One setting: its flag, environment variable, config key, place in the tree,
+    default, parser and help."""
+
+    key: str
+    """The config-file key and environment suffix: `session_ttl`."""
+    path: str
+    """Where it goes in `Settings`: `sessions.ttl`."""
+    default: Any
+    help: str
+    group: str
+    parse: Callable[[str], Any] = str
+    flag: str = ""
+    metavar: str | None = None
+    many: bool = False
+    switch: bool = False
+    """A flag without a value (`--open`); `--no-…` too when the default is true."""
+    secret: bool = False
+    """Never shown in messages."""
+    shown_default: str = ""
+
+    @property
+    def flag_name(self) -> str:
+        """The command-line flag."""
+        return self.flag or "--" + self.key.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        """The environment variable."""
+        return ENV_PREFIX + self.key.upper()
+
+
+_G_SERVER = "listening"
+_G_SEC = "security and limits (see the README's Security section)"
+_G_AUTH = "sign-in (see the README's Running for a team section)"
+_G_POLICY = "access policy"
+_G_OPS = "operations"
+_G_LOAD = "load limits"
+_L = Limits()
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        key="host",
+        path="server.host",
+        default="127.0.0.1",
+        group=_G_SERVER,
+        help="address to listen on; a non-loopback address needs --auth",
+    ),
+    Option(
+        key="port",
+        path="server.port",
+        default=8080,
+        parse=_port,
+        group=_G_SERVER,
+        help="port to listen on, 0 = any",
+    ),
+    Option(
+        key="log_level",
+        path="server.log_level",
+        default="info",
+        group=_G_SERVER,
+        parse=_choice("debug", "info", "warning", "error"),
+        help="debug, info, warning or error",
+    ),
+    Option(
+        key="log_format",
+        path="server.log_format",
+        default="text",
+        group=_G_SERVER,
+        parse=_choice("text", "json"),
+        help="text, or json: one JSON object per log line",
+    ),
+    Option(
+        key="loop",
+        path="server.loop",
+        default="auto",
+        group=_G_SERVER,
+        parse=_choice("auto", "asyncio"),
+        help="event loop: auto (uvloop when installed) or asyncio",
+    ),
+    Option(
+        key="open",
+        path="server.open_browser",
+        default=False,
+        switch=True,
+        parse=_bool,
+        group=_G_SERVER,
+        help="open the UI in a browser",
+    ),
+    Option(
+        key="cors_origin",
+        path="server.cors_origins",
+        default=(),
+        many=True,
+        parse=_origin,
+        metavar="ORIGIN",
+        group=_G_SEC,
+        help="a browser origin besides the catalog's own page that may call the API, e.g. "
+        "http://localhost:3000 (repeatable; '*' for any; default: none, same-origin only)",
+    ),
+    Option(
+        key="allowed_host",
+        path="server.allowed_hosts",
+        default=(),
+        many=True,
+        metavar="NAME",
+        group=_G_SEC,
+        help="a host name the catalog answers to besides localhost, IP addresses and --host "
+        "(repeatable; '*' for any); other Host headers are refused (DNS rebinding)",
+    ),
+    Option(
+        key="session_ttl",
+        path="sessions.ttl",
+        default=3600.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SEC,
+        shown_default="1h",
+        help="idle time after which a session expires, e.g. 90s, 30m, 2h",
+    ),
+    Option(
+        key="session_sweep_interval",
+        path="sessions.cleanup_interval",
+        default=300.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SEC,
+        shown_default="5m",
+        help="time between two sweeps of expired sessions",
+    ),
+    Option(
+        key="max_sessions",
+        path="sessions.max_sessions",
+        default=10_000,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="live sessions at most",
+    ),
+    Option(
+        key="sessions_per_identity",
+        path="sessions.per_identity",
+        default=0,
+        parse=_count,
+        metavar="N",
+        group=_G_SEC,
+        help="live sessions one signed-in identity may hold (0: no limit)",
+    ),
+    Option(
+        key="max_timeout",
+        path="limits.max_timeout",
+        default=300.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SEC,
+        shown_default="5m",
+        help="longest deadline a call may ask for, e.g. 5m",
+    ),
+    Option(
+        key="max_request_bytes",
+        path="limits.max_request_bytes",
+        default=96 * 1024 * 1024,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        shown_default="100663296, 96 MiB",
+        help="largest request body in bytes",
+    ),
+    Option(
+        key="max_json_depth",
+        path="limits.max_json_depth",
+        default=100,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="deepest nesting of JSON in a request",
+    ),
+    Option(
+        key="max_stream_messages",
+        path="limits.max_stream_messages",
+        default=10_000,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="request messages one stream may send",
+    ),
+    Option(
+        key="max_streams_per_session",
+        path="limits.max_streams_per_session",
+        default=16,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="InvokeStream calls one session may have open at once",
+    ),
+    Option(
+        key="max_loads_per_session",
+        path="limits.max_loads_per_session",
+        default=4,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="LoadProtos calls one session may have in progress at once",
+    ),
+    Option(
+        key="calls_per_minute",
+        path="limits.calls_per_minute",
+        default=0,
+        parse=_count,
+        metavar="N",
+        group=_G_SEC,
+        help="upstream calls one identity may start per minute (0: no limit)",
+    ),
+    Option(
+        key="streams_per_identity",
+        path="limits.streams_per_identity",
+        default=0,
+        parse=_count,
+        metavar="N",
+        group=_G_SEC,
+        help="upstream streams one identity may have open at once (0: no limit)",
+    ),
+    Option(
+        key="schema_cache_entries",
+        path="limits.schema_cache_entries",
+        default=64,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="schemas kept in the shared cache",
+    ),
+    Option(
+        key="max_schema_bytes",
+        path="limits.max_schema_bytes",
+        default=8 << 20,
+        parse=_positive,
+        metavar="N",
+        group=_G_SEC,
+        help="most JSON Schema bytes one GetServiceSchema answer carries",
+    ),
+    Option(
+        key="max_load_files",
+        path="limits.load.max_files",
+        default=_L.max_files,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="files one load may hold",
+    ),
+    Option(
+        key="max_load_bytes",
+        path="limits.load.max_bytes",
+        default=_L.max_bytes,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="bytes one load may read",
+    ),
+    Option(
+        key="max_checkout_bytes",
+        path="limits.load.max_checkout_bytes",
+        default=_L.max_checkout_bytes,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="size a Git checkout may reach",
+    ),
+    Option(
+        key="git_timeout",
+        path="limits.load.git_timeout",
+        default=_L.git_timeout,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_LOAD,
+        shown_default="2m",
+        help="longest a git step may run",
+    ),
+    Option(
+        key="buf_timeout",
+        path="limits.load.buf_timeout",
+        default=_L.buf_timeout,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_LOAD,
+        shown_default="2m",
+        help="longest a buf step may run",
+    ),
+    Option(
+        key="max_walk_entries",
+        path="limits.load.max_walk_entries",
+        default=_L.max_walk_entries,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="directory entries a folder load may look at",
+    ),
+    Option(
+        key="max_walk_depth",
+        path="limits.load.max_walk_depth",
+        default=_L.max_walk_depth,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="folders deep a folder load may go",
+    ),
+    Option(
+        key="max_name_chars",
+        path="limits.load.max_name_chars",
+        default=_L.max_name_chars,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="longest import path",
+    ),
+    Option(
+        key="max_name_part_chars",
+        path="limits.load.max_name_part_chars",
+        default=_L.max_name_part_chars,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="longest folder or file name in an import path",
+    ),
+    Option(
+        key="max_name_depth",
+        path="limits.load.max_name_depth",
+        default=_L.max_name_depth,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="most '/'-separated parts of an import path",
+    ),
+    Option(
+        key="auth",
+        path="auth.mode",
+        default="none",
+        group=_G_AUTH,
+        parse=_choice("none", "token", "proxy", "oidc"),
+        help="sign-in: token (a bearer token), proxy (an identity header from "
+        "--trusted-proxy), oidc (OpenID Connect) or none; required on a non-loopback --host",
+    ),
+    Option(
+        key="auth_token",
+        path="auth.token",
+        default="",
+        secret=True,
+        group=_G_AUTH,
+        metavar="TOKEN",
+        help="the bearer token everyone signs in with (implies --auth token)",
+    ),
+    Option(
+        key="auth_token_file",
+        path="",
+        default="",
+        group=_G_AUTH,
+        metavar="FILE",
+        help="a file holding the bearer token (implies --auth token)",
+    ),
+    Option(
+        key="auth_header",
+        path="auth.header",
+        default="X-Forwarded-Email",
+        group=_G_AUTH,
+        metavar="NAME",
+        help="--auth proxy: the header naming the signed-in person",
+    ),
+    Option(
+        key="auth_groups_header",
+        path="auth.groups_header",
+        default="",
+        group=_G_AUTH,
+        metavar="NAME",
+        help="--auth proxy: a header with the person's groups, comma-separated (e.g. "
+        "X-Forwarded-Groups)",
+    ),
+    Option(
+        key="trusted_proxy",
+        path="auth.trusted_proxies",
+        default=(),
+        many=True,
+        parse=_cidr,
+        metavar="CIDR",
+        group=_G_AUTH,
+        help="--auth proxy: an address or CIDR of the proxy whose identity header is "
+        "trusted (repeatable)",
+    ),
+    Option(
+        key="oidc_issuer",
+        path="auth.oidc_issuer",
+        default="",
+        parse=_url,
+        metavar="URL",
+        group=_G_AUTH,
+        help="--auth oidc: the OpenID provider's issuer URL",
+    ),
+    Option(
+        key="oidc_client_id",
+        path="auth.oidc_client_id",
+        default="",
+        metavar="ID",
+        group=_G_AUTH,
+        help="--auth oidc: the client id registered with the provider",
+    ),
+    Option(
+        key="oidc_client_secret",
+        path="auth.oidc_client_secret",
+        default="",
+        secret=True,
+        metavar="SECRET",
+        group=_G_AUTH,
+        help="--auth oidc: the client secret (empty: a public client, PKCE only)",
+    ),
+    Option(
+        key="oidc_client_secret_file",
+        path="",
+        default="",
+        metavar="FILE",
+        group=_G_AUTH,
+        help="--auth oidc: a file holding the client secret",
+    ),
+    Option(
+        key="oidc_redirect_url",
+        path="auth.oidc_redirect_url",
+        default="",
+        parse=_url,
+        metavar="URL",
+        group=_G_AUTH,
+        help="--auth oidc: the callback URL registered with the provider, ending in "
+        "/auth/callback (default: from the request's Host)",
+    ),
+    Option(
+        key="oidc_scopes",
+        path="auth.oidc_scopes",
+        default="openid email profile",
+        metavar="SCOPES",
+        group=_G_AUTH,
+        help="--auth oidc: scopes to ask for",
+    ),
+    Option(
+        key="oidc_group_claim",
+        path="auth.oidc_group_claim",
+        default="groups",
+        metavar="CLAIM",
+        group=_G_AUTH,
+        help="--auth oidc: the ID token claim listing groups",
+    ),
+    Option(
+        key="cookie_secret",
+        path="auth.cookie_secret",
+        default="",
+        secret=True,
+        metavar="SECRET",
+        group=_G_AUTH,
+        help="--auth oidc: signs the sign-in cookie (default: random, so a restart signs "
+        "everyone out)",
+    ),
+    Option(
+        key="admin_token",
+        path="auth.admin_token",
+        default="",
+        secret=True,
+        group=_G_AUTH,
+        metavar="TOKEN",
+        help="bearer token that authorizes ReloadBase",
+    ),
+    Option(
+        key="proto_root",
+        path="policy.proto_roots",
+        default=(),
+        many=True,
+        parse=_folder,
+        metavar="DIR",
+        group=_G_POLICY,
+        help="a folder of this machine that loads may read (repeatable; symlinks and '..' "
+        "are resolved first); default: every folder on loopback, none otherwise",
+    ),
+    Option(
+        key="allow_target",
+        path="policy.allow_targets",
+        default=(),
+        many=True,
+        parse=_target_pattern,
+        metavar="PATTERN",
+        group=_G_POLICY,
+        help="hosts calls and reflections may reach: a host glob, IP or CIDR, optionally "
+        ":PORT or :LOW-HIGH, e.g. '*.staging.internal:443' (repeatable; the name is "
+        "resolved and each address checked); default: any on loopback, none otherwise",
+    ),
+    Option(
+        key="allow_any_target",
+        path="policy.allow_any_target",
+        default=False,
+        switch=True,
+        parse=_bool,
+        group=_G_POLICY,
+        help="let calls reach any host the server can reach",
+    ),
+    Option(
+        key="group_allow_target",
+        path="policy.group_targets",
+        default=(),
+        many=True,
+        parse=_pair(_target_pattern),
+        metavar="GROUP=PATTERN",
+        group=_G_POLICY,
+        help="a target pattern only members of GROUP may reach (repeatable)",
+    ),
+    Option(
+        key="group_proto_root",
+        path="policy.group_proto_roots",
+        default=(),
+        many=True,
+        parse=_pair(_folder),
+        metavar="GROUP=DIR",
+        group=_G_POLICY,
+        help="a folder only members of GROUP may load from (repeatable)",
+    ),
+    Option(
+        key="metrics",
+        path="ops.metrics",
+        default=True,
+        switch=True,
+        parse=_bool,
+        group=_G_OPS,
+        help="serve Prometheus metrics at /metrics (--no-metrics to turn off)",
+    ),
+    Option(
+        key="audit_log",
+        path="ops.audit_log",
+        default="",
+        metavar="FILE",
+        group=_G_OPS,
+        help="append an audit log (JSON lines) to FILE, or '-' for stdout",
+    ),
+    Option(
+        key="git_base_url",
+        path="git_base_url",
+        default="",
+        group=_G_OPS,
+        help="replaces https:// for short-form Git repositories",
+    ),
+    Option(
+        key="buf",
+        path="buf",
+        default="",
+        group=_G_OPS,
+        help="path of the Buf CLI (default: buf on PATH)",
+    ),
+    Option(
+        key="cache_dir",
+        path="cache_dir",
+        default="",
+        group=_G_OPS,
+        help="where Git checkouts are kept (default: a temp folder)",
+    ),
+)
+"""Every setting, once: --help, the environment, the config file and the README's
+Options table all come from (or are checked against) this table."""
+
+_BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def _help(option: Option) -> str:
+    if option.many or (option.switch and option.default is False):
+        return option.help
+    if option.secret or option.default in ("", ()):
+        return option.help
+    shown = option.shown_default or str(option.default)
+    return f"{option.help} (default {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command's flags (defaults are resolved later, see `load_settings`)."""
+    """The command's flags (values are parsed and defaults applied in `load_settings`)."""
     p = argparse.ArgumentParser(
         prog="connectrpc-catalog",
         description="A proto-native API explorer for Connect, gRPC and gRPC-Web services.",
         epilog="Every flag can also be set with an environment variable "
-        "CONNECTRPC_CATALOG_<FLAG> (e.g. CONNECTRPC_CATALOG_PORT=9090) or in --config.",
+        "CONNECTRPC_CATALOG_<FLAG> (e.g. CONNECTRPC_CATALOG_PORT=9090; lists comma-separated) "
+        "or in --config.",
     )
     p.add_argument(
         "target",
@@ -122,68 +767,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. localhost:50051 or https://api.example.com)",
     )
     p.add_argument("--config", help="TOML file with settings and start-up sources")
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, help="port to listen on, 0 = any (default 8080)")
-    p.add_argument(
-        "--session-ttl",
-        type=parse_duration,
-        help="idle time after which a session expires, e.g. 90s, 30m, 2h (default 1h)",
-    )
-    p.add_argument("--log-level", type=str.lower, choices=["debug", "info", "warning", "error"])
-    sec = p.add_argument_group("security and limits (see the README's Security section)")
-    sec.add_argument(
-        "--cors-origin",
-        action="append",
-        metavar="ORIGIN",
-        help="a browser origin besides the catalog's own page that may call the API, e.g. "
-        "http://localhost:3000 (repeatable; '*' for any; default: none, same-origin only)",
-    )
-    sec.add_argument(
-        "--allowed-host",
-        action="append",
-        metavar="NAME",
-        help="a host name the catalog answers to besides localhost, IP addresses and --host "
-        "(repeatable; '*' for any); other Host headers are refused (DNS rebinding)",
-    )
-    sec.add_argument(
-        "--max-sessions", type=_positive, metavar="N", help="live sessions at most (10000)"
-    )
-    sec.add_argument(
-        "--max-timeout",
-        type=parse_duration,
-        metavar="DURATION",
-        help="longest deadline a call may ask for, e.g. 5m (default 5m)",
-    )
-    sec.add_argument(
-        "--max-request-bytes",
-        type=_positive,
-        metavar="N",
-        help="largest request body in bytes (default 100663296, 96 MiB)",
-    )
-    sec.add_argument(
-        "--max-json-depth",
-        type=_positive,
-        metavar="N",
-        help="deepest nesting of JSON in a request (default 100)",
-    )
-    sec.add_argument(
-        "--max-stream-messages",
-        type=_positive,
-        metavar="N",
-        help="request messages one stream may send (default 10000)",
-    )
-    sec.add_argument(
-        "--max-streams-per-session",
-        type=_positive,
-        metavar="N",
-        help="InvokeStream calls one session may have open at once (default 16)",
-    )
-    sec.add_argument(
-        "--max-loads-per-session",
-        type=_positive,
-        metavar="N",
-        help="LoadProtos calls one session may have in progress at once (default 4)",
-    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for option in OPTIONS:
+        group = groups.get(option.group)
+        if group is None:
+            group = groups[option.group] = p.add_argument_group(option.group)
+        if option.switch:
+            action: Any = argparse.BooleanOptionalAction if option.default else "store_true"
+            group.add_argument(
+                option.flag_name, dest=option.key, action=action, default=None, help=_help(option)
+            )
+        else:
+            group.add_argument(
+                option.flag_name,
+                dest=option.key,
+                action="append" if option.many else "store",
+                metavar=option.metavar,
+                help=_help(option),
+            )
     src = p.add_argument_group("start-up sources (repeatable; shared by every session)")
     for kind in _SOURCE_FLAGS.values():
         src.add_argument(kind.flag, action="append", metavar=kind.metavar, help=kind.help)
@@ -204,11 +805,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="log start-up sources that fail and start without them",
     )
-    p.add_argument("--admin-token", help="bearer token that authorizes ReloadBase")
-    p.add_argument("--git-base-url", help="replaces https:// for short-form Git repositories")
-    p.add_argument("--buf", help="path of the Buf CLI (default: buf on PATH)")
-    p.add_argument("--cache-dir", help="where Git checkouts are kept (default: a temp folder)")
-    p.add_argument("--open", action="store_true", default=None, help="open the UI in a browser")
     return p
 
 
@@ -243,12 +839,14 @@ def load_settings(
         from_env = [v for v in env.get(ENV_PREFIX + name.upper(), "").split(",") if v]
         return [*map(str, from_file), *from_env, *(getattr(args, name, None) or [])]
 
+    values = {option.key: _value(option, args, env, file) for option in OPTIONS}
     plaintext = pick("plaintext", None, _bool)
     tls = pick("tls", None, _bool)
     use_tls = True if tls else (False if plaintext else None)
     server_name = pick("server_name", "")
     target = pick("target", "")
     sources: list[StartupSource] = []
+    extra_targets: list[str] = []
     if target:
         sources.append(
             StartupSource(
@@ -257,6 +855,7 @@ def load_settings(
                 use_tls=_url_tls(target, use_tls),
                 server_name=server_name,
                 default_target=_target(target, use_tls, server_name),
+                label="TARGET",
             )
         )
     for dest, kind in _SOURCE_FLAGS.items():
@@ -274,30 +873,159 @@ def load_settings(
         if not sep or not name.strip() or not endpoint.strip():
             raise ConfigError(f"--target-for {pair!r}: expected NAME=ENDPOINT")
         targets[name.strip().lstrip(".")] = _target(endpoint, use_tls, server_name)
-    origins = tuple(_origin(o) for o in many("cors_origin"))
-    return Settings(
-        host=pick("host", "127.0.0.1"),
-        port=pick("port", 8080, _port),
-        session_ttl=pick("session_ttl", 3600.0, parse_duration),
-        log_level=str(pick("log_level", "info")).lower(),
-        cors_origins=origins,
-        allowed_hosts=tuple(h.strip() for h in many("allowed_host") if h.strip()),
-        max_sessions=pick("max_sessions", 10_000, _positive),
-        max_timeout=pick("max_timeout", 300.0, parse_duration),
-        max_request_bytes=pick("max_request_bytes", 96 * 1024 * 1024, _positive),
-        max_json_depth=pick("max_json_depth", 100, _positive),
-        max_stream_messages=pick("max_stream_messages", 10_000, _positive),
-        max_streams_per_session=pick("max_streams_per_session", 16, _positive),
-        max_loads_per_session=pick("max_loads_per_session", 4, _positive),
+    del extra_targets
+    values["auth_token"] = values["auth_token"] or _secret_file(
+        _BY_KEY["auth_token_file"], values["auth_token_file"]
+    )
+    values["oidc_client_secret"] = values["oidc_client_secret"] or _secret_file(
+        _BY_KEY["oidc_client_secret_file"], values["oidc_client_secret_file"]
+    )
+    explicit = _given(_BY_KEY["auth"], args, env, file)
+    if not explicit and values["auth_token"]:
+        values["auth"] = "token"
+    tree: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.path:
+            _put(tree, option.path, values[option.key])
+    load = tree["limits"].pop("load")
+    settings = Settings(
+        server=ServerSettings(**tree["server"]),
+        sessions=SessionSettings(**tree["sessions"]),
+        limits=LimitSettings(**tree["limits"], load=replace(Limits(), **load)),
+        auth=AuthSettings(**tree["auth"], explicit=explicit),
+        policy=PolicySettings(**tree["policy"]),
+        ops=OpsSettings(**tree["ops"]),
         base=BaseSpec(
             sources=tuple(sources), targets=targets, keep_going=pick("keep_going", False, _bool)
         ),
-        admin_token=pick("admin_token", ""),
-        git_base_url=pick("git_base_url", ""),
-        buf=pick("buf", ""),
-        cache_dir=pick("cache_dir", ""),
-        open_browser=pick("open", False, _bool),
+        git_base_url=tree["git_base_url"],
+        buf=tree["buf"],
+        cache_dir=tree["cache_dir"],
     )
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """The rules that tie settings together; ConfigError naming the settings involved."""
+    auth = settings.auth
+    if auth.mode == "token" and not auth.token:
+        raise ConfigError(
+            "--auth token needs the token: --auth-token TOKEN, --auth-token-file FILE or "
+            "CONNECTRPC_CATALOG_AUTH_TOKEN"
+        )
+    if auth.token and auth.mode != "token":
+        raise ConfigError(f"--auth-token is set but --auth is {auth.mode}: drop one of them")
+    if auth.mode == "token" and len(auth.token) < 16:
+        raise ConfigError("--auth-token is too short: use at least 16 characters")
+    if auth.mode == "proxy" and not auth.trusted_proxies:
+        raise ConfigError(
+            "--auth proxy needs --trusted-proxy CIDR: the addresses of the proxy whose "
+            f"{auth.header} header is trusted"
+        )
+    if auth.mode == "proxy" and not auth.header.strip():
+        raise ConfigError("--auth proxy needs --auth-header NAME")
+    if auth.mode == "oidc":
+        missing = [
+            flag
+            for flag, value in (
+                ("--oidc-issuer", auth.oidc_issuer),
+                ("--oidc-client-id", auth.oidc_client_id),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"--auth oidc needs {' and '.join(missing)}")
+        if auth.oidc_issuer.startswith("http://") and not _loopback_url(auth.oidc_issuer):
+            raise ConfigError("--oidc-issuer must be an https:// URL (http:// only on loopback)")
+    if not settings.server.loopback and auth.mode == "none" and not auth.explicit:
+        raise ConfigError(
+            f"--host {settings.server.host} is a network address, so sign-in is required: "
+            "start with --auth token (with --auth-token or --auth-token-file), --auth proxy "
+            "(with --trusted-proxy), or --auth oidc (with --oidc-issuer and --oidc-client-id); "
+            "--auth none runs it open to anyone who can reach it"
+        )
+    audit = settings.ops.audit_log
+    if audit and audit != "-":
+        parent = Path(audit).expanduser().parent
+        if not parent.is_dir():
+            raise ConfigError(f"--audit-log {audit!r}: the folder {str(parent)!r} does not exist")
+
+
+def _loopback_url(url: str) -> bool:
+    host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _given(
+    option: Option, args: argparse.Namespace, env: Mapping[str, str], file: Mapping[str, Any]
+) -> bool:
+    return getattr(args, option.key, None) is not None or option.env in env or option.key in file
+
+
+def _value(
+    option: Option, args: argparse.Namespace, env: Mapping[str, str], file: Mapping[str, Any]
+) -> Any:
+    """The option's value: flag, else environment, else config file, else default (lists
+    from the file, the environment and the flags add up)."""
+    flag = getattr(args, option.key, None)
+    if option.many:
+        from_file = file.get(option.key, [])
+        raw: list[tuple[str, Any]] = [
+            (f"config key {option.key}", v)
+            for v in ([from_file] if isinstance(from_file, str) else from_file)
+        ]
+        raw += [(option.env, v) for v in env.get(option.env, "").split(",") if v.strip()]
+        raw += [(option.flag_name, v) for v in flag or ()]
+        return tuple(_convert(option, where, v) for where, v in raw)
+    if flag is not None:
+        if option.switch:
+            return bool(flag)
+        return _convert(option, option.flag_name, flag)
+    if option.env in env:
+        return _convert(option, option.env, env[option.env])
+    if option.key in file:
+        return _convert(option, f"config key {option.key}", file[option.key])
+    return option.default
+
+
+def _convert(option: Option, where: str, raw: Any) -> Any:
+    try:
+        if isinstance(raw, bool) and option.parse is not _bool:
+            raise ValueError(f"expected a value, got {raw!r}")
+        parse: Callable[[Any], Any] = option.parse
+        return parse(raw if isinstance(raw, bool) else str(raw))
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+        text = "a value that is not accepted" if option.secret else str(exc)
+        named = (
+            option.flag_name if where == option.flag_name else f"{option.flag_name} (from {where})"
+        )
+        raise ConfigError(f"{named}: {text} [setting {option.key}]") from None
+
+
+def _secret_file(option: Option, path: str) -> str:
+    if not path:
+        return ""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{option.flag_name} {path!r}: cannot read it ({exc})") from None
+    if not text:
+        raise ConfigError(f"{option.flag_name} {path!r}: the file is empty")
+    return text
+
+
+def _put(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = tree
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[leaf] = value
 
 
 def _target(text: str, use_tls: bool | None, server_name: str) -> catalog_pb.Target:
@@ -322,17 +1050,6 @@ def _url_tls(target: str, use_tls: bool | None) -> bool | None:
     return use_tls
 
 
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
@@ -341,7 +1058,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     normalized: dict[str, Any] = {k.replace("-", "_"): v for k, v in data.items()}
-    known = {f for f in Settings.__dataclass_fields__} | {
+    known = {o.key for o in OPTIONS} | {
         "target",
         "plaintext",
         "tls",
@@ -349,9 +1066,6 @@ def _read_config(path: Path) -> dict[str, Any]:
         "keep_going",
         "targets",
         "target_for",
-        "cors_origin",
-        "allowed_host",
-        "open",
         *_SOURCE_FLAGS,
     }
     unknown = sorted(set(normalized) - known)

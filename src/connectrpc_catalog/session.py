@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TTL",
     "BusyError",
+    "IdentitySessionLimitError",
     "Resource",
     "SessionLimitError",
     "SessionManager",
@@ -64,6 +65,20 @@ class SessionLimitError(RequestError):
         self.limit = limit
 
 
+class IdentitySessionLimitError(RequestError):
+    """A new session was needed, but its identity already holds as many as it may."""
+
+    code = Code.RESOURCE_EXHAUSTED
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"you already hold {limit} sessions, the limit per person "
+            "(--sessions-per-identity): send the X-Session-ID of one of them, close those "
+            "you no longer use (CloseSession), or wait until idle ones expire"
+        )
+        self.limit = limit
+
+
 class BusyError(RequestError):
     """A session already runs as many calls of one kind as it may."""
 
@@ -85,10 +100,23 @@ class Resource(Protocol):
 class State:
     """What one session holds."""
 
-    __slots__ = ("_busy", "created_at", "id", "invoker", "last_used", "registry", "used")
+    __slots__ = (
+        "_busy",
+        "created_at",
+        "id",
+        "invoker",
+        "last_used",
+        "owner",
+        "registry",
+        "used",
+    )
 
-    def __init__(self, *, id: str, registry: Resource, invoker: Resource, now: float) -> None:
+    def __init__(
+        self, *, id: str, registry: Resource, invoker: Resource, now: float, owner: str = ""
+    ) -> None:
         self.id = id
+        self.owner = owner
+        """The identity (`Identity.key`) that created the session; only it may use it."""
         self.registry = registry
         self.invoker = invoker
         self.created_at = now
@@ -145,12 +173,20 @@ class SessionManager:
         cleanup_interval: float = CLEANUP_INTERVAL,
         clock: Callable[[], float] = time.time,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_per_owner: int = 0,
     ) -> None:
         if ttl <= 0:
             raise ValueError("session TTL must be positive")
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
         self.max_sessions = max_sessions
+        self.max_per_owner = max_per_owner
+        """Live sessions one owner may hold (0: no limit but max_sessions)."""
+        self._owned: dict[str, int] = {}
+        self.created = 0
+        """Sessions created so far (for metrics)."""
+        self.expired = 0
+        """Sessions that expired so far (for metrics)."""
         self._factory = factory
         self.ttl = ttl
         self._interval = cleanup_interval
@@ -176,32 +212,44 @@ class SessionManager:
         """When the session expires unless it is used again."""
         return state.last_used + self.ttl
 
-    def get_or_create(self, session_id: str | None) -> tuple[State, str]:
+    def get_or_create(self, session_id: str | None, owner: str = "") -> tuple[State, str]:
         """Return the live session with this id, refreshed, or a new one with a new id.
 
-        An unknown or expired id is never adopted: the caller gets a fresh id. Raises
-        SessionLimitError when a new session is needed and `max_sessions` are live.
+        An unknown or expired id is never adopted: the caller gets a fresh id; so does an
+        `owner` presenting the id of a session another owner created. Raises
+        SessionLimitError when a new session is needed and `max_sessions` are live, and
+        IdentitySessionLimitError when the owner already holds `max_per_owner`.
         """
         now = self._clock()
         with self._lock:
             if self._closed:
                 raise RuntimeError("session manager is closed")
             state = self._live(session_id, now) if session_id else None
+            if state is not None and state.owner != owner:
+                state = None  # someone else's: never shared, never touched
             if state is None:
+                if self.max_per_owner and self._owned.get(owner, 0) >= self.max_per_owner:
+                    raise IdentitySessionLimitError(self.max_per_owner)
                 if len(self._sessions) >= self.max_sessions:
                     self._make_room(now)
                 new_id = secrets.token_hex(16)
                 state = self._factory(new_id, now)
+                state.owner = owner
                 self._sessions[new_id] = state
+                self._owned[owner] = self._owned.get(owner, 0) + 1
+                self.created += 1
                 self._blank[new_id] = None
             state.last_used = now
             return state, state.id
 
-    def get(self, session_id: str) -> State | None:
-        """Return the live session with this id (refreshed), or None."""
+    def get(self, session_id: str, owner: str | None = None) -> State | None:
+        """Return the live session with this id (refreshed), or None (also when `owner` is
+        given and did not create it)."""
         now = self._clock()
         with self._lock:
             state = self._live(session_id, now)
+            if state is not None and owner is not None and state.owner != owner:
+                return None
             if state is not None:
                 state.last_used = now
             return state
@@ -227,20 +275,37 @@ class SessionManager:
         await _close_quietly(state)
         return True
 
-    def ended(self, session_id: str) -> str | None:
-        """How a recently ended session ended ("expired" or "closed"), or None if unknown."""
+    def ended(self, session_id: str, owner: str | None = None) -> str | None:
+        """How a recently ended session ended ("expired" or "closed"), or None if unknown
+        (also when `owner` is given and did not create it)."""
         with self._lock:
-            return self._ended.get(session_id)
+            ended = self._ended.get(session_id)
+        if ended is None:
+            return None
+        reason, _, who = ended.partition("|")
+        return reason if owner is None or who == owner else None
+
+    def owned(self, owner: str) -> int:
+        """Live sessions `owner` holds."""
+        with self._lock:
+            return self._owned.get(owner, 0)
 
     def _remove(self, session_id: str, reason: str | None, *, close: bool = True) -> State | None:
         """Under the lock: take a session out, queue it for closing, remember why."""
         state = self._sessions.pop(session_id, None)
         if state is None:
             return None
+        left = self._owned.get(state.owner, 0) - 1
+        if left > 0:
+            self._owned[state.owner] = left
+        else:
+            self._owned.pop(state.owner, None)
+        if reason == "expired":
+            self.expired += 1
         if close:
             self._to_close.append(state)
         if reason is not None:
-            self._ended[session_id] = reason
+            self._ended[session_id] = f"{reason}|{state.owner}"
             self._ended.move_to_end(session_id)
             while len(self._ended) > self._max_ended:
                 self._ended.popitem(last=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from ..identity import current_identity, set_session_tag
 from ..session import SessionManager, State
 from .refusal import ASGIApp, Message, Receive, Scope, Send, header
 
@@ -43,10 +44,13 @@ class _Slot:
     def resolve(self) -> State:
         if self.state is None:
             requested = self.requested
-            self.state, session_id = self.manager.get_or_create(requested)
+            owner = current_identity().key
+            self.state, session_id = self.manager.get_or_create(requested, owner)
             self.created = session_id != requested
             if self.created:
-                self.status = (self.manager.ended(requested) or "unknown") if requested else "new"
+                ended = self.manager.ended(requested, owner) if requested else None
+                self.status = (ended or "unknown") if requested else "new"
+            set_session_tag(self.state.id)
         return self.state
 
     def settle(self, message: Message) -> list[tuple[bytes, bytes]]:
