@@ -31,16 +31,16 @@ class RunningCatalog:
 
 @contextlib.contextmanager
 def run_catalog(
-    config: AppConfig | None = None, app: App | None = None
+    config: AppConfig | None = None, app: App | None = None, port: int = 0
 ) -> Iterator[RunningCatalog]:
-    """Serve an App on 127.0.0.1 with a free port for the duration of the block."""
+    """Serve an App on 127.0.0.1 (a free port unless `port`) for the duration of the block."""
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     app = app or create_app(config or AppConfig())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
