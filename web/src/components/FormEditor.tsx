@@ -1,7 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { exampleMessage, newElement, type Json, type JsonObject } from "../schema/example";
-import { messageFields, oneofGroups, typeLabel, type FieldInfo, type Located, type SchemaSet, type TypeInfo } from "../schema/types";
+import { messageFields, oneofGroups, ruleLines, typeLabel, type FieldInfo, type Located, type SchemaSet, type TypeInfo } from "../schema/types";
 import { IconChevron, IconPlus, IconTrash, IconX } from "./icons";
 
 // A form generated from a message's JSON Schema. The value edited is the
@@ -121,12 +121,23 @@ function OneofEditor(props: { ctx: Ctx; group: string; members: FieldInfo[]; val
   );
 }
 
+/** What the form says under a field besides its comment: its default and its buf.validate rules. */
+function fieldNotes(f: FieldInfo): string[] {
+  const notes: string[] = [];
+  if (f.schema.default !== undefined) notes.push(`default ${JSON.stringify(f.schema.default)}`);
+  const rules = ruleLines(f.schema["x-buf-validate"]);
+  if (rules.length) notes.push(`rules: ${rules.join(", ")}`);
+  return notes;
+}
+
 function FieldLabel({ f, id, group }: { f: FieldInfo; id: string; group?: boolean }) {
   const body = (
     <>
       <span class={`form-name mono ${f.deprecated ? "strike" : ""}`}>{f.jsonName}</span>
       <span class="form-type mono">{typeLabel(f)}</span>
       {f.deprecated && <span class="badge badge-warn">deprecated</span>}
+      {(f.label === "required" || f.schema["x-buf-validate"]?.required === true) && <span class="badge badge-warn">required</span>}
+      {f.schema["x-proto-extension"] && <span class="badge">extension</span>}
     </>
   );
   // Blocks (messages, lists, maps) are groups named by this text, not form controls.
@@ -147,7 +158,19 @@ function FieldLabel({ f, id, group }: { f: FieldInfo; id: string; group?: boolea
 function FieldEditor(props: { ctx: Ctx; f: FieldInfo; value: Json | undefined; onChange: (v: Json | undefined) => void; path: string; depth: number; inOneof?: boolean }) {
   const { ctx, f, value, onChange, path, depth } = props;
   const id = idFor(ctx, path);
-  const help = f.description ? <p class="form-help" id={`${id}-help`}>{f.description}</p> : null;
+  const notes = fieldNotes(f);
+  const help =
+    f.description || notes.length ? (
+      <p class="form-help" id={`${id}-help`}>
+        {f.description}
+        {notes.length > 0 && (
+          <span class="form-rules" data-testid="form-rules">
+            {f.description ? " " : ""}
+            {notes.join(" · ")}
+          </span>
+        )}
+      </p>
+    ) : null;
   if (f.label === "repeated") {
     const list = Array.isArray(value) ? value : [];
     return (
@@ -271,7 +294,7 @@ function FieldEditor(props: { ctx: Ctx; f: FieldInfo; value: Json | undefined; o
           id={id}
           path={path}
           depth={depth}
-          describedBy={f.description ? `${id}-help` : undefined}
+          describedBy={help ? `${id}-help` : undefined}
           keepEmptyString={props.inOneof}
         />
         {help}

@@ -73,9 +73,14 @@ export function MethodPage({ serviceName, methodName }: { serviceName: string; m
         <section class="card area-docs" aria-label="Documentation">
           {method.documentation ? (
             <Paragraphs text={method.documentation} />
+          ) : svc.hasSourceInfo ? (
+            <p class="muted" data-testid="no-comment">This method has no documentation comment in its .proto file.</p>
           ) : (
-            <p class="muted">This method has no documentation comment in its .proto file.</p>
+            <p class="muted" data-testid="no-source-info">
+              This source carries no comments (server reflection sends none): load the .proto files too and their documentation shows here.
+            </p>
           )}
+          <Options options={method.options} />
           {svc.documentation && (
             <details class="svc-doc">
               <summary>About {shortName(svc.name)}</summary>
@@ -121,6 +126,22 @@ export function MethodPage({ serviceName, methodName }: { serviceName: string; m
         </div>
       </div>
     </div>
+  );
+}
+
+/** The options set on a method (google.api.http, idempotency_level, custom ones). */
+function Options({ options }: { options: { name: string; valueJson: string }[] }) {
+  const shown = options.filter((o) => o.name !== "deprecated");
+  if (!shown.length) return null;
+  return (
+    <dl class="options small" data-testid="method-options">
+      {shown.map((o) => (
+        <div key={o.name} class="option">
+          <dt class="mono">option {o.name}</dt>
+          <dd class="mono">{o.valueJson}</dd>
+        </div>
+      ))}
+    </dl>
   );
 }
 

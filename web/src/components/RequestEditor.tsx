@@ -1,8 +1,8 @@
 import type { TargetedKeyboardEvent } from "preact";
-import { useMemo } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { exampleMessage, type Json, type JsonObject } from "../schema/example";
 import type { Located, SchemaSet } from "../schema/types";
-import { parseJson, validate, type ValidationError } from "../schema/validate";
+import { parseJson, rulePolicy, validate, type ValidationError } from "../schema/validate";
 import { MessageForm } from "./FormEditor";
 import { IconCopy, IconPlus, IconTrash } from "./icons";
 import { Tabs } from "./ui";
@@ -159,6 +159,35 @@ export function RequestEditor(props: Props) {
   );
 }
 
+/**
+ * Why a request breaks its buf.validate rules and is not sent (null: send it). The
+ * "Send anyway" switch lets it through, to test the server's own validation.
+ */
+export function ruleRefusal(check: Check, what: string): string | null {
+  if (rulePolicy.sendAnyway) return null;
+  const broken = check.errors.find((e) => e.rule);
+  if (!broken) return null;
+  return `Not sent: ${what} breaks a validation rule at ${broken.path}: ${broken.message}. Tick "Send anyway" to test the server's own validation.`;
+}
+
+function SendAnyway() {
+  const [on, setOn] = useState(rulePolicy.sendAnyway);
+  return (
+    <label class="send-anyway small">
+      <input
+        type="checkbox"
+        data-testid="send-anyway"
+        checked={on}
+        onChange={(e) => {
+          rulePolicy.sendAnyway = e.currentTarget.checked;
+          setOn(rulePolicy.sendAnyway);
+        }}
+      />{" "}
+      Send anyway (test the server's own validation)
+    </label>
+  );
+}
+
 export function ValidationLine({ check, typeName }: { check: Check; typeName: string }) {
   if (check.syntax) {
     const at = check.syntax.line ? ` (line ${check.syntax.line}, column ${check.syntax.column})` : "";
@@ -174,6 +203,7 @@ export function ValidationLine({ check, typeName }: { check: Check; typeName: st
       <div class="validation is-error" role="status" data-testid="validation">
         <span class="mono path">{first.path}</span> {first.message}
         {check.errors.length > 1 && <span class="muted"> (and {check.errors.length - 1} more)</span>}
+        {check.errors.some((e) => e.rule) && <SendAnyway />}
       </div>
     );
   }

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { jsonFormHint, messageFields, oneofGroups, typeLabel, type FieldInfo, type Located, type SchemaSet, type TypeInfo } from "../schema/types";
+import { jsonFormHint, messageFields, oneofGroups, ruleLines, typeLabel, type FieldInfo, type Located, type SchemaSet, type TypeInfo } from "../schema/types";
 import { IconChevron } from "./icons";
 
 /** Request/response message as an expandable tree of fields. */
@@ -61,6 +61,28 @@ function MessageFields({ set, located, path, depth }: { set: SchemaSet; located:
   return <div class="fields">{items}</div>;
 }
 
+/** Default, buf.validate rules and options of a field, when it has any. */
+function FieldFacts({ f }: { f: FieldInfo }) {
+  const rules = ruleLines(f.schema["x-buf-validate"]);
+  const options = (f.schema["x-proto-options"] ?? []).map((o) => `${o.name} = ${JSON.stringify(o.value)}`);
+  if (f.schema.default === undefined && !rules.length && !options.length) return null;
+  return (
+    <div class="field-facts small">
+      {f.schema.default !== undefined && (
+        <span class="field-default">
+          default <code>{JSON.stringify(f.schema.default)}</code>
+        </span>
+      )}
+      {rules.length > 0 && (
+        <span class="field-rules" data-testid="field-rules" title="buf.validate rules: the form checks them before sending">
+          rules: {rules.map((r) => <code key={r}>{r}</code>)}
+        </span>
+      )}
+      {options.length > 0 && <span class="field-options">options: {options.map((o) => <code key={o}>{o}</code>)}</span>}
+    </div>
+  );
+}
+
 function FieldRow({ set, f, path, depth }: { set: SchemaSet; f: FieldInfo; path: string; depth: number }) {
   const t = f.type;
   const expandable = (t.kind === "message" && !!t.located) || (t.kind === "enum" && !!t.enumValues?.length);
@@ -82,8 +104,13 @@ function FieldRow({ set, f, path, depth }: { set: SchemaSet; f: FieldInfo; path:
         <span class={`field-type mono type-${t.kind}`} title={t.protoType}>
           {typeLabel(f)}
         </span>
-        {f.label === "required" && <span class="badge badge-warn">required</span>}
+        {(f.label === "required" || f.schema["x-buf-validate"]?.required === true) && <span class="badge badge-warn">required</span>}
         {f.deprecated && <span class="badge badge-warn">deprecated</span>}
+        {f.schema["x-proto-extension"] && <span class="badge" title={`Extension ${f.schema["x-proto-extension"]}`}>extension</span>}
+        {f.schema["x-proto-encoding"] === "delimited" && <span class="badge" title="Encoded as a group (delimited)">group</span>}
+        {f.schema["x-proto-presence"] === "explicit" && f.type.kind !== "message" && (
+          <span class="badge badge-muted" title="Has presence: an unset field differs from its zero value">optional</span>
+        )}
         {f.number !== undefined && <span class="field-number mono muted" title="Field number">= {f.number}</span>}
       </div>
       {(f.description || hint) && (
@@ -92,6 +119,7 @@ function FieldRow({ set, f, path, depth }: { set: SchemaSet; f: FieldInfo; path:
           {hint && <span class="json-hint">JSON: {hint}</span>}
         </div>
       )}
+      <FieldFacts f={f} />
       {open && expandable && (
         <div class="field-children" id={id}>
           {t.kind === "message" && t.located && depth < 24 && <MessageFields set={set} located={t.located} path={path} depth={depth + 1} />}

@@ -20,13 +20,17 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
   const [filter, setFilter] = useState("");
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const [focusId, setFocusId] = useState<string | null>(null);
+  // Reflection/health services are plumbing: hidden unless asked for.
+  const [showInfra, setShowInfra] = useState(false);
+  const infraCount = services.filter((s) => s.infrastructure).length;
+  const listed = showInfra ? services : services.filter((s) => !s.infrastructure);
   const treeRef = useRef<HTMLUListElement>(null);
   const filterRef = useRef<HTMLInputElement>(null);
 
   const rows = useMemo(() => {
     const q = filter.trim().toLowerCase();
     const byPkg = new Map<string, ServiceInfo[]>();
-    for (const s of services) {
+    for (const s of listed) {
       const pkg = s.package || "(no package)";
       if (!byPkg.has(pkg)) byPkg.set(pkg, []);
       byPkg.get(pkg)!.push(s);
@@ -53,7 +57,7 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
       if (q || !collapsed.has(pid)) out.push(...pkgRows);
     }
     return out;
-  }, [services, filter, collapsed]);
+  }, [services, filter, collapsed, showInfra]);
 
   const activeId = route.page === "method" ? `m:${route.service}/${route.method}` : null;
   const tabStopId = rows.some((r) => r.id === focusId) ? focusId : (rows.find((r) => r.id === activeId)?.id ?? rows[0]?.id ?? null);
@@ -163,6 +167,11 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
       {services.length > 0 && (
         <p class="sidebar-summary muted small" aria-live="polite">
           {filter ? `${rows.filter((r) => r.type === "method").length} of ${methodCount} methods` : `${services.length} services · ${methodCount} methods`}
+          {infraCount > 0 && (
+            <button type="button" class="link-btn" data-testid="toggle-infra" aria-pressed={showInfra} onClick={() => setShowInfra(!showInfra)}>
+              {showInfra ? ` · hide ${infraCount} infrastructure` : ` · show ${infraCount} infrastructure (reflection)`}
+            </button>
+          )}
         </p>
       )}
       {services.length > 0 && rows.length === 0 && <p class="sidebar-note muted">No method matches “{filter}”.</p>}

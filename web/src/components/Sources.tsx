@@ -347,6 +347,16 @@ function Outcome({ outcome, onDismiss }: { outcome: LoadOutcome; onDismiss: () =
         <p class="muted small">
           The session now holds {r.serviceCount} service{r.serviceCount === 1 ? "" : "s"} from {r.fileCount} file{r.fileCount === 1 ? "" : "s"}.
         </p>
+        {r.importRoot && (
+          <p class="small" data-testid="import-root">
+            Imports resolved from the folder <code>{r.importRoot}</code> (found above the one given).
+          </p>
+        )}
+        {r.placedFiles.length > 0 && (
+          <p class="small" data-testid="placed-files">
+            Uploaded files placed where their importers look for them: {r.placedFiles.map((p) => <code key={p}>{p}</code>)}
+          </p>
+        )}
         {r.loadedServices.length > 0 && (
           <ul class="result-services">
             {r.loadedServices.map((s) => (

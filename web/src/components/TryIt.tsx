@@ -23,7 +23,7 @@ import {
 import type { SchemaSet } from "../schema/types";
 import { refreshSession, toast, useAppState } from "../state/store";
 import { IconClock, IconLink, IconPlay, IconPlus, IconStop, IconTrash } from "./icons";
-import { checkMessage, exampleText, RequestEditor, type EditorMode } from "./RequestEditor";
+import { checkMessage, exampleText, RequestEditor, ruleRefusal, type EditorMode } from "./RequestEditor";
 import { emptyResult, ResponseView, type CallResult } from "./ResponseView";
 import { CopyButton, methodKind, Tabs } from "./ui";
 import { copyText } from "../lib/format";
@@ -217,6 +217,12 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
         setMode("json");
         setDraft({ messages: msgs, active: i });
         toast(`Fix the JSON of ${multi ? `message #${i + 1}` : "the request"} first: ${c.syntax.message}`, "error", 6000);
+        return;
+      }
+      const refused = ruleRefusal(c, multi ? `message #${i + 1}` : "the request");
+      if (refused) {
+        setDraft({ messages: msgs, active: i });
+        toast(refused, "error", 8000);
         return;
       }
     }

@@ -52,6 +52,49 @@ export interface JSONSchema {
   "x-proto-wkt"?: string;
   "x-proto-enum-values"?: EnumValueInfo[];
   "x-proto-oneofs"?: Record<string, string[]>;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  uniqueItems?: boolean;
+  minProperties?: number;
+  maxProperties?: number;
+  default?: unknown;
+  /** "explicit" (has presence: set or not set) or "implicit" (the zero value is not sent). */
+  "x-proto-presence"?: "explicit" | "implicit";
+  /** "delimited": a proto2 group or an editions DELIMITED message field. */
+  "x-proto-encoding"?: "delimited";
+  "x-proto-closed-enum"?: boolean;
+  /** Set on `[pkg.ext]` properties: the extension's full name. */
+  "x-proto-extension"?: string;
+  "x-proto-options"?: { name: string; value: unknown }[];
+  /** The field's or message's buf.validate rules, as the catalog read them (proto3 JSON). */
+  "x-buf-validate"?: BufRules;
+  "x-buf-validate-oneofs"?: Record<string, BufRules>;
+}
+
+/** buf.validate rules in proto3 JSON, e.g. {"string": {"minLen": "3"}, "required": true}. */
+export type BufRules = Record<string, unknown>;
+
+/** The rules of a field or message as lines for people, e.g. "string.min_len = 3". */
+export function ruleLines(rules: BufRules | undefined): string[] {
+  if (!rules) return [];
+  const out: string[] = [];
+  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  const walk = (prefix: string, v: unknown) => {
+    if (prefix.endsWith("cel") && Array.isArray(v)) {
+      for (const c of v as { id?: string; message?: string; expression?: string }[]) {
+        out.push(`CEL ${c.id ?? ""}: ${c.message || c.expression || ""}`.trim());
+      }
+      return;
+    }
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k, child] of Object.entries(v as Record<string, unknown>)) walk(prefix ? `${prefix}.${snake(k)}` : snake(k), child);
+      return;
+    }
+    // 64-bit numbers arrive as decimal strings: show them as the numbers they are.
+    out.push(`${prefix} = ${typeof v === "string" && /^-?\d+$/.test(v) ? v : JSON.stringify(v)}`);
+  };
+  walk("", rules);
+  return out;
 }
 
 /** A schema node together with the document its "#" references point into. */

@@ -1,11 +1,16 @@
 import type { Json } from "./example";
-import type { JSONSchema, SchemaSet } from "./types";
+import { ruleLines, type BufRules, type JSONSchema, type SchemaSet } from "./types";
 
 export interface ValidationError {
   /** JSON path of the offending value, e.g. "$.location.coordinates.latitude". */
   path: string;
   message: string;
+  /** Set when a buf.validate rule of the schema failed (the server would refuse it). */
+  rule?: boolean;
 }
+
+/** Whether requests that break buf.validate rules are sent anyway (the form's switch). */
+export const rulePolicy = { sendAnyway: false };
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -33,6 +38,32 @@ function describe(v: unknown): string {
   if (t === "integer" || t === "number") return `the number ${String(v)}`;
   if (t === "boolean") return String(v);
   return t === "null" ? "null" : `an ${t}`;
+}
+
+const FORMATS: Record<string, RegExp> = {
+  email: /^[^@\s]+@[^@\s]+\.[^@\s]+$/,
+  uuid: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+  ipv4: /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/,
+  hostname: /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+  uri: /^[A-Za-z][A-Za-z0-9+.-]*:\S*$/,
+};
+
+/** buf.validate rules with no JSON Schema keyword: prefix, suffix, contains, not_in. */
+function ruleOnlyChecks(v: unknown, rules: BufRules, path: string, errors: ValidationError[]): void {
+  const str = rules.string as Record<string, unknown> | undefined;
+  if (typeof v === "string" && str) {
+    if (typeof str.prefix === "string" && !v.startsWith(str.prefix)) errors.push({ path, message: `must start with "${str.prefix}"` });
+    if (typeof str.suffix === "string" && !v.endsWith(str.suffix)) errors.push({ path, message: `must end with "${str.suffix}"` });
+    if (typeof str.contains === "string" && !v.includes(str.contains)) errors.push({ path, message: `must contain "${str.contains}"` });
+    if (typeof str.notContains === "string" && v.includes(str.notContains)) errors.push({ path, message: `must not contain "${str.notContains}"` });
+    if (Array.isArray(str.notIn) && str.notIn.includes(v)) errors.push({ path, message: `must not be ${JSON.stringify(v)}` });
+  }
+  if (typeof v === "number") {
+    for (const r of Object.values(rules)) {
+      const notIn = (r as Record<string, unknown> | null)?.notIn;
+      if (Array.isArray(notIn) && notIn.map(Number).includes(v)) errors.push({ path, message: `must not be ${v}` });
+    }
+  }
 }
 
 const cache = new WeakMap<object, RegExp>();
@@ -83,6 +114,7 @@ function check(
     errors.push({ path, message: `expected ${expectation(s, types)}, got ${describe(v)}` });
     return;
   }
+  const first = errors.length;
   if (s.const !== undefined && JSON.stringify(s.const) !== JSON.stringify(v)) {
     errors.push({ path, message: `must be ${JSON.stringify(s.const)}` });
   }
@@ -98,16 +130,38 @@ function check(
   if (typeof v === "number") {
     if (s.minimum !== undefined && v < s.minimum) errors.push({ path, message: `must be ≥ ${s.minimum}` });
     if (s.maximum !== undefined && v > s.maximum) errors.push({ path, message: `must be ≤ ${s.maximum}` });
+    if (s.exclusiveMinimum !== undefined && v <= s.exclusiveMinimum) errors.push({ path, message: `must be > ${s.exclusiveMinimum}` });
+    if (s.exclusiveMaximum !== undefined && v >= s.exclusiveMaximum) errors.push({ path, message: `must be < ${s.exclusiveMaximum}` });
+  }
+  if (typeof v === "string" && s.format && FORMATS[s.format] && !FORMATS[s.format].test(v)) {
+    errors.push({ path, message: `"${v}" is not a valid ${s.format}` });
   }
   if (Array.isArray(v)) {
     if (s.minItems !== undefined && v.length < s.minItems) errors.push({ path, message: `needs at least ${s.minItems} items` });
     if (s.maxItems !== undefined && v.length > s.maxItems) errors.push({ path, message: `allows at most ${s.maxItems} items` });
-    if (s.items) v.forEach((item, i) => check(set, item, s.items!, root, childPath(path, i), errors, depth + 1));
+    if (s.uniqueItems && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) errors.push({ path, message: "items must be unique" });
+  }
+  if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+    const n = Object.keys(v).length;
+    if (s.minProperties !== undefined && n < s.minProperties) errors.push({ path, message: `needs at least ${s.minProperties} entries` });
+    if (s.maxProperties !== undefined && n > s.maxProperties) errors.push({ path, message: `allows at most ${s.maxProperties} entries` });
+  }
+  const rules = s["x-buf-validate"];
+  if (rules) {
+    ruleOnlyChecks(v, rules, path, errors);
+    for (let i = first; i < errors.length; i++) {
+      errors[i] = { ...errors[i], rule: true, message: `${errors[i].message} (buf.validate: ${ruleLines(rules).join(", ")})` };
+    }
+  }
+  if (Array.isArray(v) && s.items) {
+    v.forEach((item, i) => check(set, item, s.items!, root, childPath(path, i), errors, depth + 1));
   }
   if (v !== null && typeof v === "object" && !Array.isArray(v)) {
     const obj = v as Record<string, unknown>;
     for (const key of s.required ?? []) {
-      if (!(key in obj)) errors.push({ path, message: `missing required field "${key}"` });
+      if (key in obj) continue;
+      const rule = s.properties?.[key]?.["x-buf-validate"]?.required === true;
+      errors.push({ path, message: `missing required field "${key}"${rule ? " (buf.validate: required)" : ""}`, rule: rule || undefined });
     }
     const groups = s["x-proto-oneofs"];
     let oneofReported = false;
