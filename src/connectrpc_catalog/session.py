@@ -187,6 +187,8 @@ class SessionManager:
         """Sessions created so far (for metrics)."""
         self.expired = 0
         """Sessions that expired so far (for metrics)."""
+        self.on_refused: Callable[[str], None] | None = None
+        """Told the limit's name when a new session is refused (for metrics)."""
         self._factory = factory
         self.ttl = ttl
         self._interval = cleanup_interval
@@ -229,6 +231,7 @@ class SessionManager:
                 state = None  # someone else's: never shared, never touched
             if state is None:
                 if self.max_per_owner and self._owned.get(owner, 0) >= self.max_per_owner:
+                    self._refused("sessions_per_identity")
                     raise IdentitySessionLimitError(self.max_per_owner)
                 if len(self._sessions) >= self.max_sessions:
                     self._make_room(now)
@@ -347,12 +350,17 @@ class SessionManager:
             self._remove(sid, "expired")
         while len(self._sessions) >= self.max_sessions:
             if not self._blank:
+                self._refused("max_sessions")
                 raise SessionLimitError(self.max_sessions)
             sid, _ = self._blank.popitem(last=False)
             state = self._sessions.get(sid)
             if state is not None and not state.used and not state.busy:
                 self._remove(sid, "expired")  # to its client, as if it had expired
         self._wake()
+
+    def _refused(self, limit: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(limit)
 
     def _wake(self) -> None:
         loop, event = self._loop, self._wakeup
