@@ -13,6 +13,7 @@ import signal
 import sys
 import webbrowser
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from .app import App, create_app
 from .config import ConfigError, Settings, load_settings, parse_duration
@@ -37,16 +38,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             "'anonymous' (an explicit choice)",
             settings.host,
         )
+    demo = None
+    if settings.server.demo:
+        from .demo import start, with_demo
+
+        try:
+            demo = start()
+        except OSError as exc:
+            print(f"connectrpc-catalog: cannot start the demo API: {exc}", file=sys.stderr)
+            return 2
+        settings = replace(settings, base=with_demo(settings.base, demo))
+        print(f"demo API (Skylark Weather, gRPC) listening on {demo.address}", flush=True)
     try:
-        app = create_app(settings)
-    except OSError as exc:
-        print(f"connectrpc-catalog: cannot start: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
-            return runner.run(serve(app, settings))
-    except KeyboardInterrupt:
-        return 0
+        try:
+            app = create_app(settings)
+        except OSError as exc:
+            print(f"connectrpc-catalog: cannot start: {exc}", file=sys.stderr)
+            return 2
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+                return runner.run(serve(app, settings))
+        except KeyboardInterrupt:
+            return 0
+    finally:
+        if demo is not None:
+            demo.stop()
 
 
 def _setup_logging(settings: Settings) -> None:

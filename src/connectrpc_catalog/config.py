@@ -270,6 +270,15 @@ OPTIONS: tuple[Option, ...] = (
         help="open the UI in a browser",
     ),
     Option(
+        key="demo",
+        path="server.demo",
+        default=False,
+        switch=True,
+        parse=_bool,
+        group=_G_SERVER,
+        help="also start the example weather API in this process, loaded and ready to call",
+    ),
+    Option(
         key="cors_origin",
         path="server.cors_origins",
         default=(),

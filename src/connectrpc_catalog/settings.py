@@ -32,6 +32,8 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     open_browser: bool = False
+    demo: bool = False
+    """Start the demo API (connectrpc_catalog.demo) in this process and load it as the base."""
     log_level: str = "info"
     log_format: str = "text"
     """text, or json (one object per line)."""

@@ -15,7 +15,7 @@ from ..gen.catalog.v1 import catalog_pb
 from ..startup import BaseSpec, StartupSource
 from .weather import PROTO_ROOT, DemoServer, start
 
-__all__ = ["DEMO_SERVICES", "DemoServer", "demo_source", "start_demo", "with_demo"]
+__all__ = ["DEMO_SERVICES", "DemoServer", "demo_source", "start", "start_demo", "with_demo"]
 
 DEMO_SERVICES = ("weather.v1.AlertService", "weather.v1.WeatherService")
 
