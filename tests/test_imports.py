@@ -117,3 +117,21 @@ def test_shipped_imports_resolve_without_the_users_copy(
     )
     data, _ = load_ok(http, catalog_url, {"protoFiles": {"files": {"v.proto": text}}})
     assert data["loadedServices"] == ["v.S"]
+
+
+def test_import_path_at_start_up(tmp_path: Path) -> None:
+    from .catalog_server import run_cli
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "third_party" / "lib").mkdir(parents=True)
+    (tmp_path / "third_party" / "lib" / "y.proto").write_text(
+        'syntax = "proto3";\npackage lib;\nmessage Y {}\n'
+    )
+    (tmp_path / "app" / "x.proto").write_text(
+        'syntax = "proto3";\npackage app;\nimport "lib/y.proto";\n'
+        "service S { rpc Get(lib.Y) returns (lib.Y); }\n"
+    )
+    args = ("--proto", str(tmp_path / "app"), "--import-path", str(tmp_path / "third_party"))
+    with run_cli(*args) as (url, _):
+        r = httpx.post(url + "/catalog.v1.CatalogService/ListServices", json={}, timeout=30)
+        assert [s["name"] for s in r.json()["services"]] == ["app.S"]

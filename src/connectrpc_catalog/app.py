@@ -161,6 +161,7 @@ class App:
                 buf=s.buf or None,
                 cache_dir=s.cache_dir or None,
                 proto_roots=s.policy.proto_roots,
+                import_paths=s.import_paths,
             )
         )
         """The loader of the start-up sources (the operator's: no policy applies)."""

@@ -724,6 +724,17 @@ OPTIONS: tuple[Option, ...] = (
         help="append an audit log (JSON lines) to FILE, or '-' for stdout",
     ),
     Option(
+        key="import_path",
+        path="import_paths",
+        default=(),
+        many=True,
+        parse=_folder,
+        metavar="DIR",
+        group=_G_OPS,
+        help="a folder searched for imports that a load's own files do not hold, like "
+        "protoc -I (repeatable; e.g. a checkout of googleapis)",
+    ),
+    Option(
         key="git_base_url",
         path="git_base_url",
         default="",
@@ -910,6 +921,7 @@ def load_settings(
         git_base_url=tree["git_base_url"],
         buf=tree["buf"],
         cache_dir=tree["cache_dir"],
+        import_paths=tuple(tree["import_paths"]),
     )
     validate(settings)
     return settings

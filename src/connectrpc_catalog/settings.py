@@ -138,6 +138,8 @@ class Settings:
     git_base_url: str = ""
     buf: str = ""
     cache_dir: str = ""
+    import_paths: tuple[str, ...] = ()
+    """Folders searched for imports that a load's own files do not hold (`--import-path`)."""
 
     # Short names for the settings read most (the command and the tests use them).
 
