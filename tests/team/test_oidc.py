@@ -4,8 +4,10 @@ session bound to the person, sign-out, an expired sign-in and a forged bearer to
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
+import json
 import re
 import shutil
 import socket
@@ -13,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -102,6 +104,14 @@ def oidc(provider_dir: Path) -> Iterator[tuple[RunningCatalog, str, Clock, Path]
 
 
 def _sign_in(client: httpx.Client, catalog: RunningCatalog, who: str) -> None:
+    url = _to_callback(client, catalog, who)
+    r = client.get(url)
+    assert r.status_code == 302 and r.headers["location"] == "/", r.text
+    assert "catalog_auth=" in r.headers.get("set-cookie", "")
+
+
+def _to_callback(client: httpx.Client, catalog: RunningCatalog, who: str) -> str:
+    """Sign in at the provider; the callback URL it sends the browser back to."""
     r = client.get(catalog.url + "/auth/login")
     assert r.status_code == 302, r.text
     url = r.headers["location"]
@@ -125,9 +135,7 @@ def _sign_in(client: httpx.Client, catalog: RunningCatalog, who: str) -> None:
         url = urljoin(action, r.headers["location"])
         if url.startswith(catalog.url + "/auth/callback"):
             break
-    r = client.get(url)
-    assert r.status_code == 302 and r.headers["location"] == "/", r.text
-    assert "catalog_auth=" in r.headers.get("set-cookie", "")
+    return url
 
 
 def test_sign_in_call_sign_out(oidc: tuple[RunningCatalog, str, Clock, Path]) -> None:
@@ -180,3 +188,35 @@ def test_an_expired_sign_in_and_a_forged_token_are_refused(
     with httpx.Client(timeout=30) as client:
         r = call(client, catalog.url, "GetSession", headers={"authorization": f"Bearer {forged}"})
         assert r.status_code == 401 and "not a valid" in r.json()["message"]
+
+
+def test_api_clients_send_an_id_token(oidc: tuple[RunningCatalog, str, Clock, Path]) -> None:
+    """A client that ran the code flow itself (here: with the catalog's own request, whose
+    PKCE verifier the signed flow cookie carries) calls with its ID token."""
+    catalog, issuer, clock, _audit = oidc
+    with httpx.Client(timeout=30) as browser:
+        callback = _to_callback(browser, catalog, "dave")
+        flow = browser.cookies.get("catalog_oidc") or ""
+        verifier = json.loads(base64.urlsafe_b64decode(flow.split(".")[0] + "=="))["v"]
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        meta = browser.get(issuer + "/.well-known/openid-configuration").json()
+        token = browser.post(
+            meta["token_endpoint"],
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": verifier,
+                "redirect_uri": callback.split("?")[0],
+            },
+            auth=("catalog", "catalog-client-secret"),
+        ).json()["id_token"]
+    with httpx.Client(timeout=30) as client:
+        bearer = {"authorization": f"Bearer {token}"}
+        r = call(client, catalog.url, "GetSession", headers=bearer)
+        assert r.status_code == 200 and r.json()["identity"] == "dave@example.com", r.text
+        clock.offset = 2 * 3600.0
+        try:
+            r = call(client, catalog.url, "GetSession", headers=bearer)
+            assert r.status_code == 401 and "unexpired" in r.json()["message"]
+        finally:
+            clock.offset = 0.0
