@@ -190,6 +190,8 @@ class App:
             max_sessions=s.sessions.max_sessions,
             max_per_owner=s.sessions.per_identity,
         )
+        if self.metrics is not None:
+            self.manager.on_refused = self.metrics.refused_by
         self._reload_lock = asyncio.Lock()
         self.service = CatalogService(
             manager=self.manager,

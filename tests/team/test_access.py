@@ -287,6 +287,8 @@ def test_sessions_per_identity(client: httpx.Client) -> None:
         r = call(client, c.url, "LoadProtos", {"protoPath": str(FIXTURES)}, headers=a)
         assert r.status_code == 429 and r.json()["code"] == "resource_exhausted"
         assert "--sessions-per-identity" in r.json()["message"]
+        text = client.get(c.url + "/metrics").text
+        assert _metric(text, "catalog_refusals_total", reason="sessions_per_identity") == 1
         r = call(client, c.url, "GetSession", headers=_proxy("bob@x"))  # others are not held up
         assert r.status_code == 200
 
@@ -300,6 +302,8 @@ def test_calls_per_minute(client: httpx.Client, grpc_upstream: GrpcServer) -> No
             assert r.json()["success"], r.text
         r = call(client, c.url, "InvokeGRPC", _echo(grpc_upstream.address), sid=sid, headers=a)
         assert r.status_code == 429 and "--calls-per-minute" in r.json()["message"]
+        text = client.get(c.url + "/metrics").text
+        assert _metric(text, "catalog_refusals_total", reason="calls_per_minute") == 1
         b = _proxy("bob@x")
         sid_b = _loaded(client, c, b)
         r = call(client, c.url, "InvokeGRPC", _echo(grpc_upstream.address), sid=sid_b, headers=b)
