@@ -107,7 +107,7 @@ def test_ten_thousand_messages_stay_bounded_counted_and_exported(
     expect(page.get_by_test_id("stream-count")).to_have_text("10 of 10,000 messages")
     flt.fill("")
     assert page.locator(".msg-row").count() <= 40
-    screenshot(page, "06-ten-thousand-messages", height=1300)
+    screenshot(page, "12-ten-thousand-messages", height=1300)
 
 
 def test_count_only_and_keep_last(page: Page, burst_upstream: GrpcServer) -> None:
@@ -164,7 +164,7 @@ def test_live_bidi_conversation(page: Page, upstream: str) -> None:
     expect(page.get_by_text(re.compile(r'"regions": \["lisbon", "tokyo"\]')).first).to_be_visible()
     assert int(re.sub(r"\D", "", count.inner_text())) > first
     expect(page.get_by_test_id("status")).to_have_count(0)  # still open
-    screenshot(page, "07-live-bidi", height=1300)
+    screenshot(page, "13-live-bidi", height=1300)
     page.get_by_test_id("live-close").click()
     expect(page.get_by_test_id("status")).to_have_text("0 OK")
 

@@ -4,6 +4,7 @@ import { catalog, errorText, isAbort } from "../api/client";
 import { Transport, type InvokeStreamEvent, type MethodInfo, type ServiceInfo } from "../gen/catalog/v1/catalog_pb";
 import { bufCurlCommand, curlCommand, grpcurlCommand, type CallSpec } from "../lib/commands";
 import { formatMs, relativeTime } from "../lib/format";
+import { Slicer } from "../lib/messageLog";
 import { addHistory, clearHistory, loadHistory, methodKey, type HistoryEntry } from "../lib/history";
 import { shareHash, type Route } from "../lib/route";
 import { encodeSource, sourceOfService } from "../lib/sources";
@@ -156,10 +157,16 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
       setResult(cur.value);
     };
     const log = cur.value.log;
+    const slicer = new Slicer();
     try {
       for await (const ev of events) {
         const e = ev.event;
-        if (e.case === "message") log?.push(e.value.json, e.value.elapsedMs, e.value.index);
+        if (e.case === "message") {
+          log?.push(e.value.json, e.value.elapsedMs, e.value.index);
+          // A burst arrives many messages per network chunk, all in microtasks: give the
+          // browser a frame every few milliseconds so it paints and takes input.
+          await slicer.pause();
+        }
         else if (e.case === "headers") update({ headers: e.value.headers.map(({ key: k, value }) => ({ key: k, value })) });
         else if (e.case === "status") {
           const s = e.value;

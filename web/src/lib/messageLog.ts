@@ -156,6 +156,30 @@ export class MessageLog {
   }
 }
 
+const channel = typeof MessageChannel === "function" ? new MessageChannel() : null;
+const waiting: (() => void)[] = [];
+if (channel) channel.port1.onmessage = () => waiting.shift()?.();
+
+/** A macrotask boundary (faster than setTimeout's clamp): lets frames and input run. */
+export function yieldToBrowser(): Promise<void> {
+  if (!channel) return new Promise((r) => setTimeout(r, 0));
+  return new Promise((r) => {
+    waiting.push(r);
+    channel.port2.postMessage(0);
+  });
+}
+
+/** Time slices for a loop over many events: `due()` says when to yield (every ~8 ms). */
+export class Slicer {
+  private start = performance.now();
+  constructor(private readonly budgetMs = 8) {}
+  async pause(): Promise<void> {
+    if (performance.now() - this.start < this.budgetMs) return;
+    await yieldToBrowser();
+    this.start = performance.now();
+  }
+}
+
 /** A matcher for the filter box: text (case-insensitive substring) or a JSONPath. */
 export function messageFilter(query: string): ((json: string) => boolean) | null {
   const q = query.trim();
