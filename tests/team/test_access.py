@@ -135,6 +135,13 @@ def test_proto_root_refuses_traversal_and_symlink_escapes(
     with run_catalog(AppConfig(policy=PolicySettings(proto_roots=(str(root),)))) as c:
         r = call(client, c.url, "LoadProtos", {"protoPath": str(root / "ok")})
         assert r.status_code == 200 and r.json()["success"], r.text
+        # the root itself holds link.proto -> outside/secret.proto: not followed
+        r = call(client, c.url, "LoadProtos", {"protoPath": str(root)})
+        assert "secret.v1" not in r.text, r.text
+        (root / "ok" / "b.proto").write_text('syntax = "proto3"; import "link.proto";')
+        (root / "ok" / "link.proto").symlink_to(outside / "secret.proto")
+        r = call(client, c.url, "LoadProtos", {"protoPath": str(root / "ok" / "b.proto")})
+        assert "secret.v1" not in r.text and not r.json().get("success"), r.text
         for path in (
             str(outside),
             str(root / ".." / "outside"),

@@ -86,7 +86,10 @@ def read_tree(
         return name.endswith(".proto") or name in also
 
     sized: list[tuple[str, Path, int]] = []
+    real_root = os.path.realpath(root)
     for p in sorted(_walk(limits, root, shown, wanted)):
+        if not _contained(p, real_root):
+            continue  # a symlinked file that leads out of the folder is not followed
         try:
             st = p.stat()
         except OSError:
@@ -157,6 +160,7 @@ def read_closure(limits: Limits, file: Path, shown: str) -> dict[str, bytes]:
     if problem is not None:
         raise bad_name(shown, file.name, problem)
     root = file.parent
+    real_root = os.path.realpath(root)
     files: dict[str, bytes] = {}
     budget = limits.max_bytes
     pending = [file.name]
@@ -169,6 +173,8 @@ def read_closure(limits: Limits, file: Path, shown: str) -> dict[str, bytes]:
                 f"{shown} imports more than {limits.max_files} files; the limit is "
                 f"{limits.max_files} files per load",
             )
+        if name != file.name and not _contained(root / name, real_root):
+            continue  # through a symlink out of the folder: not read (protoc: missing)
         try:
             data = read_at_most(root / name, budget)
         except FileTooLarge as exc:
@@ -183,6 +189,12 @@ def read_closure(limits: Limits, file: Path, shown: str) -> dict[str, bytes]:
         budget -= len(data)
         pending.extend(m.decode(errors="replace") for m in _IMPORT.findall(data))
     return files
+
+
+def _contained(path: Path, real_root: str) -> bool:
+    """Whether `path`, symlinks resolved, is still below the folder `real_root` (resolved)."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def unreadable(shown: str, exc: OSError) -> LoadError:
