@@ -309,3 +309,38 @@ def test_proto2_and_editions_round_trip_on_every_transport(
     error = r.json()
     assert error["code"] == "invalid_argument"
     assert "requestJson is missing required fields: name" in error["message"]
+
+
+def test_validate_message_checks_every_rule_with_protovalidate(
+    catalog: tuple[str, str], http: httpx.Client
+) -> None:
+    url, sid = catalog
+    bad = {"name": "n", "email": "nope", "age": 200, "tags": ["a"], "code": "low"}
+    r = call(
+        http,
+        url,
+        "ValidateMessage",
+        {"typeName": "feat.p2.Req", "messageJson": json.dumps(bad)},
+        sid,
+    )
+    assert r.status_code == 200, r.text
+    found = {(v["fieldPath"], v["ruleId"]): v["message"] for v in r.json()["violations"]}
+    assert ("email", "string.email") in found
+    assert ("age", "int32.gte_lt") in found
+    assert ("tags[0]", "string.min_len") in found
+    assert found[("code", "code.upper")] == "code must be upper case"  # a CEL rule
+    good = {"name": "n", "email": "a@b.example", "age": 30, "tags": ["ab"], "code": "UP"}
+    r = call(
+        http,
+        url,
+        "ValidateMessage",
+        {"typeName": "feat.p2.Req", "messageJson": json.dumps(good)},
+        sid,
+    )
+    assert r.json().get("violations", []) == []
+    r = call(http, url, "ValidateMessage", {"typeName": "no.Such", "messageJson": "{}"}, sid)
+    assert r.status_code == 404 and "no.Such" in r.json()["message"]
+    r = call(
+        http, url, "ValidateMessage", {"typeName": "feat.p2.Req", "messageJson": '{"nam": 1}'}, sid
+    )
+    assert r.status_code == 400 and "feat.p2.Req" in r.json()["message"]

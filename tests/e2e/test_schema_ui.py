@@ -30,6 +30,8 @@ service Greeter {
 }
 message Greeting {
   string name = 1 [(buf.validate.field).string.min_len = 3];
+  string code = 2 [(buf.validate.field).cel = {
+    id: "code.upper", message: "code must be upper case", expression: "this == this.upperAscii()"}];
 }
 """
 
@@ -73,6 +75,14 @@ def test_rules_are_shown_refused_and_sent_anyway(
             page.get_by_test_id("send").click()
             expect(page.locator(".toast").first).to_contain_text("Not sent")
             expect(page.get_by_test_id("status")).to_have_count(0)
+            # a CEL rule: checked by the catalog (protovalidate) when sending
+            form.locator('[data-path="name"]').fill("abc")
+            form.locator('[data-path="code"]').fill("low")
+            expect(validation).to_contain_text("Valid")
+            page.get_by_test_id("send").click()
+            expect(page.get_by_text("code must be upper case").first).to_be_visible()
+            expect(page.get_by_test_id("status")).to_have_count(0)
+            form.locator('[data-path="name"]').fill("ab")
             page.get_by_test_id("send-anyway").check()
             page.get_by_test_id("send").click()
             expect(page.get_by_test_id("status")).to_contain_text("OK")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from ..identity import current_identity
 from ..invocation import CallLimits, invoke_stream, invoke_unary
 from ..loading import SOURCE_FIELDS, SOURCES, Loader
 from ..registry import Registry
+from ..rules import violations
 from ..schema import is_infrastructure, options_of, schema_documents
 from ..session import SessionManager, State
 from ..sources.core import Given, LoadError, redact
@@ -208,6 +210,39 @@ class CatalogService(catalog_connect.CatalogService):
         roots = [registry.find_service(name).file.name] if name else list(view.file_names)
         data, count = descriptor_set_of(view, roots)
         return catalog_pb.ExportDescriptorSetResponse(descriptor_set=data, file_count=count)
+
+    async def validate_message(
+        self, request: catalog_pb.ValidateMessageRequest, ctx: Ctx
+    ) -> catalog_pb.ValidateMessageResponse:
+        """The buf.validate rules a message breaks (protovalidate, CEL included)."""
+        name = request.type_name.strip().lstrip(".")
+        if not name:
+            raise ConnectError(Code.INVALID_ARGUMENT, "typeName is required")
+        limit = self.call_limits.max_call_bytes
+        if len(request.message_json) > limit:
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED,
+                f"messageJson holds {len(request.message_json)} bytes; at most {limit} are "
+                "checked",
+            )
+        view = await _registry().current()
+        try:
+            desc = view.pool.FindMessageTypeByName(name)
+        except KeyError:
+            raise ConnectError(
+                Code.NOT_FOUND, f"message type {name!r} is not loaded in this session"
+            ) from None
+        found = await asyncio.to_thread(
+            violations, view, desc, request.message_json, self.call_limits.max_json_depth
+        )
+        return catalog_pb.ValidateMessageResponse(
+            violations=[
+                catalog_pb.RuleViolation(
+                    field_path=v.field_path, rule_id=v.rule_id, message=v.message
+                )
+                for v in found
+            ]
+        )
 
     async def get_session(
         self, request: catalog_pb.GetSessionRequest, ctx: Ctx

@@ -1,5 +1,6 @@
 import type { TargetedKeyboardEvent } from "preact";
 import { useMemo, useState } from "preact/hooks";
+import { catalog } from "../api/client";
 import { exampleMessage, type Json, type JsonObject } from "../schema/example";
 import type { Located, SchemaSet } from "../schema/types";
 import { parseJson, rulePolicy, validate, type ValidationError } from "../schema/validate";
@@ -154,7 +155,7 @@ export function RequestEditor(props: Props) {
           />
         )}
       </div>
-      <ValidationLine check={check} typeName={props.typeName} />
+      <ValidationLine check={check} typeName={props.typeName} hasRules={hasRules(located)} />
     </div>
   );
 }
@@ -168,6 +169,31 @@ export function ruleRefusal(check: Check, what: string): string | null {
   const broken = check.errors.find((e) => e.rule);
   if (!broken) return null;
   return `Not sent: ${what} breaks a validation rule at ${broken.path}: ${broken.message}. Tick "Send anyway" to test the server's own validation.`;
+}
+
+/**
+ * Asks the catalog which buf.validate rules the messages break — every rule, CEL
+ * expressions included, checked by protovalidate as the server would — and says why
+ * they are not sent (null: send them, also when the check itself failed).
+ */
+export async function serverRuleRefusal(typeName: string, texts: string[], multi: boolean): Promise<string | null> {
+  if (rulePolicy.sendAnyway) return null;
+  for (let i = 0; i < texts.length; i++) {
+    let found;
+    try {
+      found = (await catalog.validateMessage({ typeName, messageJson: texts[i] })).violations;
+    } catch {
+      return null; // the check is a convenience: the call itself reports real problems
+    }
+    const v = found[0];
+    if (v) {
+      const what = multi ? `message #${i + 1}` : "the request";
+      const where = v.fieldPath ? ` at ${v.fieldPath}` : "";
+      const more = found.length > 1 ? ` (and ${found.length - 1} more)` : "";
+      return `Not sent: ${what} breaks the validation rule ${v.ruleId}${where}: ${v.message}${more}. Tick "Send anyway" to test the server's own validation.`;
+    }
+  }
+  return null;
 }
 
 function SendAnyway() {
@@ -188,7 +214,14 @@ function SendAnyway() {
   );
 }
 
-export function ValidationLine({ check, typeName }: { check: Check; typeName: string }) {
+/** Whether a message or one of its own fields carries buf.validate rules. */
+function hasRules(located: Located | null): boolean {
+  const s = located?.schema;
+  if (!s) return false;
+  return !!s["x-buf-validate"] || Object.values(s.properties ?? {}).some((p) => !!p["x-buf-validate"]);
+}
+
+export function ValidationLine({ check, typeName, hasRules = false }: { check: Check; typeName: string; hasRules?: boolean }) {
   if (check.syntax) {
     const at = check.syntax.line ? ` (line ${check.syntax.line}, column ${check.syntax.column})` : "";
     return (
@@ -210,6 +243,8 @@ export function ValidationLine({ check, typeName }: { check: Check; typeName: st
   return (
     <p class="validation is-ok" role="status" data-testid="validation">
       Valid <span class="mono">{typeName}</span>
+      {hasRules && <span class="muted"> (its buf.validate rules, CEL too, are checked by the catalog when you send)</span>}
+      {hasRules && <SendAnyway />}
     </p>
   );
 }

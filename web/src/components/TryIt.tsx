@@ -24,7 +24,7 @@ import {
 import type { SchemaSet } from "../schema/types";
 import { refreshSession, toast, useAppState } from "../state/store";
 import { IconClock, IconLink, IconPlay, IconPlus, IconStop, IconTrash } from "./icons";
-import { checkMessage, exampleText, RequestEditor, ruleRefusal, type EditorMode } from "./RequestEditor";
+import { checkMessage, exampleText, RequestEditor, ruleRefusal, serverRuleRefusal, type EditorMode } from "./RequestEditor";
 import { emptyResult, ResponseView, type CallResult } from "./ResponseView";
 import { CopyButton, methodKind, Tabs } from "./ui";
 import { copyText } from "../lib/format";
@@ -232,6 +232,11 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
         toast(refused, "error", 8000);
         return;
       }
+    }
+    const byRules = await serverRuleRefusal(method.inputType, toSend, multi);
+    if (byRules) {
+      toast(byRules, "error", 8000);
+      return;
     }
     const base = baseOf(tgt);
     const requests = toSend.map(compact);

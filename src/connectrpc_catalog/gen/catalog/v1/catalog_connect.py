@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import catalog_pb
-from .catalog_pb import CancelCallRequest, CancelCallResponse, CloseSendRequest, CloseSendResponse, CloseSessionRequest, CloseSessionResponse, ExportDescriptorSetRequest, ExportDescriptorSetResponse, GetServiceSchemaRequest, GetServiceSchemaResponse, GetSessionRequest, GetSessionResponse, InvokeGRPCRequest, InvokeGRPCResponse, InvokeStreamEvent, InvokeStreamRequest, ListServicesRequest, ListServicesResponse, LoadProtosRequest, LoadProtosResponse, ReloadBaseRequest, ReloadBaseResponse, SendMessageRequest, SendMessageResponse, StartCallRequest, StartCallResponse, WatchCallRequest
+from .catalog_pb import CancelCallRequest, CancelCallResponse, CloseSendRequest, CloseSendResponse, CloseSessionRequest, CloseSessionResponse, ExportDescriptorSetRequest, ExportDescriptorSetResponse, GetServiceSchemaRequest, GetServiceSchemaResponse, GetSessionRequest, GetSessionResponse, InvokeGRPCRequest, InvokeGRPCResponse, InvokeStreamEvent, InvokeStreamRequest, ListServicesRequest, ListServicesResponse, LoadProtosRequest, LoadProtosResponse, ReloadBaseRequest, ReloadBaseResponse, SendMessageRequest, SendMessageResponse, StartCallRequest, StartCallResponse, ValidateMessageRequest, ValidateMessageResponse, WatchCallRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -121,6 +121,13 @@ class CatalogService(Protocol):
         """
         The schema the caller's session sees as a FileDescriptorSet (with source info),
         for tools such as grpcurl (-protoset) and buf curl (--schema).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def validate_message(self, request: ValidateMessageRequest, ctx: RequestContext[ValidateMessageRequest, ValidateMessageResponse], /) -> ValidateMessageResponse:
+        """
+        Checks a message against the buf.validate rules of its type (protovalidate, CEL
+        expressions included), as a server using protovalidate would, without calling it.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -295,6 +302,17 @@ class CatalogServiceASGIApplication(ConnectASGIApplication[CatalogService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.export_descriptor_set,
+                ),
+                "/catalog.v1.CatalogService/ValidateMessage": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ValidateMessage",
+                        service_name="catalog.v1.CatalogService",
+                        input=ValidateMessageRequest,
+                        output=ValidateMessageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.validate_message,
                 ),
             },
             interceptors=interceptors,
@@ -641,6 +659,30 @@ class CatalogServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def validate_message(
+        self,
+        request: ValidateMessageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ValidateMessageResponse:
+        """
+        Checks a message against the buf.validate rules of its type (protovalidate, CEL
+        expressions included), as a server using protovalidate would, without calling it.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ValidateMessage",
+                service_name="catalog.v1.CatalogService",
+                input=ValidateMessageRequest,
+                output=ValidateMessageResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class CatalogServiceSync(Protocol):
     """
@@ -733,6 +775,13 @@ class CatalogServiceSync(Protocol):
         """
         The schema the caller's session sees as a FileDescriptorSet (with source info),
         for tools such as grpcurl (-protoset) and buf curl (--schema).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def validate_message(self, request: ValidateMessageRequest, ctx: RequestContext[ValidateMessageRequest, ValidateMessageResponse], /) -> ValidateMessageResponse:
+        """
+        Checks a message against the buf.validate rules of its type (protovalidate, CEL
+        expressions included), as a server using protovalidate would, without calling it.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -905,6 +954,17 @@ class CatalogServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.export_descriptor_set,
+                ),
+                "/catalog.v1.CatalogService/ValidateMessage": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ValidateMessage",
+                        service_name="catalog.v1.CatalogService",
+                        input=ValidateMessageRequest,
+                        output=ValidateMessageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.validate_message,
                 ),
             },
             interceptors=interceptors,
@@ -1245,6 +1305,30 @@ class CatalogServiceClientSync(ConnectClientSync):
                 service_name="catalog.v1.CatalogService",
                 input=ExportDescriptorSetRequest,
                 output=ExportDescriptorSetResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def validate_message(
+        self,
+        request: ValidateMessageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ValidateMessageResponse:
+        """
+        Checks a message against the buf.validate rules of its type (protovalidate, CEL
+        expressions included), as a server using protovalidate would, without calling it.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ValidateMessage",
+                service_name="catalog.v1.CatalogService",
+                input=ValidateMessageRequest,
+                output=ValidateMessageResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -1735,6 +1735,122 @@ class ReloadBaseResponse(Message[_ReloadBaseResponseFields]):
         service_count: int
         file_count: int
 
+_ValidateMessageRequestFields: TypeAlias = Literal["type_name", "message_json"]
+
+class ValidateMessageRequest(Message[_ValidateMessageRequestFields]):
+    """
+    ```proto
+    message catalog.v1.ValidateMessageRequest
+    ```
+
+    Attributes:
+        type_name:
+            Fully qualified message name, e.g. "acme.v1.CreateUserRequest".
+
+            ```proto
+            string type_name = 1;
+            ```
+        message_json:
+            The message in proto3 JSON.
+
+            ```proto
+            string message_json = 2;
+            ```
+    """
+
+    __slots__ = ("type_name", "message_json")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            type_name: str = "",
+            message_json: str = "",
+        ) -> None:
+            pass
+
+        type_name: str
+        message_json: str
+
+_ValidateMessageResponseFields: TypeAlias = Literal["violations"]
+
+class ValidateMessageResponse(Message[_ValidateMessageResponseFields]):
+    """
+    ```proto
+    message catalog.v1.ValidateMessageResponse
+    ```
+
+    Attributes:
+        violations:
+            The rules the message breaks; empty when it keeps them all (or has none).
+
+            ```proto
+            repeated catalog.v1.RuleViolation violations = 1;
+            ```
+    """
+
+    __slots__ = ("violations",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            violations: list[RuleViolation] | None = None,
+        ) -> None:
+            pass
+
+        violations: list[RuleViolation]
+
+_RuleViolationFields: TypeAlias = Literal["field_path", "rule_id", "message"]
+
+class RuleViolation(Message[_RuleViolationFields]):
+    """
+    One broken buf.validate rule.
+
+    ```proto
+    message catalog.v1.RuleViolation
+    ```
+
+    Attributes:
+        field_path:
+            Where, e.g. "tags[0]" or "address.city" (empty: the message itself).
+
+            ```proto
+            string field_path = 1;
+            ```
+        rule_id:
+            The rule, e.g. "string.min_len", or a CEL rule's id.
+
+            ```proto
+            string rule_id = 2;
+            ```
+        message:
+            Its message, e.g. "value length must be at least 3 characters".
+
+            ```proto
+            string message = 3;
+            ```
+    """
+
+    __slots__ = ("field_path", "rule_id", "message")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            field_path: str = "",
+            rule_id: str = "",
+            message: str = "",
+        ) -> None:
+            pass
+
+        field_path: str
+        rule_id: str
+        message: str
+
 class Transport(Enum):
     """
     How the catalog talks to an upstream server.
@@ -1770,7 +1886,7 @@ class Transport(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\x88\x03\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptions\x12!\n\x0cimport_paths\x18\x14 \x03(\tR\x0bimportPathsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xf5\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices\x12\x1f\n\x0bimport_root\x18\x14 \x01(\tR\nimportRoot\x12!\n\x0cplaced_files\x18\x15 \x03(\tR\x0bplacedFiles"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8d\x03\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x12&\n\x0fhas_source_info\x18\x14 \x01(\x08R\rhasSourceInfo\x12&\n\x0einfrastructure\x18\x15 \x01(\x08R\x0einfrastructure\x120\n\x07options\x18\x16 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"\xae\x02\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x120\n\x07options\x18\x14 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"?\n\nOptionInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\nvalue_json\x18\x02 \x01(\tR\tvalueJson"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"G\n\x10StartCallRequest\x123\n\x04call\x18\x01 \x01(\x0b2\x1f.catalog.v1.InvokeStreamRequestR\x04call"_\n\x11StartCallResponse\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n\nsent_count\x18\x03 \x01(\x05R\tsentCount"+\n\x10WatchCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"P\n\x12SendMessageRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"4\n\x13SendMessageResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount"+\n\x10CloseSendRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x11CloseSendResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount",\n\x11CancelCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x12CancelCallResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled"?\n\x1aExportDescriptorSetRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"c\n\x1bExportDescriptorSetResponse\x12%\n\x0edescriptor_set\x18\x01 \x01(\x0cR\rdescriptorSet\x12\x1d\n\nfile_count\x18\x02 \x01(\x05R\tfileCount"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xb1\x04\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus\x12\x1a\n\x08identity\x18\x0b \x01(\tR\x08identity\x12\x1b\n\tauth_mode\x18\x0c \x01(\tR\x08authMode\x12\x16\n\x06groups\x18\r \x03(\tR\x06groups\x12 \n\x0csign_out_url\x18\x0e \x01(\tR\nsignOutUrl"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\x80\t\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponse\x12H\n\tStartCall\x12\x1c.catalog.v1.StartCallRequest\x1a\x1d.catalog.v1.StartCallResponse\x12J\n\tWatchCall\x12\x1c.catalog.v1.WatchCallRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12N\n\x0bSendMessage\x12\x1e.catalog.v1.SendMessageRequest\x1a\x1f.catalog.v1.SendMessageResponse\x12H\n\tCloseSend\x12\x1c.catalog.v1.CloseSendRequest\x1a\x1d.catalog.v1.CloseSendResponse\x12K\n\nCancelCall\x12\x1d.catalog.v1.CancelCallRequest\x1a\x1e.catalog.v1.CancelCallResponse\x12f\n\x13ExportDescriptorSet\x12&.catalog.v1.ExportDescriptorSetRequest\x1a\'.catalog.v1.ExportDescriptorSetResponseb\x06proto3',
+    b'\n\x18catalog/v1/catalog.proto\x12\ncatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto"\x88\x03\n\x11LoadProtosRequest\x12\x1f\n\nproto_path\x18\x01 \x01(\tH\x00R\tprotoPath\x12\x1f\n\nproto_repo\x18\x02 \x01(\tH\x00R\tprotoRepo\x12\x1f\n\nbuf_module\x18\x03 \x01(\tH\x00R\tbufModule\x121\n\x13reflection_endpoint\x18\x04 \x01(\tH\x00R\x12reflectionEndpoint\x129\n\x0bproto_files\x18\x05 \x01(\x0b2\x16.catalog.v1.ProtoFilesH\x00R\nprotoFiles\x12\'\n\x0edescriptor_set\x18\x06 \x01(\x0cH\x00R\rdescriptorSet\x12L\n\x12reflection_options\x18\n \x01(\x0b2\x1d.catalog.v1.ReflectionOptionsR\x11reflectionOptions\x12!\n\x0cimport_paths\x18\x14 \x03(\tR\x0bimportPathsB\x08\n\x06source"\x7f\n\nProtoFiles\x127\n\x05files\x18\x01 \x03(\x0b2!.catalog.v1.ProtoFiles.FilesEntryR\x05files\x1a8\n\nFilesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"v\n\x11ReflectionOptions\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds"\xf5\x01\n\x12LoadProtosResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount\x12\'\n\x0floaded_services\x18\x05 \x03(\tR\x0eloadedServices\x12\x1f\n\x0bimport_root\x18\x14 \x01(\tR\nimportRoot\x12!\n\x0cplaced_files\x18\x15 \x03(\tR\x0bplacedFiles"\x15\n\x13ListServicesRequest"K\n\x14ListServicesResponse\x123\n\x08services\x18\x01 \x03(\x0b2\x17.catalog.v1.ServiceInfoR\x08services"\x93\x01\n\x06Target\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x123\n\ttransport\x18\x02 \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12\x17\n\x07use_tls\x18\x03 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x04 \x01(\tR\nserverName"\x8d\x03\n\x0bServiceInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07package\x18\x02 \x01(\tR\x07package\x120\n\x07methods\x18\x03 \x03(\x0b2\x16.catalog.v1.MethodInfoR\x07methods\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x129\n\x0edefault_target\x18\x05 \x01(\x0b2\x12.catalog.v1.TargetR\rdefaultTarget\x12\x1b\n\tfrom_base\x18\x06 \x01(\x08R\x08fromBase\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x12&\n\x0fhas_source_info\x18\x14 \x01(\x08R\rhasSourceInfo\x12&\n\x0einfrastructure\x18\x15 \x01(\x08R\x0einfrastructure\x120\n\x07options\x18\x16 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"\xae\x02\n\nMethodInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ninput_type\x18\x02 \x01(\tR\tinputType\x12\x1f\n\x0boutput_type\x18\x03 \x01(\tR\noutputType\x12$\n\rdocumentation\x18\x04 \x01(\tR\rdocumentation\x12)\n\x10client_streaming\x18\x05 \x01(\x08R\x0fclientStreaming\x12)\n\x10server_streaming\x18\x06 \x01(\x08R\x0fserverStreaming\x12\x1e\n\ndeprecated\x18\x07 \x01(\x08R\ndeprecated\x120\n\x07options\x18\x14 \x03(\x0b2\x16.catalog.v1.OptionInfoR\x07options"?\n\nOptionInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\nvalue_json\x18\x02 \x01(\tR\tvalueJson"<\n\x17GetServiceSchemaRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"\x89\x02\n\x18GetServiceSchemaResponse\x121\n\x07service\x18\x01 \x01(\x0b2\x17.catalog.v1.ServiceInfoR\x07service\x12a\n\x0fmessage_schemas\x18\x02 \x03(\x0b28.catalog.v1.GetServiceSchemaResponse.MessageSchemasEntryR\x0emessageSchemas\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x1aA\n\x13MessageSchemasEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"0\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value"\xe7\x04\n\x11InvokeGRPCRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x12!\n\x0crequest_json\x18\x04 \x01(\tR\x0brequestJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12G\n\x08metadata\x18\x08 \x03(\x0b2+.catalog.v1.InvokeGRPCRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xa8\x04\n\x12InvokeGRPCResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12#\n\rresponse_json\x18\x02 \x01(\tR\x0cresponseJson\x12\x14\n\x05error\x18\x03 \x01(\tR\x05error\x12H\n\x08metadata\x18\x04 \x03(\x0b2,.catalog.v1.InvokeGRPCResponse.MetadataEntryR\x08metadata\x12\x1f\n\x0bstatus_code\x18\x05 \x01(\x05R\nstatusCode\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x12=\n\x10response_headers\x18\x07 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12,\n\x12error_details_json\x18\t \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12\x1f\n\x0bstatus_name\x18\x0b \x01(\tR\nstatusName\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xfc\x04\n\x13InvokeStreamRequest\x12\x1a\n\x08endpoint\x18\x01 \x01(\tR\x08endpoint\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method\x122\n\x15request_messages_json\x18\x04 \x03(\tR\x13requestMessagesJson\x12\x17\n\x07use_tls\x18\x05 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x06 \x01(\tR\nserverName\x12\'\n\x0ftimeout_seconds\x18\x07 \x01(\x05R\x0etimeoutSeconds\x12I\n\x08metadata\x18\x08 \x03(\x0b2-.catalog.v1.InvokeStreamRequest.MetadataEntryR\x08metadata\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12#\n\rconnect_codec\x18\n \x01(\tR\x0cconnectCodec\x12&\n\x0fclient_cert_pem\x18\x0b \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x0c \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\r \x01(\tR\tcaCertPem\x120\n\x14insecure_skip_verify\x18\x0e \x01(\x08R\x12insecureSkipVerify\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\xbe\x01\n\x11InvokeStreamEvent\x125\n\x07headers\x18\x01 \x01(\x0b2\x19.catalog.v1.StreamHeadersH\x00R\x07headers\x125\n\x07message\x18\x02 \x01(\x0b2\x19.catalog.v1.StreamMessageH\x00R\x07message\x122\n\x06status\x18\x03 \x01(\x0b2\x18.catalog.v1.StreamStatusH\x00R\x06statusB\x07\n\x05event"\\\n\rStreamHeaders\x12,\n\x07headers\x18\x01 \x03(\x0b2\x12.catalog.v1.HeaderR\x07headers\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs"X\n\rStreamMessage\x12\x12\n\x04json\x18\x01 \x01(\tR\x04json\x12\x1d\n\nelapsed_ms\x18\x02 \x01(\x01R\telapsedMs\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index"G\n\x10StartCallRequest\x123\n\x04call\x18\x01 \x01(\x0b2\x1f.catalog.v1.InvokeStreamRequestR\x04call"_\n\x11StartCallResponse\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n\nsent_count\x18\x03 \x01(\x05R\tsentCount"+\n\x10WatchCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"P\n\x12SendMessageRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"4\n\x13SendMessageResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount"+\n\x10CloseSendRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x11CloseSendResponse\x12\x1d\n\nsent_count\x18\x01 \x01(\x05R\tsentCount",\n\x11CancelCallRequest\x12\x17\n\x07call_id\x18\x01 \x01(\tR\x06callId"2\n\x12CancelCallResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled"?\n\x1aExportDescriptorSetRequest\x12!\n\x0cservice_name\x18\x01 \x01(\tR\x0bserviceName"c\n\x1bExportDescriptorSetResponse\x12%\n\x0edescriptor_set\x18\x01 \x01(\x0cR\rdescriptorSet\x12\x1d\n\nfile_count\x18\x02 \x01(\x05R\tfileCount"\xcb\x02\n\x0cStreamStatus\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x03 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x04 \x01(\tR\rstatusMessage\x12\x14\n\x05error\x18\x05 \x01(\tR\x05error\x12.\n\x08trailers\x18\x06 \x03(\x0b2\x12.catalog.v1.HeaderR\x08trailers\x12,\n\x12error_details_json\x18\x07 \x01(\tR\x10errorDetailsJson\x12\x1f\n\x0bduration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rmessage_count\x18\t \x01(\x05R\x0cmessageCount"\x13\n\x11GetSessionRequest"\xb1\x04\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x129\n\ncreated_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n\tlast_used\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastUsed\x129\n\nexpires_at\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n\nfile_count\x18\x05 \x01(\x05R\tfileCount\x12#\n\rservice_count\x18\x06 \x01(\x05R\x0cserviceCount\x12#\n\rbase_services\x18\x07 \x03(\tR\x0cbaseServices\x12)\n\x10session_services\x18\x08 \x03(\tR\x0fsessionServices\x12\x1f\n\x0bttl_seconds\x18\t \x01(\x03R\nttlSeconds\x12%\n\x0esession_status\x18\n \x01(\tR\rsessionStatus\x12\x1a\n\x08identity\x18\x0b \x01(\tR\x08identity\x12\x1b\n\tauth_mode\x18\x0c \x01(\tR\x08authMode\x12\x16\n\x06groups\x18\r \x03(\tR\x06groups\x12 \n\x0csign_out_url\x18\x0e \x01(\tR\nsignOutUrl"\x15\n\x13CloseSessionRequest".\n\x14CloseSessionResponse\x12\x16\n\x06closed\x18\x01 \x01(\x08R\x06closed"\x13\n\x11ReloadBaseRequest"\x88\x01\n\x12ReloadBaseResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x14\n\x05error\x18\x02 \x01(\tR\x05error\x12#\n\rservice_count\x18\x03 \x01(\x05R\x0cserviceCount\x12\x1d\n\nfile_count\x18\x04 \x01(\x05R\tfileCount"X\n\x16ValidateMessageRequest\x12\x1b\n\ttype_name\x18\x01 \x01(\tR\x08typeName\x12!\n\x0cmessage_json\x18\x02 \x01(\tR\x0bmessageJson"T\n\x17ValidateMessageResponse\x129\n\nviolations\x18\x01 \x03(\x0b2\x19.catalog.v1.RuleViolationR\nviolations"a\n\rRuleViolation\x12\x1d\n\nfield_path\x18\x01 \x01(\tR\tfieldPath\x12\x17\n\x07rule_id\x18\x02 \x01(\tR\x06ruleId\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message*N\n\tTransport\x12\x15\n\x11TRANSPORT_CONNECT\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x16\n\x12TRANSPORT_GRPC_WEB\x10\x022\xdc\t\n\x0eCatalogService\x12K\n\nLoadProtos\x12\x1d.catalog.v1.LoadProtosRequest\x1a\x1e.catalog.v1.LoadProtosResponse\x12Q\n\x0cListServices\x12\x1f.catalog.v1.ListServicesRequest\x1a .catalog.v1.ListServicesResponse\x12]\n\x10GetServiceSchema\x12#.catalog.v1.GetServiceSchemaRequest\x1a$.catalog.v1.GetServiceSchemaResponse\x12K\n\nInvokeGRPC\x12\x1d.catalog.v1.InvokeGRPCRequest\x1a\x1e.catalog.v1.InvokeGRPCResponse\x12P\n\x0cInvokeStream\x12\x1f.catalog.v1.InvokeStreamRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12K\n\nGetSession\x12\x1d.catalog.v1.GetSessionRequest\x1a\x1e.catalog.v1.GetSessionResponse\x12Q\n\x0cCloseSession\x12\x1f.catalog.v1.CloseSessionRequest\x1a .catalog.v1.CloseSessionResponse\x12K\n\nReloadBase\x12\x1d.catalog.v1.ReloadBaseRequest\x1a\x1e.catalog.v1.ReloadBaseResponse\x12H\n\tStartCall\x12\x1c.catalog.v1.StartCallRequest\x1a\x1d.catalog.v1.StartCallResponse\x12J\n\tWatchCall\x12\x1c.catalog.v1.WatchCallRequest\x1a\x1d.catalog.v1.InvokeStreamEvent0\x01\x12N\n\x0bSendMessage\x12\x1e.catalog.v1.SendMessageRequest\x1a\x1f.catalog.v1.SendMessageResponse\x12H\n\tCloseSend\x12\x1c.catalog.v1.CloseSendRequest\x1a\x1d.catalog.v1.CloseSendResponse\x12K\n\nCancelCall\x12\x1d.catalog.v1.CancelCallRequest\x1a\x1e.catalog.v1.CancelCallResponse\x12f\n\x13ExportDescriptorSet\x12&.catalog.v1.ExportDescriptorSetRequest\x1a\'.catalog.v1.ExportDescriptorSetResponse\x12Z\n\x0fValidateMessage\x12".catalog.v1.ValidateMessageRequest\x1a#.catalog.v1.ValidateMessageResponseb\x06proto3',
     [
         timestamp_pb.desc(),
     ],
@@ -1812,6 +1928,9 @@ _DESC = file_desc(
         "CloseSessionResponse": CloseSessionResponse,
         "ReloadBaseRequest": ReloadBaseRequest,
         "ReloadBaseResponse": ReloadBaseResponse,
+        "ValidateMessageRequest": ValidateMessageRequest,
+        "ValidateMessageResponse": ValidateMessageResponse,
+        "RuleViolation": RuleViolation,
         "Transport": Transport,
     },
 )
