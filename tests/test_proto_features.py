@@ -36,6 +36,7 @@ P2 = """syntax = "proto2";
 package feat.p2;
 import "google/api/annotations.proto";
 import "buf/validate/validate.proto";
+import "google/protobuf/any.proto";
 
 // A proto2 request.
 message Req {
@@ -51,6 +52,7 @@ message Req {
     min_items: 1, max_items: 3, items: {string: {min_len: 2}}}];
   optional string code = 9 [(buf.validate.field).cel = {
     id: "code.upper", message: "code must be upper case", expression: "this == this.upperAscii()"}];
+  optional google.protobuf.Any extra = 10;
   extensions 100 to 200;
 }
 enum Color { RED = 0; GREEN = 1; }
@@ -95,12 +97,30 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+OTHER = """syntax = "proto3";
+package other.v1;
+// Defined in another source, reached through Any.
+message Payload { string v = 1; }
+"""
+
+
 @pytest.fixture(scope="module")
-def schema(folder: Path) -> Schema:
+def other(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("other")
+    (root / "other" / "v1").mkdir(parents=True)
+    (root / "other" / "v1" / "payload.proto").write_text(OTHER)
+    return root
+
+
+@pytest.fixture(scope="module")
+def schema(folder: Path, other: Path) -> Schema:
+    """What the echo server knows: both sources (its JSON codec resolves Any with it)."""
+
     async def build() -> Schema:
         ctx = Context(SchemaCache(), Compiler())
         try:
-            return await load_path(ctx, str(folder))
+            parts = [await load_path(ctx, str(folder)), await load_path(ctx, str(other))]
+            return ctx.cache.merge(parts)
         finally:
             await ctx.compiler.close()
             await ctx.close()
@@ -204,11 +224,13 @@ def upstream(schema: Schema) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def catalog(folder: Path) -> Iterator[tuple[str, str]]:
-    """A catalog with the feature protos loaded into one session: (url, session id)."""
+def catalog(folder: Path, other: Path) -> Iterator[tuple[str, str]]:
+    """A catalog with the feature protos and, from another source, the type an Any holds
+    loaded into one session: (url, session id)."""
     with run_catalog() as cat, httpx.Client(timeout=30) as http:
         data, sid = load_ok(http, cat.url, {"protoPath": str(folder)})
         assert sorted(data["loadedServices"]) == ["feat.ed.Ed", "feat.p2.P2"]
+        load_ok(http, cat.url, {"protoPath": str(other)}, sid)
         yield cat.url, sid
 
 
@@ -275,6 +297,7 @@ def test_proto2_and_editions_round_trip_on_every_transport(
         "color": "RED",
         "[feat.p2.note]": "extended",
         "tags": ["ab"],
+        "extra": {"@type": "type.googleapis.com/other.v1.Payload", "v": "through Any"},
     }
     r = call(
         http,
