@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { decodeSource, describeSource } from "../lib/sources";
 import { shortName } from "../lib/format";
 import { methodHash, navigate } from "../lib/route";
+import { ruleLines } from "../schema/types";
 import { ensureSchema, useAppState } from "../state/store";
 import { runLoad } from "./Sources";
 import { SchemaTree } from "./SchemaTree";
@@ -146,8 +147,26 @@ function Options({ options }: { options: { name: string; valueJson: string }[] }
 }
 
 function MessageDoc({ set, name }: { set: NonNullable<ReturnType<typeof useAppState>["schemas"][string]["set"]>; name: string }) {
-  const doc = set.message(name)?.schema.description;
-  return doc ? <Paragraphs text={doc} class="message-doc" /> : null;
+  const schema = set.message(name)?.schema;
+  const doc = schema?.description;
+  const rules = ruleLines(schema?.["x-buf-validate"]);
+  const oneofs = Object.entries(schema?.["x-buf-validate-oneofs"] ?? {});
+  if (!doc && !rules.length && !oneofs.length) return null;
+  return (
+    <>
+      {doc && <Paragraphs text={doc} class="message-doc" />}
+      {(rules.length > 0 || oneofs.length > 0) && (
+        <p class="message-rules small" data-testid="message-rules">
+          buf.validate: {rules.map((r) => <code key={r}>{r}</code>)}
+          {oneofs.map(([group, r]) => (
+            <code key={group}>
+              oneof {group}: {ruleLines(r).join(", ")}
+            </code>
+          ))}
+        </p>
+      )}
+    </>
+  );
 }
 
 function NotLoaded({ serviceName, methodName, source }: { serviceName: string; methodName: string; source?: string }) {
