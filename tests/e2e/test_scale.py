@@ -16,13 +16,13 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="end-to-end tests need: pip install playwright")
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.upstream.behaviour import Recorder
 from tests.upstream.grpc_server import GrpcServer, start_grpc_server
 from tests.upstream.schema import PROTO_DIR, SERVICE
 
-from .conftest import screenshot
+from .conftest import PageErrors, new_page, run_catalog, screenshot
 from .test_ui import ALERTS, load_weather, open_method, set_target
 
 LONG_TASK_BOUND_MS = 2_000
@@ -174,3 +174,70 @@ def test_live_bidi_conversation(page: Page, upstream: str) -> None:
     expect(page.get_by_test_id("live-sent")).to_have_text("1 sent")
     page.get_by_role("button", name="Cancel").first.click()
     expect(page.get_by_test_id("status")).to_have_text("1 CANCELLED")
+
+
+def big_schema(folder: Path, services: int = 500, methods: int = 4) -> None:
+    """`services` services of `methods` methods each, 10 services a file."""
+    for f in range(services // 10):
+        lines = [
+            'syntax = "proto3";',
+            f"package big.p{f:02d}.v1;",
+            "message Req { string id = 1; }",
+            "message Res { string id = 1; }",
+        ]
+        for s in range(f * 10, f * 10 + 10):
+            lines.append(f"service Svc{s:03d} {{")
+            lines += [f"  rpc Method{m}(Req) returns (Res);" for m in range(methods)]
+            lines.append("}")
+        (folder / f"f{f:02d}.proto").write_text("\n".join(lines) + "\n")
+
+
+def test_big_schema_tree_and_home_stay_bounded(page: Page, tmp_path: Path) -> None:
+    big_schema(tmp_path)
+    page.get_by_label("Path on the catalog server").fill(str(tmp_path))
+    page.get_by_role("button", name="Load folder").click()
+    expect(page.get_by_text("500 services · 2000 methods")).to_be_visible()
+    tree = page.get_by_role("tree", name="Services")
+    items = tree.get_by_role("treeitem")
+    assert items.count() <= 120  # 2,550 rows, windowed
+    expect(page.locator(".service-card")).to_have_count(60)
+    expect(page.get_by_role("button", name=re.compile(r"^Show 240 more of 440"))).to_be_visible()
+    # The keyboard walks the whole tree, rendering rows as they come into view.
+    items.first.focus()
+    page.keyboard.press("End")
+    last = page.locator(".tree [data-row]:focus")
+    expect(last).to_have_attribute("data-row", "m:big.p49.v1.Svc499/Method3")
+    for _ in range(3):
+        page.keyboard.press("ArrowUp")
+    expect(page.locator(".tree [data-row]:focus")).to_have_attribute(
+        "data-row", "m:big.p49.v1.Svc499/Method0"
+    )
+    page.keyboard.press("Home")
+    expect(page.locator(".tree [data-row]:focus")).to_have_attribute("data-row", "p:big.p00.v1")
+    assert items.count() <= 120
+    # Filtering narrows the tree (and it is not windowed any more).
+    flt = page.get_by_label("Filter services and methods")
+    flt.fill("Svc123")
+    expect(tree.locator(".tree-method")).to_have_count(4)
+    expect(page.get_by_text("4 of 2000 methods")).to_be_visible()
+
+
+def test_demo_is_offered_and_ready(browser: Browser, page_errors: PageErrors) -> None:
+    with run_catalog() as url:
+        page = new_page(browser, page_errors)
+        page.goto(url)
+        expect(page.get_by_test_id("demo-tip")).to_contain_text("connectrpc-catalog --demo")
+        page.context.close()
+    with run_catalog("--demo") as url:
+        page = new_page(browser, page_errors)
+        page.goto(url)
+        page.get_by_test_id("demo-card").get_by_role("link", name="GetCurrentConditions").click()
+        expect(page.get_by_role("heading", level=1, name="GetCurrentConditions")).to_be_visible()
+        # Prefilled from the comments (`e.g. "Lisbon"`), aimed at the demo server: it just works.
+        expect(page.locator('[data-path="location.city"]')).to_have_value("Lisbon")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("status")).to_have_text("0 OK")
+        focused = page.evaluate("document.activeElement.dataset.testid")
+        assert focused in ("send", "status")  # focus never falls to <body>
+        page.context.close()
+    assert not page_errors, page_errors

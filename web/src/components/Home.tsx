@@ -1,10 +1,15 @@
+import { useState } from "preact/hooks";
 import { methodHash, navigate } from "../lib/route";
 import { useAppState } from "../state/store";
 import { SourcesPanel } from "./Sources";
 import { KindBadge, methodKind, Paragraphs } from "./ui";
 
+/** Service cards shown at first; more on request (a big schema stays a light page). */
+const CARDS = 60;
+
 export function Home() {
   const { services, booted } = useAppState();
+  const [limit, setLimit] = useState(CARDS);
   if (!booted) return <div class="page" />;
   if (!services.length) {
     return (
@@ -40,18 +45,20 @@ export function Home() {
           </ol>
         </section>
         <SourcesPanel />
-        <section class="card tip">
-          <h2>No API at hand? Use the example</h2>
-          <p>The project ships a small weather API with every kind of method. From the project folder:</p>
-          <pre class="code-block" tabIndex={0}>python examples/server.py --port 50051</pre>
+        <section class="card tip" data-testid="demo-tip">
+          <h2>No API at hand? Start the demo</h2>
           <p>
-            then load the folder <code>examples/weather</code> (or the reflection endpoint <code>localhost:50051</code>) and call it at{" "}
-            <code>localhost:50051</code> with the gRPC transport.
+            The catalog ships a small weather API with every kind of method (unary, server, client and bidi streaming) and rich errors. Start
+            the catalog with it, and it is loaded here, ready to call:
           </p>
+          <pre class="code-block" tabIndex={0}>connectrpc-catalog --demo</pre>
+          <p class="muted small">It runs inside the catalog's process, on a free local port; nothing else to install.</p>
         </section>
       </div>
     );
   }
+  const demo = services.some((s) => s.fromBase && s.name === "weather.v1.WeatherService");
+  const shown = services.slice(0, limit);
   return (
     <div class="page home">
       <header class="page-head">
@@ -60,8 +67,20 @@ export function Home() {
           Pick a method in the list, or below. Press <kbd>/</kbd> to filter.
         </p>
       </header>
+      {demo && (
+        <section class="card tip" data-testid="demo-card">
+          <h2>The demo API is loaded</h2>
+          <p>
+            Try each kind of method: <DemoLink service="weather.v1.WeatherService" method="GetCurrentConditions" /> (unary),{" "}
+            <DemoLink service="weather.v1.WeatherService" method="WatchObservations" /> (server streaming),{" "}
+            <DemoLink service="weather.v1.WeatherService" method="ReportObservations" /> (client streaming) and{" "}
+            <DemoLink service="weather.v1.AlertService" method="Subscribe" /> (bidi: press <strong>Start live call</strong> and send one region
+            at a time).
+          </p>
+        </section>
+      )}
       <div class="service-grid">
-        {services.map((s) => (
+        {shown.map((s) => (
           <section class="card service-card" aria-label={s.name}>
             <h2 class="service-title">
               {s.name.slice(s.package ? s.package.length + 1 : 0)}
@@ -88,6 +107,28 @@ export function Home() {
           </section>
         ))}
       </div>
+      {services.length > shown.length && (
+        <p class="show-more">
+          <button type="button" class="btn btn-secondary" onClick={() => setLimit(limit + CARDS * 4)}>
+            Show {Math.min(services.length - shown.length, CARDS * 4)} more of {services.length - shown.length} services
+          </button>{" "}
+          <span class="muted small">or filter the list on the left.</span>
+        </p>
+      )}
     </div>
+  );
+}
+
+function DemoLink({ service, method }: { service: string; method: string }) {
+  return (
+    <a
+      href={methodHash(service, method)}
+      onClick={(e) => {
+        e.preventDefault();
+        navigate(methodHash(service, method));
+      }}
+    >
+      {method}
+    </a>
   );
 }

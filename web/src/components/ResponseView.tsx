@@ -83,6 +83,16 @@ export function ResponseView({ result, onCancel, boxRef: ref }: { result: CallRe
   useLog(result?.log ?? null);
   // A new call starts on its body; a failed one with error details opens them.
   useEffect(() => setTab("body"), [result?.startedAt]);
+  // When a call ends and focus fell to the page (its button went away or was disabled),
+  // move it to the status, which a screen reader then reads.
+  const done = !!result?.done;
+  useEffect(() => {
+    if (!done) return;
+    const active = document.activeElement;
+    if (!active || active === document.body || (active as HTMLButtonElement).disabled) {
+      document.getElementById("call-status")?.focus({ preventScroll: true });
+    }
+  }, [done, result?.startedAt]);
   const failedWithDetails = !!result && result.done && !result.success && !!result.errorDetailsJson;
   useEffect(() => {
     if (failedWithDetails && !result?.streaming) setTab("details");

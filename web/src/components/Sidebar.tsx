@@ -11,6 +11,11 @@ type Row =
   | { type: "service"; id: string; service: ServiceInfo; short: string }
   | { type: "method"; id: string; service: ServiceInfo; method: ServiceInfo["methods"][number] };
 
+/** Past this many rows the tree is windowed: fixed-height rows, only those in view rendered. */
+export const WINDOW_AFTER = 300;
+const ROW_H = 30;
+const OVERSCAN = 10;
+
 function matches(q: string, ...texts: string[]): boolean {
   return texts.some((t) => t.toLowerCase().includes(q));
 }
@@ -59,6 +64,36 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
     return out;
   }, [services, filter, collapsed, showInfra]);
 
+  const windowed = rows.length > WINDOW_AFTER;
+  const [view, setView] = useState({ top: 0, height: 900 });
+  const scroller = () => treeRef.current?.closest<HTMLElement>(".sidebar") ?? null;
+  useEffect(() => {
+    if (!windowed) return undefined;
+    const el = scroller();
+    if (!el) return undefined;
+    let queued = false;
+    const measure = () => {
+      queued = false;
+      const tree = treeRef.current;
+      if (!tree) return;
+      const top = el.scrollTop - (tree.getBoundingClientRect().top - el.getBoundingClientRect().top + el.scrollTop);
+      setView({ top, height: el.clientHeight });
+    };
+    const onScroll = () => {
+      if (!queued) {
+        queued = true;
+        requestAnimationFrame(measure);
+      }
+    };
+    measure();
+    el.addEventListener("scroll", onScroll, { passive: true });
+    window.addEventListener("resize", onScroll);
+    return () => {
+      el.removeEventListener("scroll", onScroll);
+      window.removeEventListener("resize", onScroll);
+    };
+  }, [windowed, rows.length]);
+
   const activeId = route.page === "method" ? `m:${route.service}/${route.method}` : null;
   const tabStopId = rows.some((r) => r.id === focusId) ? focusId : (rows.find((r) => r.id === activeId)?.id ?? rows[0]?.id ?? null);
 
@@ -78,6 +113,19 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
 
   const focusRow = (id: string) => {
     setFocusId(id);
+    if (windowed) {
+      // Bring the row into view first: it may not be rendered yet.
+      const el = scroller();
+      const tree = treeRef.current;
+      const i = rows.findIndex((r) => r.id === id);
+      if (el && tree && i >= 0) {
+        const treeTop = tree.getBoundingClientRect().top - el.getBoundingClientRect().top + el.scrollTop;
+        const rowTop = treeTop + i * ROW_H;
+        if (rowTop < el.scrollTop + ROW_H) el.scrollTop = rowTop - ROW_H;
+        else if (rowTop + 2 * ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = rowTop + 2 * ROW_H - el.clientHeight;
+        setView({ top: el.scrollTop - treeTop, height: el.clientHeight });
+      }
+    }
     requestAnimationFrame(() => {
       treeRef.current?.querySelector<HTMLElement>(`[data-row="${CSS.escape(id)}"]`)?.focus();
     });
@@ -137,6 +185,18 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
 
   const methodCount = services.reduce((n, s) => n + s.methods.length, 0);
 
+  /** The rows to render: all of them, or (windowed) those in view plus the tab stop. */
+  const shownRows = (): { r: Row; i: number }[] => {
+    if (!windowed) return rows.map((r, i) => ({ r, i }));
+    const first = Math.max(0, Math.floor(view.top / ROW_H) - OVERSCAN);
+    const last = Math.min(rows.length, Math.ceil((view.top + view.height) / ROW_H) + OVERSCAN);
+    const out: { r: Row; i: number }[] = [];
+    for (let i = first; i < last; i++) out.push({ r: rows[i], i });
+    const stop = rows.findIndex((r) => r.id === tabStopId);
+    if (stop >= 0 && (stop < first || stop >= last)) out.push({ r: rows[stop], i: stop });
+    return out;
+  };
+
   return (
     <nav class="sidebar-inner" aria-label="Services and methods">
       <div class="filter">
@@ -175,18 +235,26 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
         </p>
       )}
       {services.length > 0 && rows.length === 0 && <p class="sidebar-note muted">No method matches “{filter}”.</p>}
-      <ul class="tree" role="tree" aria-label="Services" ref={treeRef} onKeyDown={onTreeKey}>
-        {rows.map((r) => {
+      <ul
+        class={`tree ${windowed ? "is-windowed" : ""}`}
+        role="tree"
+        aria-label="Services"
+        ref={treeRef}
+        onKeyDown={onTreeKey}
+        style={windowed ? { height: `${rows.length * ROW_H}px` } : undefined}
+      >
+        {shownRows().map(({ r, i }) => {
           const tabIndex = r.id === tabStopId ? 0 : -1;
           const common = {
             "data-row": r.id,
             tabIndex,
             onFocus: () => setFocusId(r.id),
+            style: windowed ? { top: `${i * ROW_H}px` } : undefined,
           };
           if (r.type === "package") {
             const open = !!filter || !collapsed.has(r.id);
             return (
-              <li role="treeitem" aria-level={1} aria-expanded={open} class="tree-pkg" {...common} onClick={() => toggle(r.id)}>
+              <li key={r.id} role="treeitem" aria-level={1} aria-expanded={open} class="tree-pkg" {...common} onClick={() => toggle(r.id)}>
                 <IconChevron class={`icon chevron ${open ? "open" : ""}`} />
                 <span class="pkg-name">{r.name}</span>
               </li>
@@ -196,6 +264,7 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
             const open = !!filter || !collapsed.has(r.id);
             return (
               <li
+                key={r.id}
                 role="treeitem"
                 aria-level={2}
                 aria-expanded={open}
@@ -217,6 +286,7 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
           const active = r.id === activeId;
           return (
             <li
+              key={r.id}
               role="treeitem"
               aria-level={3}
               aria-selected={active}

@@ -24,7 +24,30 @@ export function exampleMessage(set: SchemaSet, located: Located, depth = 0, seen
 function exampleField(set: SchemaSet, f: FieldInfo, depth: number, seen: string[]): Json | undefined {
   if (f.label === "repeated") return [];
   if (f.label === "map") return {};
-  return exampleValue(set, f.type, depth, seen);
+  return commentExample(f) ?? exampleValue(set, f.type, depth, seen);
+}
+
+/** The value a field's comment gives as an example (`e.g. "LIS-001"`, `e.g. 38.7`), when it
+ * fits the field's type: what the API's authors would type. */
+export function commentExample(f: FieldInfo): Json | undefined {
+  const m = /\be\.g\.,?\s*(?:"([^"]*)"|'([^']*)'|`([^`]*)`|(-?\d+(?:\.\d+)?)|(true|false)\b)/i.exec(f.description || "");
+  if (!m) return undefined;
+  const text = m[1] ?? m[2] ?? m[3];
+  const kind = f.type.kind;
+  if (text !== undefined) {
+    if (kind === "string" || kind === "int64") return kind === "int64" && !/^-?\d+$/.test(text) ? undefined : text;
+    if (kind === "enum") return (f.type.enumValues ?? []).some((v) => v.name === text) ? text : undefined;
+    if ((kind === "int" || kind === "float") && /^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+    return undefined;
+  }
+  if (m[4] !== undefined) {
+    if (kind === "int" && /^-?\d+$/.test(m[4])) return Number(m[4]);
+    if (kind === "float") return Number(m[4]);
+    if (kind === "int64" && /^-?\d+$/.test(m[4])) return m[4];
+    if (kind === "string") return m[4];
+    return undefined;
+  }
+  return kind === "bool" ? m[5].toLowerCase() === "true" : undefined;
 }
 
 export function exampleValue(set: SchemaSet, t: TypeInfo, depth = 0, seen: string[] = []): Json | undefined {
