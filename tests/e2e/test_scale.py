@@ -8,7 +8,11 @@ bench/browser.py and recorded in BENCHMARKS.md.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from tests.upstream.grpc_server import GrpcServer, start_grpc_server
 from tests.upstream.schema import PROTO_DIR, SERVICE
 
 from .conftest import PageErrors, new_page, run_catalog, screenshot
-from .test_ui import ALERTS, load_weather, open_method, set_target
+from .test_ui import ALERTS, WEATHER, load_weather, open_method, set_target
 
 LONG_TASK_BOUND_MS = 2_000
 """Far above the 100 ms target (measured in bench/browser.py): catches a freeze, not noise."""
@@ -241,3 +245,44 @@ def test_demo_is_offered_and_ready(browser: Browser, page_errors: PageErrors) ->
         assert focused in ("send", "status")  # focus never falls to <body>
         page.context.close()
     assert not page_errors, page_errors
+
+
+BUF = Path(__file__).resolve().parents[2] / "web" / "node_modules" / ".bin" / "buf"
+
+
+def _command(page: Page, tool: str) -> str:
+    page.get_by_role("tab", name=tool, exact=True).click()
+    return page.get_by_test_id("command").inner_text()
+
+
+@pytest.mark.parametrize("tool", ["buf curl", "grpcurl"])
+def test_copied_commands_run_as_pasted_from_any_folder(
+    page: Page, upstream: str, tmp_path: Path, tool: str
+) -> None:
+    exe = BUF if tool == "buf curl" else shutil.which("grpcurl")
+    if exe is None or not Path(exe).exists():
+        pytest.skip(f"{tool} is not installed here (grpcurl has no pip or npm package)")
+    load_weather(page)
+    open_method(page, WEATHER, "GetCurrentConditions")
+    set_target(page, upstream)
+    page.get_by_role("tab", name="JSON").click()
+    page.get_by_test_id("request-json").fill('{"location": {"city": "Tokyo"}}')
+    page.get_by_text("Copy as command").click()
+    text = _command(page, tool)
+    with page.expect_download() as dl:
+        page.get_by_test_id("download-schema").click()
+    dl.value.save_as(tmp_path / f"{WEATHER}.binpb")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / Path(exe).name).symlink_to(exe)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", text],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, (text, run.stderr)
+    assert json.loads(run.stdout)["placeName"] == "Tokyo"

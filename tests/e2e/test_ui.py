@@ -146,8 +146,10 @@ def test_unary_call_from_the_form(page: Page, upstream: str) -> None:
     # Copy as command.
     page.get_by_text("Copy as command").click()
     cmd = page.get_by_test_id("command")
-    expect(cmd).to_contain_text("Connect-Protocol-Version: 1")
+    # A gRPC target: buf curl and grpcurl, not curl (which speaks Connect).
+    expect(page.get_by_role("tab", name="curl (Connect)")).to_have_count(0)
     expect(cmd).to_contain_text(f"http://{upstream}/{WEATHER}/GetCurrentConditions")
+    expect(cmd).to_contain_text(f"--schema {WEATHER}.binpb")
     page.get_by_role("tab", name="grpcurl").click()
     expect(cmd).to_contain_text("grpcurl -plaintext")
     page.get_by_role("tab", name="buf curl").click()

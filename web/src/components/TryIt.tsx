@@ -2,7 +2,7 @@ import type { TargetedEvent } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { catalog, errorText, isAbort } from "../api/client";
 import { Transport, type InvokeStreamEvent, type MethodInfo, type ServiceInfo } from "../gen/catalog/v1/catalog_pb";
-import { bufCurlCommand, curlCommand, grpcurlCommand, type CallSpec } from "../lib/commands";
+import { bufCurlCommand, commandTools, curlCommand, grpcurlCommand, schemaFile, type CallSpec } from "../lib/commands";
 import { formatMs, relativeTime } from "../lib/format";
 import { Slicer } from "../lib/messageLog";
 import { addHistory, clearHistory, loadHistory, methodKey, type HistoryEntry } from "../lib/history";
@@ -646,31 +646,43 @@ function TlsEditor(props: { target: TargetSettings; setTarget: (t: TargetSetting
 }
 
 function CommandPanel({ spec }: { spec: CallSpec }) {
-  const [tab, setTab] = useState("curl");
+  const [choice, setTab] = useState("buf");
   const [open, setOpen] = useState(false);
+  const tools = commandTools(spec);
+  const tab = tools.some((t) => t.id === choice) ? choice : tools[0].id;
   const text = tab === "curl" ? curlCommand(spec) : tab === "buf" ? bufCurlCommand(spec) : grpcurlCommand(spec);
+  const needsSchema = tab !== "curl" && spec.source?.kind !== "reflect";
+  const download = async () => {
+    try {
+      const r = await catalog.exportDescriptorSet({ serviceName: spec.service });
+      const url = URL.createObjectURL(new Blob([r.descriptorSet as BlobPart], { type: "application/octet-stream" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = schemaFile(spec);
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (e) {
+      toast(`Could not export the schema: ${errorText(e)}`, "error", 6000);
+    }
+  };
   return (
     <details class="disclosure" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
       <summary>Copy as command</summary>
       {open && (
         <div class="disclosure-body">
           <div class="row">
-            <Tabs
-              small
-              label="Command line tool"
-              idPrefix="cmd"
-              active={tab}
-              onChange={setTab}
-              tabs={[
-                { id: "curl", label: "curl (Connect)" },
-                { id: "buf", label: "buf curl" },
-                { id: "grpcurl", label: "grpcurl" },
-              ]}
-            />
+            <Tabs small label="Command line tool" idPrefix="cmd" active={tab} onChange={setTab} tabs={tools} />
             <span class="status-spacer" />
+            {needsSchema && (
+              <button type="button" class="btn btn-ghost btn-sm" data-testid="download-schema" onClick={() => void download()}>
+                Download {schemaFile(spec)}
+              </button>
+            )}
             <CopyButton text={text} label="Copy command" />
           </div>
-          <pre id="cmd-panel" role="tabpanel" class="code-block" data-testid="command" tabIndex={0} aria-label="Command line">
+          <pre id="cmd-panel" role="tabpanel" aria-labelledby={`cmd-tab-${tab}`} class="code-block" data-testid="command" tabIndex={0}>
             {text}
           </pre>
         </div>

@@ -69,34 +69,52 @@ const BUF_PROTOCOL: Record<number, string> = {
   [Transport.GRPC_WEB]: "grpcweb",
 };
 
+/** The file name commands use for the schema the catalog exports (ExportDescriptorSet). */
+export function schemaFile(c: Pick<CallSpec, "service">): string {
+  return `${c.service}.binpb`;
+}
+
+/** Whether a command should ask the server itself for the schema (server reflection). */
+function viaReflection(c: CallSpec): boolean {
+  return c.source?.kind === "reflect";
+}
+
+/** The tools that can make this call over the target's protocol (the tabs offered). */
+export function commandTools(c: CallSpec): { id: string; label: string }[] {
+  const tools: { id: string; label: string }[] = [];
+  if (c.target.transport === Transport.CONNECT && !c.clientStreaming && !c.serverStreaming) tools.push({ id: "curl", label: "curl (Connect)" });
+  tools.push({ id: "buf", label: "buf curl" });
+  if (c.target.transport === Transport.GRPC) tools.push({ id: "grpcurl", label: "grpcurl" });
+  return tools;
+}
+
+/** A header comment saying where the schema comes from (runs as pasted, from any folder). */
+function schemaNote(c: CallSpec, flag: string): string {
+  if (viaReflection(c)) return "# The schema comes from the server's reflection service.";
+  return `# ${flag} ${schemaFile(c)}: the schema, from "Download ${schemaFile(c)}" above (or the\n# catalog's ExportDescriptorSet); keep it in the folder you run this from.`;
+}
+
 export function bufCurlCommand(c: CallSpec): string {
   const parts = ["buf curl", `--protocol ${BUF_PROTOCOL[c.target.transport] ?? "grpc"}`];
   if (!c.target.useTls && c.target.transport === Transport.GRPC) parts.push("--http2-prior-knowledge");
-  if (c.source && (c.source.kind === "path" || c.source.kind === "buf")) {
-    parts.push(`--schema ${shellQuote(c.source.value)}`);
-  } else if (c.source && c.source.kind === "repo") {
-    parts.push(`--schema ${shellQuote(c.source.value)}`);
-  }
+  if (!viaReflection(c)) parts.push(`--schema ${shellQuote(schemaFile(c))}`);
   if (c.target.useTls && c.target.serverName) parts.push(`--servername ${shellQuote(c.target.serverName)}`);
   if (c.target.useTls && c.target.insecureSkipVerify) parts.push("--insecure");
   if (c.target.timeoutSeconds > 0) parts.push(`--timeout ${c.target.timeoutSeconds}s`);
   for (const [k, v] of Object.entries(metadataMap(c.target.metadata))) parts.push(`-H ${shellQuote(`${k}: ${v}`)}`);
   parts.push(`-d ${shellQuote(c.requests.length ? c.requests.join("\n") : "{}")}`);
   parts.push(shellQuote(`${baseUrl(c.target)}/${c.service}/${c.method}`));
-  return joinLines(parts, parts[2] === "--http2-prior-knowledge" ? 3 : 2);
+  return [schemaNote(c, "--schema"), joinLines(parts, parts[2] === "--http2-prior-knowledge" ? 3 : 2)].join("\n");
 }
 
 export function grpcurlCommand(c: CallSpec): string {
-  const lines: string[] = [];
-  if (c.target.transport !== Transport.GRPC) lines.push("# grpcurl speaks gRPC only (not Connect or gRPC-Web).");
-  if (c.source?.kind !== "reflect") lines.push("# Uses server reflection; or add -import-path DIR -proto FILE.proto for local files.");
   const parts = ["grpcurl", c.target.useTls ? "" : "-plaintext"].filter(Boolean);
+  if (!viaReflection(c)) parts.push(`-protoset ${shellQuote(schemaFile(c))}`);
   if (c.target.useTls && c.target.serverName) parts.push(`-authority ${shellQuote(c.target.serverName)}`);
   if (c.target.useTls && c.target.insecureSkipVerify) parts.push("-insecure");
   if (c.target.timeoutSeconds > 0) parts.push(`-max-time ${c.target.timeoutSeconds}`);
   for (const [k, v] of Object.entries(metadataMap(c.target.metadata))) parts.push(`-H ${shellQuote(`${k}: ${v}`)}`);
   parts.push(`-d ${shellQuote(c.requests.length ? c.requests.join("\n") : "{}")}`);
   parts.push(shellQuote(hostPort(c.target)), `${c.service}/${c.method}`);
-  lines.push(joinLines(parts, parts[1] === "-plaintext" ? 2 : 1));
-  return lines.join("\n");
+  return [schemaNote(c, "-protoset"), joinLines(parts, parts[1] === "-plaintext" ? 2 : 1)].join("\n");
 }
