@@ -103,7 +103,7 @@ class OriginGuard:
 
     ALLOW_HEADERS = (
         b"content-type, connect-protocol-version, connect-timeout-ms, x-session-id, "
-        b"x-grpc-web, x-user-agent, grpc-timeout, authorization"
+        b"x-grpc-web, x-user-agent, grpc-timeout, authorization, x-catalog-token"
     )
     EXPOSE_HEADERS = (
         b"x-session-id, x-session-status, grpc-status, grpc-message, grpc-status-details-bin"
