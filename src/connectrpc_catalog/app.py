@@ -273,6 +273,8 @@ class App:
             "oldest": stats.oldest_session,
             "newest": stats.newest_session,
             "builds": self.schemas.builds,
+            "hits": self.schemas.hits,
+            "memo_hits": self.loader.context.memo.hits,
             "entries": len(getattr(self.schemas, "_entries", ())),
             "runs": dict(self.loader.context.runs),
         }

@@ -192,6 +192,8 @@ class SchemaCache:
         self._entries: OrderedDict[str, Schema] = OrderedDict()
         self._building: dict[str, Future[Schema]] = {}
         self.builds = 0
+        self.hits = 0
+        """How many lookups found the schema already built (for metrics)."""
 
     def from_set(self, data: bytes) -> Schema:
         """The schema of a serialized FileDescriptorSet (built if not cached)."""
@@ -234,6 +236,7 @@ class SchemaCache:
             hit = self._entries.get(key)
             if hit is not None:
                 self._entries.move_to_end(key)
+                self.hits += 1
                 return hit
             pending = self._building.get(key)
             if pending is None:

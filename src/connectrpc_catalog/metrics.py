@@ -58,6 +58,12 @@ class _Live(Collector):
             "Schemas built (a load answered from the cache builds none).",
             value=figures["builds"],
         )
+        hits = CounterMetricFamily(
+            "catalog_cache_hits", "Lookups answered from a cache.", labels=["cache"]
+        )
+        hits.add_metric(["schema"], figures["hits"])
+        hits.add_metric(["source"], figures["memo_hits"])
+        yield hits
         yield GaugeMetricFamily(
             "catalog_schema_cache_entries", "Schemas in the cache.", value=figures["entries"]
         )

@@ -371,6 +371,7 @@ def test_health_readiness_and_metrics_change_as_calls_happen(
         before = client.get(c.url + "/metrics")
         assert before.headers["content-type"].startswith("text/plain")
         sid = _loaded(client, c)
+        _loaded(client, c)  # the same files again: from the cache
         call(client, c.url, "LoadProtos", {"protoPath": "/no/such/dir"}, sid=sid)
         call(client, c.url, "InvokeGRPC", _echo(grpc_upstream.address), sid=sid)
         stream(
@@ -388,15 +389,16 @@ def test_health_readiness_and_metrics_change_as_calls_happen(
         after = client.get(c.url + "/metrics").text
         b = before.text
         for name, labels, grew in [
-            ("catalog_sessions_created_total", {}, 1),
-            ("catalog_sessions_active", {}, 1),
-            ("catalog_loads_total", {"source": "proto_path", "result": "ok"}, 1),
+            ("catalog_sessions_created_total", {}, 2),
+            ("catalog_sessions_active", {}, 2),
+            ("catalog_loads_total", {"source": "proto_path", "result": "ok"}, 2),
             ("catalog_loads_total", {"source": "proto_path", "result": "failed"}, 1),
             ("catalog_invocations_total", {"transport": "grpc", "kind": "unary", "code": "OK"}, 1),
             ("catalog_invocations_total", {"kind": "server-streaming", "code": "OK"}, 1),
             ("catalog_invocation_seconds_count", {"kind": "unary"}, 1),
-            ("catalog_load_seconds_count", {"source": "proto_path"}, 2),
+            ("catalog_load_seconds_count", {"source": "proto_path"}, 3),
             ("catalog_schema_cache_builds_total", {}, 1),
+            ("catalog_cache_hits_total", {"cache": "source"}, 1),
         ]:
             assert _metric(after, name, **labels) - _metric(b, name, **labels) == grew, (
                 name,

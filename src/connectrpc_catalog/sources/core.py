@@ -168,6 +168,8 @@ class Memo:
     def __init__(self, max_entries: int = 128) -> None:
         self._done: OrderedDict[str, Schema] = OrderedDict()
         self._max = max_entries
+        self.hits = 0
+        """How many loads were answered from the memo (for metrics)."""
         self._inflight: dict[str, asyncio.Task[Schema]] = {}
         self._lock = threading.Lock()
 
@@ -177,6 +179,7 @@ class Memo:
             hit = self._done.get(key)
             if hit is not None:
                 self._done.move_to_end(key)
+                self.hits += 1
                 return hit
         task = self._inflight.get(key)
         if task is None:
