@@ -66,7 +66,7 @@ def test_token_sign_in(client: httpx.Client) -> None:
         assert r.status_code == 200
         # health and the page need no sign-in; reflection of the API does
         assert client.get(c.url + "/healthz").status_code == 200
-        assert client.get(c.url + "/").status_code == 200
+        assert client.get(c.url + "/").headers["location"] == "/auth/login"
         r = client.post(
             c.url + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             headers={"content-type": "application/grpc-web+proto"},
@@ -491,3 +491,23 @@ def test_json_logs(tmp_path: Path) -> None:
     assert any("--auth none" in x["message"] and x["level"] == "warning" for x in lines), err
     assert all({"ts", "level", "logger", "message"} <= x.keys() for x in lines)
     assert os.environ.get("CONNECTRPC_CATALOG_LOOP") != "x"
+
+
+def test_token_sign_in_from_a_browser_form(client: httpx.Client) -> None:
+    with run_catalog(AppConfig(auth=AuthSettings(mode="token", token=TOKEN))) as c:
+        page = client.get(c.url + "/")
+        assert page.status_code == 302 and page.headers["location"] == "/auth/login"
+        form = client.get(c.url + "/auth/login")
+        assert form.status_code == 200 and 'name="token"' in form.text
+        wrong = client.post(c.url + "/auth/login", data={"token": "not-the-token-at-all"})
+        assert wrong.status_code == 401 and "catalog_auth" not in wrong.headers.get(
+            "set-cookie", ""
+        )
+        r = client.post(c.url + "/auth/login", data={"token": TOKEN})
+        assert r.status_code == 302 and "catalog_auth=" in r.headers["set-cookie"]
+        assert TOKEN not in r.headers["set-cookie"]
+        assert client.get(c.url + "/").status_code == 200  # the cookie signs the page in
+        assert call(client, c.url, "GetSession").json()["identity"] == "token"
+        r = client.get(c.url + "/auth/logout")
+        assert r.status_code == 302
+        assert call(client, c.url, "GetSession").status_code == 401

@@ -78,30 +78,111 @@ class NoAuth:
 
 
 class TokenAuth:
-    """`--auth token`: one bearer token for the whole team."""
+    """`--auth token`: one bearer token for the whole team. Browsers may also sign in
+    once at /auth/login (a form), which sets a signed cookie that never holds the token."""
 
     mode = "token"
+    _COOKIE_SECONDS = 12 * 3600
 
-    def __init__(self, token: str) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        cookie_secret: str = "",
+        audit: AuditLog | None = None,
+    ) -> None:
         self._digest = hashlib.sha256(token.encode()).digest()
+        self.clock = clock
+        self.audit = audit
+        self.signer = _Signer(cookie_secret.encode() or secrets.token_bytes(32))
+
+    def _matches(self, given: str) -> bool:
+        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
 
     async def identify(self, scope: Scope) -> Identity | str:
-        """`token` when the request carries the token."""
+        """`token` when the request carries the token (or the sign-in cookie)."""
         given = (
             _bearer(scope) or (header(scope, b"x-catalog-token") or b"").decode("latin-1").strip()
         )
         if not given:
+            cookie = _cookie(scope, AUTH_COOKIE)
+            if cookie and self.signer.unsign(cookie, self.clock()) is not None:
+                return Identity(name="token", via="token")
             return (
                 "sign in first: send the catalog's token as Authorization: Bearer TOKEN "
-                "(or X-Catalog-Token: TOKEN)"
+                "(or X-Catalog-Token: TOKEN), or sign in at /auth/login"
             )
-        if hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest):
+        if self._matches(given):
             return Identity(name="token", via="token")
         return "the token sent is not this catalog's token"
 
     def routes(self) -> dict[str, ASGIApp]:
-        """None."""
-        return {}
+        """/auth/login (a form for the token) and /auth/logout."""
+        return {"/auth/login": self._login, "/auth/logout": self._logout}
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "POST":
+            await drain(receive)
+            await _html(send, 200, _TOKEN_FORM.format(note=""))
+            return
+        body = await _read_form(receive)
+        given = urllib.parse.parse_qs(body.decode("latin-1")).get("token", [""])[0].strip()
+        if not given or not self._matches(given):
+            if self.audit is not None:
+                self.audit.write("refused", ANONYMOUS, what="sign-in", reason="wrong token")
+            await _html(send, 401, _TOKEN_FORM.format(note="<p>That is not the token.</p>"))
+            return
+        exp = int(self.clock()) + self._COOKIE_SECONDS
+        cookie = self.signer.sign({"n": "token", "exp": exp})
+        if self.audit is not None:
+            self.audit.write("sign_in", Identity(name="token", via="token"))
+        await _redirect(
+            send, "/", [_set_cookie(scope, AUTH_COOKIE, cookie, "/", self._COOKIE_SECONDS)]
+        )
+
+    async def _logout(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await drain(receive)
+        await _redirect(send, "/auth/login", [_set_cookie(scope, AUTH_COOKIE, "", "/", 0)])
+
+
+_TOKEN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in</title>
+<meta name="viewport" content="width=device-width"></head>
+<body style="font-family:system-ui;max-width:28rem;margin:4rem auto">
+<h1>connectrpc-catalog</h1>{note}
+<form method="post" action="/auth/login"><label>Team token
+<input type="password" name="token" autocomplete="current-password" autofocus required>
+</label> <button>Sign in</button></form></body></html>"""
+_MAX_FORM = 4096
+
+
+async def _read_form(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body
+        body += bytes(message.get("body", b""))
+        if len(body) > _MAX_FORM:
+            await drain(receive)
+            return b""
+        if not message.get("more_body", False):
+            return body
+
+
+async def _html(send: Send, status: int, text: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+                (b"x-frame-options", b"DENY"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text.encode()})
 
 
 class ProxyAuth:
@@ -416,7 +497,9 @@ def authenticator_for(
 ) -> Authenticator:
     """The authenticator of the configured mode."""
     if settings.mode == "token":
-        return TokenAuth(settings.token)
+        return TokenAuth(
+            settings.token, clock=clock, cookie_secret=settings.cookie_secret, audit=audit
+        )
     if settings.mode == "proxy":
         return ProxyAuth(settings.header, settings.groups_header, settings.trusted_proxies)
     if settings.mode == "oidc":
@@ -457,7 +540,7 @@ class AuthGate:
         needed = path.startswith(self.protected)
         if isinstance(who, str):
             if not needed:
-                if self.auth.mode == "oidc" and path in ("/", "/index.html"):
+                if self.auth.mode in ("oidc", "token") and path in ("/", "/index.html"):
                     await _redirect(send, "/auth/login", [])
                     return
                 await self.app(scope, receive, send)  # the page and its assets
