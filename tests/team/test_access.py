@@ -511,3 +511,17 @@ def test_token_sign_in_from_a_browser_form(client: httpx.Client) -> None:
         r = client.get(c.url + "/auth/logout")
         assert r.status_code == 302
         assert call(client, c.url, "GetSession").status_code == 401
+
+
+def test_readiness_waits_for_the_start_up_sources(client: httpx.Client) -> None:
+    from connectrpc_catalog.startup import BaseSpec, StartupSource
+
+    spec = BaseSpec(sources=(StartupSource(kind="proto_path", value=str(FIXTURES)),))
+    with run_catalog(AppConfig(base=spec)) as c:
+        r = client.get(c.url + "/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["base_loaded"] is False
+        assert client.get(c.url + "/healthz").status_code == 200
+        c.call(c.app.reload_base())
+        assert client.get(c.url + "/readyz").status_code == 200
+        assert client.head(c.url + "/readyz").content == b""
+        assert client.post(c.url + "/healthz").status_code == 405
