@@ -122,7 +122,7 @@ def test_a_network_bind_warns_and_a_null_origin_is_refused() -> None:
 
 
 def test_ctrl_c_in_a_terminal_stops_without_a_traceback() -> None:
-    """Ctrl+C reaches the whole process group: the catalog and its compile worker."""
+    """Ctrl+C reaches the terminal's process group; the compile worker is not in it."""
     import os
     import re
     import time
@@ -138,12 +138,14 @@ def test_ctrl_c_in_a_terminal_stops_without_a_traceback() -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # the compile worker is started after listening
             kids = subprocess.run(
-                ["pgrep", "-g", str(proc.pid), "-f", "sources.compiler"],
+                ["pgrep", "-P", str(proc.pid), "-f", "sources.compiler"],
                 capture_output=True, text=True,
             ).stdout.split()
             if kids:
                 break
             time.sleep(0.1)
+        assert kids, "the compile worker did not start"
+        assert os.getsid(int(kids[0])) != proc.pid  # not in the terminal's session
         os.killpg(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
     finally:

@@ -11,7 +11,6 @@ import asyncio
 import marshal
 import os
 import re
-import signal
 import struct
 import sys
 import tempfile
@@ -60,6 +59,10 @@ class Compiler:
                 "connectrpc_catalog.sources.compiler",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                # Its own session: Ctrl+C in a terminal reaches the catalog, not the
+                # worker (which would print a KeyboardInterrupt traceback); the catalog
+                # stops it by closing stdin, and it exits on EOF if the catalog dies.
+                start_new_session=True,
             )
             self._proc = proc
             self.starts += 1
@@ -133,10 +136,6 @@ def clean_protoc_errors(text: str, *paths: str) -> str:
 
 def _serve() -> None:
     """Worker side: answer compile requests on stdin/stdout until stdin closes."""
-    # Ctrl+C in a terminal reaches the whole process group: the catalog stops this
-    # worker itself (by closing stdin), so the worker ignores it instead of printing a
-    # KeyboardInterrupt traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Keep the protocol stream private: anything else writing to fd 1 goes to stderr.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
