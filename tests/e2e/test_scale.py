@@ -102,7 +102,7 @@ def test_ten_thousand_messages_stay_bounded_counted_and_exported(
     # Jump to #5000, filter by text and by JSONPath.
     page.get_by_test_id("stream-jump").fill("5000")
     page.get_by_test_id("stream-jump").press("Enter")
-    expect(page.get_by_role("button", name="Message #5000", exact=True)).to_be_visible()
+    expect(page.locator(".msg-row.is-selected")).to_contain_text("#5000")
     expect(page.get_by_test_id("stream-message-detail")).to_contain_text('"message": "m 4999"')
     flt = page.get_by_test_id("stream-filter")
     flt.fill("m 999")
@@ -286,3 +286,64 @@ def test_copied_commands_run_as_pasted_from_any_folder(
     )
     assert run.returncode == 0, (text, run.stderr)
     assert json.loads(run.stdout)["placeName"] == "Tokyo"
+
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def all_axe_violations(page: Page) -> list[str]:
+    """Every axe violation (any impact) of the page as it is."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+            const result = await axe.run(document, { resultTypes: ["violations"] });
+            return result.violations.map((v) => {
+                const where = v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ");
+                return `${v.impact} ${v.id}: ${v.help} (${where})`;
+            });
+        }"""
+    )
+    return list(found)
+
+
+@pytest.mark.parametrize("width", [1440, 400])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_axe_finds_nothing_at_any_width_in_either_theme(
+    browser: Browser,
+    catalog_url: str,
+    page_errors: PageErrors,
+    upstream: str,
+    width: int,
+    theme: str,
+) -> None:
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed: run `npm ci` in web/")
+    page = new_page(browser, page_errors, color_scheme=theme)
+    page.set_viewport_size({"width": width, "height": 900})
+    try:
+        page.goto(catalog_url)
+        found = {"home": all_axe_violations(page)}
+        load_weather(page)
+        if width < 700:
+            page.get_by_role("button", name="Show services").click()
+        found["services"] = all_axe_violations(page)
+        page.get_by_role("treeitem", name=re.compile(r"^Subscribe\b")).click()
+        expect(page.get_by_role("heading", level=1, name="Subscribe")).to_be_visible()
+        set_target(page, upstream)
+        page.get_by_role("tab", name="JSON").click()
+        page.get_by_test_id("request-json").fill('{"addRegion": "lisbon"}')
+        page.get_by_test_id("live-start").click()
+        page.get_by_test_id("live-send").click()
+        expect(page.locator(".msg-row").first).to_be_visible()
+        page.get_by_text("Copy as command").click()
+        found["live call"] = all_axe_violations(page)
+        page.get_by_test_id("live-close").click()
+        expect(page.get_by_test_id("status")).to_have_text("0 OK")
+        page.locator(".msg-open").first.click()
+        found["message"] = all_axe_violations(page)
+        page.goto(catalog_url + "#/sources")
+        found["sources"] = all_axe_violations(page)
+        bad = {k: v for k, v in found.items() if v}
+        assert not bad, json.dumps(bad, indent=1)
+    finally:
+        page.context.close()

@@ -35,6 +35,9 @@ export function App() {
           {route.page === "home" && <Home />}
           {route.page === "sources" && (
             <div class="page">
+              <header class="page-head">
+                <h1>Schema sources</h1>
+              </header>
               <SourcesPanel />
             </div>
           )}

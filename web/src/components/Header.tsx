@@ -24,7 +24,7 @@ export function Header({ onToggleNav }: { onToggleNav: () => void }) {
         </span>
       </a>
       <div class="topbar-spacer" />
-      <button type="button" class="btn btn-secondary btn-sm" onClick={() => navigate("#/sources")}>
+      <button type="button" class="btn btn-secondary btn-sm" aria-label="Load schemas" title="Load schemas" onClick={() => navigate("#/sources")}>
         <IconDatabase />
         <span>Load schemas</span>
       </button>

@@ -155,7 +155,6 @@ export function MessageList({ log, running }: { log: MessageLog; running: boolea
         <button
           type="button"
           class="msg-open"
-          aria-label={`Message #${m.index + 1}`}
           aria-pressed={selected === pos}
           onClick={() => setSelected(selected === pos ? null : pos)}
         >
