@@ -254,16 +254,16 @@ def resolve(
     missing = complete(limits, work, [(folder, ""), *user, *shipped], shown)
     if not missing:
         return Resolved(work, list(targets), None)
-    raise LoadError(_missing_message(limits, folder, missing, shown, bool(proto_roots)))
+    raise LoadError(_missing_message(folder, missing, shown, real_roots))
 
 
 def _missing_message(
-    limits: Limits, folder: Path, missing: Mapping[str, str], shown: str, bounded: bool
+    folder: Path, missing: Mapping[str, str], shown: str, proto_roots: Sequence[Path]
 ) -> str:
     name, importer = sorted(missing.items())[0]
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    where = " inside the --proto-root folders" if bounded else ""
-    found = _nearest_with(folder, name)
+    where = " inside the --proto-root folders" if proto_roots else ""
+    found = _nearest_with(folder, name, proto_roots)
     if found is not None:
         hint = (
             f"the nearest folder that has it is {found}: add it as an import path "
@@ -280,11 +280,13 @@ def _missing_message(
     )
 
 
-def _nearest_with(folder: Path, name: str) -> Path | None:
+def _nearest_with(folder: Path, name: str, proto_roots: Sequence[Path]) -> Path | None:
     """The folder nearest to `folder` (below it, then below its parents) holding `name`,
-    searched breadth first within a bounded number of directory entries."""
+    searched breadth first within a bounded number of directory entries, and never
+    outside `proto_roots` (when given): the answer names no folder the caller may not read."""
     seen = 0
-    for start in [folder, *list(folder.parents)[:3]]:
+    starts = [p for p in [folder, *list(folder.parents)[:3]] if _inside(p, proto_roots)]
+    for start in starts:
         queue = [start]
         while queue:
             current = queue.pop(0)
