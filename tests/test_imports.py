@@ -136,3 +136,25 @@ def test_import_path_at_start_up(tmp_path: Path) -> None:
     with run_cli(*args) as (url, _):
         r = httpx.post(url + "/catalog.v1.CatalogService/ListServices", json={}, timeout=30)
         assert [s["name"] for s in r.json()["services"]] == ["app.S"]
+
+
+async def test_the_callers_folders_bound_the_search(weather_protos: Path, tmp_path: Path) -> None:
+    from connectrpc_catalog.identity import Identity
+    from connectrpc_catalog.policy import AccessPolicy
+
+    deep = weather_protos / "acme" / "weather"
+    policy = AccessPolicy.build(group_roots=[("team", str(deep))])
+    assert policy.read_roots(Identity(name="a", groups=frozenset({"team"}))) == (
+        str(deep.resolve()),
+    )
+    assert AccessPolicy.build(permissive=True).read_roots(Identity(name="a")) is None
+    ctx = Context(SchemaCache(), Compiler())  # no --proto-root: only the caller's bound it
+    try:
+        bounded = Given(value=str(deep), read_roots=(str(deep),))
+        with pytest.raises(LoadError) as info:
+            await load_path(ctx, str(deep), given=bounded)
+        assert str(weather_protos) + ":" not in str(info.value)
+        wider = Given(value=str(deep), read_roots=(str(weather_protos),))
+        assert WEATHER in (await load_path(ctx, str(deep), given=wider)).service_names
+    finally:
+        await ctx.compiler.close()

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -290,6 +290,14 @@ class AccessPolicy:
             group_roots={g: RootPolicy(tuple(r)) for g, r in gr.items()},
         )
 
+    def read_roots(self, who: Identity) -> tuple[str, ...] | None:
+        """The folders `who` may read (None: any), which bound the search for imports."""
+        groups = who.groups & self.group_roots.keys()
+        policies = [self.roots, *(self.group_roots[g] for g in groups)]
+        if any(p.any for p in policies):
+            return None
+        return tuple(sorted({str(r) for p in policies for r in p.roots}))
+
     def check_path(self, path: str, who: Identity) -> None:
         """PolicyError unless `who` may read `path` (blocking: call it in a thread)."""
         try:
@@ -448,6 +456,7 @@ class GuardedLoader(Loader):
         start = time.perf_counter()
         try:
             await self._check(kind, given, who)
+            given = replace(given, read_roots=self.policy.read_roots(who))
             schema = await self.inner.load(kind, given)
         except PolicyError as exc:
             self.observer.refused(who=who, session=session, what=f"load {kind}", reason=exc.message)

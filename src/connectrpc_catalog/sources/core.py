@@ -139,6 +139,9 @@ class Given:
     import_paths: tuple[str, ...] = ()
     """More import roots on the server's disk (`importPaths`), searched after the source's
     own folder."""
+    read_roots: tuple[str, ...] | None = None
+    """The folders the caller may read (the access policy's, groups included), which bound
+    the search for an import root; None: only `Context.proto_roots` bound it."""
 
 
 class Source(Protocol):

@@ -86,12 +86,20 @@ async def _compile_found(
         files,
         sorted(files),
         import_paths=[*import_paths, *ctx.import_paths],
-        proto_roots=ctx.proto_roots,
+        proto_roots=_bound(ctx, given),
         shown=shown,
     )
     if resolved.root is not None:
         notes().root = str(resolved.root)
     return await compile_files(ctx, resolved.files, targets=resolved.targets, label=shown)
+
+
+def _bound(ctx: Context, given: Given | None) -> tuple[Path, ...]:
+    """Where the search for an import root may look: the caller's folders, else the
+    catalog's `--proto-root` ones (none: anywhere, within the level limit)."""
+    if given is not None and given.read_roots is not None:
+        return tuple(Path(r) for r in given.read_roots) or (Path("/nonexistent"),)
+    return ctx.proto_roots
 
 
 async def _load_dir(ctx: Context, p: Path, shown: str, given: Given | None) -> Schema:

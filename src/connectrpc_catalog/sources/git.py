@@ -391,7 +391,9 @@ async def load_repo(ctx: Context, text: str) -> Schema:
                 f"{spec.shown}: the repository has no folder or file {spec.subdir!r} at {at} "
                 f"(commit {resolved.commit[:12]})"
             )
-        return await load_path(ctx, str(target), label=spec.shown)
+        # imports are looked for inside the checkout only, never in the cache around it
+        inside = Given(value=str(target), read_roots=(str(root),))
+        return await load_path(ctx, str(target), label=spec.shown, given=inside)
 
     return await ctx.memo.get(f"git:{spec.url}\0{resolved.commit}\0{spec.subdir}", build)
 
