@@ -247,6 +247,8 @@ class _Builder:
             schema["description"] = text
         if _is_deprecated(desc):
             schema["deprecated"] = True
+        if not desc.has_options:
+            return
         options = [
             o
             for o in options_of(desc, _pool_of(desc))
