@@ -347,3 +347,27 @@ def test_axe_finds_nothing_at_any_width_in_either_theme(
         assert not bad, json.dumps(bad, indent=1)
     finally:
         page.context.close()
+
+
+def test_type_index_search_and_stable_links(page: Page) -> None:
+    load_weather(page)
+    page.get_by_test_id("types-link").click()
+    expect(page.get_by_role("heading", level=1, name="Types")).to_be_visible()
+    search = page.get_by_test_id("type-search")
+    search.fill("stationid")  # a field name
+    expect(page.locator(".type-list li").filter(has_text="weather.v1.Location")).to_contain_text(
+        "matches in field stationId"
+    )
+    search.fill("SEVERITY_SEVERE")  # an enum value
+    expect(page.locator(".type-list li").first).to_contain_text("weather.v1.Severity")
+    search.fill("for the coming days")  # a comment
+    expect(
+        page.locator(".type-list").get_by_role("link", name="weather.v1.Forecast")
+    ).to_be_visible()
+    page.locator(".type-list").get_by_role("link", name="weather.v1.Forecast").click()
+    expect(page).to_have_url(re.compile(r"#/t/weather\.v1\.Forecast$"))
+    expect(page.get_by_role("heading", level=1, name="Forecast")).to_be_visible()
+    page.reload()  # the link is stable
+    expect(page.get_by_role("heading", level=1, name="Forecast")).to_be_visible()
+    page.get_by_role("link", name="WeatherService.GetForecast").click()
+    expect(page.get_by_role("heading", level=1, name="GetForecast")).to_be_visible()

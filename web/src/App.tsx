@@ -5,6 +5,7 @@ import { IconAlert, IconUpload, IconX } from "./components/icons";
 import { MethodPage } from "./components/MethodPage";
 import { Sidebar } from "./components/Sidebar";
 import { runUpload, SourcesPanel } from "./components/Sources";
+import { TypeIndex, TypePage } from "./components/TypeIndex";
 import { navigate } from "./lib/route";
 import { describeSource } from "./lib/sources";
 import { collectDropped } from "./lib/upload";
@@ -42,6 +43,8 @@ export function App() {
             </div>
           )}
           {route.page === "method" && <MethodPage serviceName={route.service} methodName={route.method} />}
+          {route.page === "types" && <TypeIndex query={route.query} />}
+          {route.page === "type" && <TypePage name={route.name} />}
         </main>
       </div>
       <DropOverlay />

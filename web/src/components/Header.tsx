@@ -24,6 +24,9 @@ export function Header({ onToggleNav }: { onToggleNav: () => void }) {
         </span>
       </a>
       <div class="topbar-spacer" />
+      <a class="btn btn-ghost btn-sm topbar-types" href="#/types" data-testid="types-link">
+        Types
+      </a>
       <button type="button" class="btn btn-secondary btn-sm" aria-label="Load schemas" title="Load schemas" onClick={() => navigate("#/sources")}>
         <IconDatabase />
         <span>Load schemas</span>

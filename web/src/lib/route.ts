@@ -3,6 +3,8 @@ import { b64urlDecode, b64urlEncode } from "./format";
 export type Route =
   | { page: "home" }
   | { page: "sources" }
+  | { page: "types"; query: string }
+  | { page: "type"; name: string }
   | {
       page: "method";
       service: string;
@@ -19,6 +21,8 @@ export function parseRoute(hash: string): Route {
   const [path, query = ""] = h.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "sources") return { page: "sources" };
+  if (parts[0] === "types") return { page: "types", query: new URLSearchParams(query).get("q") ?? "" };
+  if (parts[0] === "t" && parts[1]) return { page: "type", name: parts[1] };
   if (parts[0] === "m" && parts.length >= 3) {
     const q = new URLSearchParams(query);
     const route: Route = { page: "method", service: parts[1], method: parts[2] };
@@ -38,6 +42,11 @@ export function parseRoute(hash: string): Route {
     return route;
   }
   return { page: "home" };
+}
+
+/** A stable link to a message or enum type's page. */
+export function typeHash(name: string): string {
+  return `#/t/${encodeURIComponent(name)}`;
 }
 
 export function methodHash(service: string, method: string): string {
