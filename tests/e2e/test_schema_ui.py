@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="end-to-end tests need: pip install playwright")
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
-from .conftest import PageErrors, new_page, run_catalog
+from .conftest import WEATHER_PROTOS, PageErrors, new_page, run_catalog
 
 VALIDATED = """syntax = "proto3";
 package val.v1;
@@ -113,3 +113,13 @@ def test_reflection_services_hidden_and_missing_comments_explained(
         finally:
             page.context.close()
     assert not page_errors, "\n".join(page_errors)
+
+
+def test_a_folder_too_deep_loads_and_the_root_is_shown(page: Page) -> None:
+    deep = WEATHER_PROTOS / "weather" / "v1"
+    page.get_by_role("button", name="Load schemas").first.click()
+    page.get_by_role("tab", name="Folder or file").click()
+    page.get_by_label("Path on the catalog server").fill(str(deep))
+    page.get_by_role("button", name="Load folder").click()
+    expect(page.get_by_text("Loaded 2 services from").first).to_be_visible()
+    expect(page.get_by_test_id("import-root")).to_contain_text(str(WEATHER_PROTOS))
