@@ -363,9 +363,7 @@ def _real(path: str) -> Path:
 class IdentityLimits:
     """Calls per minute and streams at once, per identity (0 = no limit)."""
 
-    def __init__(
-        self, *, calls_per_minute: int = 0, streams: int = 0, clock: object = None
-    ) -> None:
+    def __init__(self, *, calls_per_minute: int = 0, streams: int = 0) -> None:
         self.calls_per_minute = calls_per_minute
         self.streams = streams
         self._lock = threading.Lock()
