@@ -45,6 +45,14 @@ class AuditLog:
             self._out.write(text + "\n")
             self._out.flush()
 
+    def reopen(self) -> None:
+        """Open the file anew (after logrotate moved it; SIGHUP does this)."""
+        if self._out is sys.stdout:
+            return
+        with self._lock:
+            self._out.close()
+            self._out = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
     def close(self) -> None:
         """Close the file (not stdout)."""
         if self._out is not sys.stdout:

@@ -178,7 +178,10 @@ def _is_loopback(address: str) -> bool:
 
 
 async def _reload(app: App) -> None:
-    """SIGHUP: reload the start-up sources, keeping the old base if that fails."""
+    """SIGHUP: reopen the audit log; reload the start-up sources, keeping the old base if
+    that fails."""
+    if app.audit is not None:
+        app.audit.reopen()
     try:
         loaded = await app.reload_base()
     except BaseLoadError as exc:

@@ -525,3 +525,31 @@ def test_readiness_waits_for_the_start_up_sources(client: httpx.Client) -> None:
         assert client.get(c.url + "/readyz").status_code == 200
         assert client.head(c.url + "/readyz").content == b""
         assert client.post(c.url + "/healthz").status_code == 405
+
+
+def test_the_command_writes_the_audit_log_and_reopens_it_on_sighup(tmp_path: Path) -> None:
+    import signal
+
+    from tests.catalog_server import run_cli
+
+    log = tmp_path / "audit.jsonl"
+    with (
+        run_cli("--audit-log", str(log), env={"CONNECTRPC_CATALOG_LOOP": "asyncio"}) as (
+            url,
+            proc,
+        ),
+        httpx.Client(timeout=30) as client,
+    ):
+        call(client, url, "LoadProtos", {"protoPath": str(FIXTURES)})
+        log.rename(tmp_path / "audit.jsonl.1")  # as logrotate does
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        call(client, url, "LoadProtos", {"protoPath": str(FIXTURES)})
+        proc.terminate()
+        proc.communicate(timeout=15)
+    old = (tmp_path / "audit.jsonl.1").read_text().splitlines()
+    new = log.read_text().splitlines()
+    assert len(old) == 1 and len(new) == 1
+    assert json.loads(new[0])["event"] == "load" and json.loads(new[0])["who"] == "anonymous"
