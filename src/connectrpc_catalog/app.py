@@ -289,7 +289,15 @@ class App:
                 _log.warning("the compiler's worker does not start", exc_info=True)
             worker = getattr(self.compiler, "_proc", None)
         alive = worker is not None and worker.returncode is None
-        return {"base_loaded": self._base_loaded, "worker_alive": alive}
+        checks = {"base_loaded": self._base_loaded, "worker_alive": alive}
+        provider = getattr(self.auth, "metadata", None)
+        if provider is not None:  # --auth oidc: people can sign in only if it answers
+            try:
+                await asyncio.wait_for(provider(), 5.0)
+                checks["oidc_provider"] = True
+            except Exception:
+                checks["oidc_provider"] = False
+        return checks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

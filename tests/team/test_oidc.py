@@ -143,6 +143,8 @@ def test_sign_in_call_sign_out(oidc: tuple[RunningCatalog, str, Clock, Path]) ->
     with httpx.Client(timeout=30) as client:
         r = call(client, catalog.url, "GetSession")
         assert r.status_code == 401 and "/auth/login" in r.json()["message"]
+        ready = client.get(catalog.url + "/readyz").json()["checks"]
+        assert ready["oidc_provider"] is True
         page = client.get(catalog.url + "/")
         assert page.status_code == 302 and page.headers["location"] == "/auth/login"
 
