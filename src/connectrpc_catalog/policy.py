@@ -552,9 +552,14 @@ class GuardedInvoker(Invoker):
         self.limits = limits
         self.observer = observer
 
+    def _who(self) -> Identity:
+        """The caller: the session's owner, with the groups of its current sign-in."""
+        who = current_identity()
+        return who if who.key == self.owner.key else self.owner
+
     async def _admit(self, target: CallTarget, method: MethodRef) -> None:
         try:
-            await self.policy.check_target(target.host, target.port, self.owner)
+            await self.policy.check_target(target.host, target.port, self._who())
             self.limits.take_call(self.owner)
         except RequestError as exc:
             self.observer.refused(
