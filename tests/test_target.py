@@ -103,4 +103,4 @@ def test_unreachable_target_stops_start_up() -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert "--reflect 127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    assert "TARGET 127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
