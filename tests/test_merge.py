@@ -114,6 +114,9 @@ def test_same_definitions_under_two_file_names_are_one(
     assert merged.service_names == (WEATHER,)
     where = merged.pool.FindMessageTypeByName("extra.Where")
     assert where.fields_by_name["at"].message_type.file.name == "acme/common/v1/geo.proto"
+    # a base that already merged them, with the same source loaded on top again
+    again = cache.merge((merged, cache.from_set(moved.SerializeToString())))
+    assert again.file_names == merged.file_names
 
 
 def test_a_real_conflict_names_the_file_and_the_symbol(tmp_path: Path) -> None:

@@ -315,6 +315,10 @@ def _facts(schema: Schema) -> dict[str, _FileFacts]:
         proto = _parse_file(name, data)
         richness = len(proto.source_code_info.location)
         proto.ClearField("source_code_info")
+        # Imports only decide what is visible; the definitions name their types in full.
+        # (A merge may also have pointed an import at an equal file under another name.)
+        for imports in ("dependency", "public_dependency", "weak_dependency"):
+            proto.ClearField(imports)
         if proto.syntax == "proto2":
             proto.ClearField("syntax")
         for msg in proto.message_type:

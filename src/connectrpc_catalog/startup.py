@@ -92,14 +92,15 @@ class LoadedBase:
 
 async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase:
     """Load every start-up source into one schema; raise BaseLoadError unless keep_going."""
-    parts: list[Schema] = []
+    parts: list[Schema] = []  # each source's own schema: merges always start from these
+    merged: Schema = empty
     targets: dict[str, catalog_pb.Target] = {}
     origins: dict[str, str] = {}
     failures: list[str] = []
     for source in spec.sources:
         try:
             schema = await loader.load(source.kind, source.given())
-            merged = await asyncio.to_thread(loader.context.cache.merge, [*parts, schema])
+            together = await asyncio.to_thread(loader.context.cache.merge, [*parts, schema])
         except MergeConflict as exc:
             failures.append(_conflict(exc, origins, source))
             continue
@@ -109,7 +110,8 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
         except Exception as exc:  # unexpected: named by its type (its text may hold secrets)
             failures.append(f"{source.describe()}: {type(exc).__name__}")
             continue
-        parts = [merged]
+        parts.append(schema)
+        merged = together
         for name in schema.files:
             origins.setdefault(name, source.describe())
         if source.default_target is not None:
@@ -121,7 +123,7 @@ async def load_base(loader: Loader, spec: BaseSpec, empty: Schema) -> LoadedBase
         _log.warning("skipped start-up source (--keep-going): %s", failure)
     targets.update(spec.targets)  # explicit --target-for wins over a reflected server
     return LoadedBase(
-        schema=parts[0] if parts else empty,
+        schema=merged,
         targets=targets,
         skipped=tuple(failures),
         origins=origins,
