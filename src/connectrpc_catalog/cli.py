@@ -166,7 +166,8 @@ async def serve(app: App, settings: Settings) -> int:
         for s in sockets.insecure_sockets:
             with contextlib.suppress(OSError):  # hypercorn may have closed it already
                 s.close()
-    print("connectrpc-catalog stopped", flush=True)
+    with contextlib.suppress(BrokenPipeError):  # stdout may be a pipe closed already
+        print("connectrpc-catalog stopped", flush=True)
     return 0
 
 
