@@ -41,7 +41,7 @@ from hypercorn.config import Config
 from protobuf.wkt import Any as PyAny
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import build_services, compile_protos  # examples/server.py
+from connectrpc_catalog.demo.weather import build_services, compile_protos
 
 LOG = logging.getLogger("weather-connect-example")
 _END = object()

@@ -368,7 +368,8 @@ def test_shared_url_reopens_the_method_with_the_request(
 
 def test_upload_a_folder(page: Page) -> None:
     page.get_by_role("tab", name="Upload").click()
-    page.get_by_test_id("pick-folder").set_input_files(WEATHER_PROTOS)
+    folder = WEATHER_PROTOS.resolve()  # examples/weather links to the package's demo protos
+    page.get_by_test_id("pick-folder").set_input_files(folder)
     expect(page.get_by_text("Loaded 2 services from uploaded 2 files").first).to_be_visible()
     expect(page.get_by_role("tree", name="Services").locator(".tree-method")).to_have_count(6)
     page.get_by_role("button", name="Load schemas").first.click()
@@ -376,7 +377,7 @@ def test_upload_a_folder(page: Page) -> None:
     result = page.locator(".result-ok")
     expect(result).to_contain_text("The session now holds 2 services from 2 files.")
     expect(result.get_by_role("link", name=re.compile("weather.v1.WeatherService"))).to_be_visible()
-    expect(page.locator(".loaded-list")).to_contain_text("uploaded 2 files (weather)")
+    expect(page.locator(".loaded-list")).to_contain_text(f"uploaded 2 files ({folder.name})")
     screenshot(page, "11-sources-upload")
 
 
