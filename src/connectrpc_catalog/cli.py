@@ -127,8 +127,8 @@ async def serve(app: App, settings: Settings) -> int:
     config.keep_alive_max_requests = 1 << 62  # hypercorn's default of 1,000 breaks gRPC clients
     config.loglevel = "WARNING" if settings.log_level == "info" else settings.log_level.upper()
     config.accesslog = None
-    if settings.server.log_format == "json":
-        config.errorlog = logging.getLogger("hypercorn.error")  # through the JSON handler
+    # hypercorn's own lines go through our handler: one format (time, level) for all.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     try:
         sockets = config.create_sockets()
