@@ -129,6 +129,7 @@ async def serve(app: App, settings: Settings) -> int:
     config.accesslog = None
     # hypercorn's own lines go through our handler: one format (time, level) for all.
     config.errorlog = logging.getLogger("hypercorn.error")
+    config.errorlog.setLevel(config.loglevel)  # its start-up chatter only at debug
     config.graceful_timeout = 5.0
     try:
         sockets = config.create_sockets()
