@@ -332,6 +332,21 @@ def test_proto2_and_editions_round_trip_on_every_transport(
     error = r.json()
     assert error["code"] == "invalid_argument"
     assert "requestJson is missing required fields: name" in error["message"]
+    assert "sendPartial" in error["message"]
+    # ... unless the user asks to send it as it is (to see how the server answers)
+    r = call(
+        http,
+        url,
+        "InvokeGRPC",
+        {**base, "service": "feat.p2.P2", "requestJson": '{"count": 1}', "sendPartial": True},
+        sid,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()  # the message reached the server: its own answer comes back
+    if body.get("success"):
+        assert json.loads(body["responseJson"]) == {"count": 1}
+    else:
+        assert "missing required fields" in body["statusMessage"], body
 
 
 def test_validate_message_checks_every_rule_with_protovalidate(

@@ -263,18 +263,22 @@ def _compact_json(registry: MethodRegistry, msg: Message) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _encode(registry: MethodRegistry, msg: Message, codec: str, where: str) -> bytes:
-    if not msg.IsInitialized():  # proto2 `required` (editions LEGACY_REQUIRED), any codec
+def _encode(
+    registry: MethodRegistry, msg: Message, codec: str, where: str, partial: bool = False
+) -> bytes:
+    """The message on the wire; missing proto2 `required` fields are refused unless
+    `partial` (the request's sendPartial) asks to send it as it is."""
+    if not partial and not msg.IsInitialized():  # proto2 `required` (editions LEGACY_REQUIRED)
         missing = ", ".join(msg.FindInitializationErrors()) or "a required field"
         raise _invalid(
             f"{where} is missing required fields: {missing} (proto2 `required`: set them, "
-            "the server would reject the message)"
+            "or set sendPartial to send the message as it is)"
         )
     if codec == "json":
         text = _compact_json(registry, msg)
         return text.encode()
     try:
-        data: bytes = msg.SerializeToString()
+        data: bytes = msg.SerializePartialToString() if partial else msg.SerializeToString()
     except EncodeError:
         missing = ", ".join(msg.FindInitializationErrors()) or "a required field"
         raise _invalid(f"{where} is missing required fields: {missing}") from None
@@ -288,13 +292,15 @@ def _encode_all(
     codec: str,
     where: str,
     max_depth: int,
+    partial: bool = False,
 ) -> list[bytes]:
     """Parse and encode every request message (the caller picks the thread)."""
     single = len(texts) == 1 and where == "requestJson"
     out = []
     for i, text in enumerate(texts):
         label = where if single else f"{where}[{i}]"
-        out.append(_encode(registry, _parse(registry, desc, text, label, max_depth), codec, label))
+        msg = _parse(registry, desc, text, label, max_depth)
+        out.append(_encode(registry, msg, codec, label, partial))
     return out
 
 
@@ -305,6 +311,7 @@ async def _request_payloads(
     codec: str,
     where: str,
     limits: CallLimits,
+    partial: bool = False,
 ) -> list[bytes]:
     """The request messages as payloads, bounded first; big inputs leave the event loop."""
     if len(texts) > limits.max_messages:
@@ -322,7 +329,7 @@ async def _request_payloads(
             code=Code.RESOURCE_EXHAUSTED,
             field=where,
         )
-    args = (registry, desc, texts, codec, where, limits.max_json_depth)
+    args = (registry, desc, texts, codec, where, limits.max_json_depth, partial)
     if size > _OFF_LOOP_BYTES or len(texts) > 256:
         return await asyncio.to_thread(_encode_all, *args)
     return _encode_all(*args)
@@ -437,6 +444,7 @@ async def invoke_unary(
         call.target.codec,
         "requestJson",
         limits,
+        req.send_partial,
     )
     outcome = await _call_unary(registry, invoker, method, call, payload)
     duration = _ms(outcome.start)
@@ -531,7 +539,7 @@ async def invoke_stream(
         texts = texts or [""]
     codec = call.target.codec
     payloads = await _request_payloads(
-        registry, method.input_type, texts, codec, "requestMessagesJson", limits
+        registry, method.input_type, texts, codec, "requestMessagesJson", limits, req.send_partial
     )
     if not (method.client_streaming or method.server_streaming):
         outcome = await _call_unary(registry, invoker, method, call, payloads[0])
@@ -552,6 +560,8 @@ class PreparedStream:
 
     method: MethodDescriptor
     call: _Call
+    partial: bool = False
+    """Send messages with missing proto2 `required` fields (the request's sendPartial)."""
 
     @property
     def codec(self) -> str:
@@ -567,7 +577,7 @@ async def prepare_stream(
     method = registry.find_method(req.service, req.method)
     call = _prepare(registry, req, method, limits)
     _check_transport(call, method)
-    return PreparedStream(method=method, call=call)
+    return PreparedStream(method=method, call=call, partial=req.send_partial)
 
 
 async def encode_messages(
@@ -579,7 +589,13 @@ async def encode_messages(
 ) -> list[bytes]:
     """Request messages in JSON as payloads of the prepared call, bounded first."""
     return await _request_payloads(
-        registry, prepared.method.input_type, texts, prepared.codec, where, limits
+        registry,
+        prepared.method.input_type,
+        texts,
+        prepared.codec,
+        where,
+        limits,
+        prepared.partial,
     )
 
 

@@ -25,6 +25,7 @@ import type { SchemaSet } from "../schema/types";
 import { refreshSession, toast, useAppState } from "../state/store";
 import { IconClock, IconLink, IconPlay, IconPlus, IconStop, IconTrash } from "./icons";
 import { checkMessage, exampleText, RequestEditor, ruleRefusal, serverRuleRefusal, type EditorMode } from "./RequestEditor";
+import { rulePolicy } from "../schema/validate";
 import { emptyResult, ResponseView, type CallResult } from "./ResponseView";
 import { CopyButton, methodKind, Tabs } from "./ui";
 import { copyText } from "../lib/format";
@@ -135,6 +136,8 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
     caCertPem: tgt.useTls ? tls.caCertPem : "",
     clientCertPem: tgt.useTls ? tls.clientCertPem : "",
     clientKeyPem: tgt.useTls ? tls.clientKeyPem : "",
+    // "Send anyway" also sends messages whose proto2 `required` fields are missing.
+    sendPartial: rulePolicy.sendAnyway,
   });
 
   /** Bring the result into view and keep focus somewhere useful (not <body>). */
