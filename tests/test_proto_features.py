@@ -38,6 +38,8 @@ import "google/api/annotations.proto";
 import "buf/validate/validate.proto";
 import "google/protobuf/any.proto";
 
+option java_package = "com.example.feat.p2";
+
 // A proto2 request.
 message Req {
   required string name = 1;
@@ -251,6 +253,9 @@ def test_proto2_schema_has_required_defaults_groups_extensions_and_rules(
     assert options["(google.api.http)"] == {"get": "/v1/echo/{name}"}
     assert options["deprecated"] is True and method["deprecated"] is True
     assert body["service"]["hasSourceInfo"] is True
+    file_options = {o["name"]: json.loads(o["valueJson"]) for o in body["service"]["fileOptions"]}
+    assert file_options == {"java_package": "com.example.feat.p2"}  # the file's own options
+    assert body["service"]["file"].endswith(".proto")
     req = json.loads(body["messageSchemas"]["feat.p2.Req"])
     props = req["properties"]
     assert req["required"] == ["name"]

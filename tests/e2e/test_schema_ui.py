@@ -23,6 +23,8 @@ VALIDATED = """syntax = "proto3";
 package val.v1;
 import "buf/validate/validate.proto";
 
+option java_package = "com.example.val.v1";
+
 // Says hello.
 service Greeter {
   // Echoes the greeting.
@@ -64,6 +66,9 @@ def test_rules_are_shown_refused_and_sent_anyway(
             page.goto(url)
             page.get_by_role("treeitem", name=re.compile(r"^Echo\b")).click()
             expect(page.get_by_role("heading", level=1, name="Echo")).to_be_visible()
+            page.locator(".svc-doc summary").click()  # the service's and its file's options
+            expect(page.get_by_test_id("file-options")).to_contain_text("java_package")
+            expect(page.get_by_test_id("file-options")).to_contain_text("com.example.val.v1")
             expect(page.get_by_test_id("field-rules").first).to_contain_text("string.min_len = 3")
             page.get_by_test_id("endpoint").fill(endpoint)
             form = page.locator(".request-editor")

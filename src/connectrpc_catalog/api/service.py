@@ -12,7 +12,12 @@ from typing import Any
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import (
+    Descriptor,
+    FileDescriptor,
+    MethodDescriptor,
+    ServiceDescriptor,
+)
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 from ..base import Base
@@ -424,6 +429,8 @@ def _info(view: Schema, svc: ServiceDescriptor, base: Base) -> catalog_pb.Servic
         has_source_info=svc.file.name in view.described_files,
         infrastructure=is_infrastructure(svc.full_name),
         options=_options(svc),
+        file_options=_options(svc.file),
+        file=svc.file.name,
     )
 
 
@@ -440,11 +447,15 @@ def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.Me
     )
 
 
-def _file_of(desc: ServiceDescriptor | MethodDescriptor) -> Any:
+def _file_of(desc: ServiceDescriptor | MethodDescriptor | FileDescriptor) -> Any:
+    if isinstance(desc, FileDescriptor):
+        return desc
     return desc.file if isinstance(desc, ServiceDescriptor) else desc.containing_service.file
 
 
-def _options(desc: ServiceDescriptor | MethodDescriptor) -> list[catalog_pb.OptionInfo]:
+def _options(
+    desc: ServiceDescriptor | MethodDescriptor | FileDescriptor,
+) -> list[catalog_pb.OptionInfo]:
     return [
         catalog_pb.OptionInfo(name=name, value_json=_COMPACT.encode(value))
         for name, value in options_of(desc, _file_of(desc).pool)

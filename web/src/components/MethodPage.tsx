@@ -81,11 +81,18 @@ export function MethodPage({ serviceName, methodName }: { serviceName: string; m
               This source carries no comments (server reflection sends none): load the .proto files too and their documentation shows here.
             </p>
           )}
-          <Options options={method.options} />
-          {svc.documentation && (
+          <Options options={method.options} testId="method-options" />
+          {(svc.documentation || svc.options.length > 0 || svc.fileOptions.length > 0) && (
             <details class="svc-doc">
               <summary>About {shortName(svc.name)}</summary>
-              <Paragraphs text={svc.documentation} />
+              {svc.documentation && <Paragraphs text={svc.documentation} />}
+              <Options options={svc.options} testId="service-options" />
+              {svc.fileOptions.length > 0 && (
+                <>
+                  <p class="muted small">Options of {svc.file || "its file"}:</p>
+                  <Options options={svc.fileOptions} testId="file-options" />
+                </>
+              )}
             </details>
           )}
         </section>
@@ -130,12 +137,12 @@ export function MethodPage({ serviceName, methodName }: { serviceName: string; m
   );
 }
 
-/** The options set on a method (google.api.http, idempotency_level, custom ones). */
-function Options({ options }: { options: { name: string; valueJson: string }[] }) {
+/** Options set on a method, a service or a file (google.api.http, go_package, custom ones). */
+function Options({ options, testId }: { options: { name: string; valueJson: string }[]; testId: string }) {
   const shown = options.filter((o) => o.name !== "deprecated");
   if (!shown.length) return null;
   return (
-    <dl class="options small" data-testid="method-options">
+    <dl class="options small" data-testid={testId}>
       {shown.map((o) => (
         <div key={o.name} class="option">
           <dt class="mono">option {o.name}</dt>
