@@ -322,6 +322,7 @@ def test_axe_finds_nothing_at_any_width_in_either_theme(
     page.set_viewport_size({"width": width, "height": 900})
     try:
         page.goto(catalog_url)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()  # rendered, then checked
         found = {"home": all_axe_violations(page)}
         load_weather(page)
         if width < 700:
@@ -342,6 +343,7 @@ def test_axe_finds_nothing_at_any_width_in_either_theme(
         page.locator(".msg-open").first.click()
         found["message"] = all_axe_violations(page)
         page.goto(catalog_url + "#/sources")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
         found["sources"] = all_axe_violations(page)
         bad = {k: v for k, v in found.items() if v}
         assert not bad, json.dumps(bad, indent=1)
