@@ -13,6 +13,8 @@ from typing import Any
 
 from connectrpc.code import Code
 
+from ..problems import Code as CoreCode
+
 __all__ = [
     "ASGIApp",
     "DrainFirst",
@@ -40,8 +42,8 @@ _HTTP_STATUS = {
     Code.RESOURCE_EXHAUSTED: 429,
     Code.UNIMPLEMENTED: 501,
 }
-# gRPC status numbers, in the same order as connectrpc's Code members after OK.
-_GRPC_NUMBER = {code: number for number, code in enumerate(Code, start=1)}
+_GRPC_NUMBER = {Code(c.connect_name): c.value for c in CoreCode if c is not CoreCode.OK}
+"""gRPC status numbers, from the core's one code enum (`problems.Code`)."""
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
