@@ -179,6 +179,69 @@ def _url(text: str) -> str:
     return value
 
 
+_STORE_QUERY = frozenset(
+    {
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "health_check_interval",
+        "protocol",
+    }
+)
+"""Connection settings a --session-store URL may carry in its query (redis-py's names)."""
+
+
+def _session_store(text: str) -> str:
+    """"" (in memory) or a redis:// / rediss:// URL: host, port, /DB, user:password, TLS options.
+
+    Messages never repeat the password.
+    """
+    from urllib.parse import parse_qsl, urlsplit
+
+    value = str(text).strip()
+    if not value:
+        return ""
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "not a URL such as redis://127.0.0.1:6379/0 (the port must be a number 0-65535)"
+        ) from None
+    shown = f"{url.scheme}://{url.hostname or ''}{f':{port}' if port else ''}{url.path}"
+    if url.scheme not in ("redis", "rediss"):
+        raise argparse.ArgumentTypeError(
+            f"{url.scheme or value.partition(':')[0]!r} is not a store: use redis://HOST:PORT/DB "
+            "(rediss:// for TLS), or leave it empty to keep sessions in memory"
+        )
+    if not url.hostname:
+        raise argparse.ArgumentTypeError(f"{shown!r} names no host, e.g. redis://127.0.0.1:6379/0")
+    db = url.path.strip("/")
+    if db and (not db.isdigit() or int(db) > 1_000_000):
+        raise argparse.ArgumentTypeError(f"{shown!r}: the path is the database number, e.g. /0")
+    unknown = sorted({k for k, _ in parse_qsl(url.query, keep_blank_values=True)} - _STORE_QUERY)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"{shown!r}: unknown option(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_STORE_QUERY))})"
+        )
+    return value
+
+
+def _key_prefix(text: str) -> str:
+    value = str(text).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise argparse.ArgumentTypeError(
+            f"{value[:80]!r}: use 1-64 letters, digits, '_', '.', ':' or '-'"
+        )
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
     """One setting: its flag, environment variable, config key, place in the tree,
@@ -336,6 +399,28 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         group=_G_SEC,
         help="live sessions one signed-in identity may hold (0: no limit)",
+    ),
+    Option(
+        key="session_store",
+        path="sessions.store",
+        default="",
+        parse=_session_store,
+        metavar="URL",
+        group=_G_SEC,
+        shown_default="in memory",
+        help="where sessions live: empty = this process's memory; redis://HOST:PORT/DB "
+        "(rediss:// for TLS, user:password@ for auth) shares them between processes and "
+        "replicas (see the README's Running several replicas)",
+    ),
+    Option(
+        key="session_store_prefix",
+        path="sessions.store_prefix",
+        default="catalog",
+        parse=_key_prefix,
+        metavar="NAME",
+        group=_G_SEC,
+        help="prefix of the catalog's Redis keys and channels (catalogs that share one Redis "
+        "share sessions only with the same prefix)",
     ),
     Option(
         key="max_timeout",

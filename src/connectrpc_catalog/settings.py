@@ -60,6 +60,11 @@ class SessionSettings:
     max_sessions: int = 10_000
     per_identity: int = 0
     """Live sessions one identity may hold (0: no limit but max_sessions)."""
+    store: str = ""
+    """Where sessions live: "" = this process's memory, else a redis:// or rediss:// URL
+    (shared by every process and replica that names it; see session_store.py)."""
+    store_prefix: str = "catalog"
+    """Prefix of the Redis keys and pub/sub channels (`--session-store-prefix`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
