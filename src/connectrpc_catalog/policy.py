@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +36,7 @@ from .identity import Identity, current_identity, session_tag
 from .loading import Loader
 from .problems import Code, RequestError
 from .sources.core import Given, LoadError, redact
+from .sources.reflection import parse_endpoint
 from .transports import (
     CallEvent,
     CallStatus,
@@ -196,6 +197,10 @@ class TargetPolicy:
         return False
 
 
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+"""What turns a name into addresses (`resolve`; tests give their own)."""
+
+
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address `host` resolves to (an IP literal in any form inet_aton takes, such
     as `127.1` or `2130706433`, resolves to itself)."""
@@ -258,6 +263,9 @@ class AccessPolicy:
     targets: TargetPolicy = field(default_factory=lambda: TargetPolicy(any=True))
     group_targets: Mapping[str, TargetPolicy] = field(default_factory=dict)
     group_roots: Mapping[str, RootPolicy] = field(default_factory=dict)
+    resolver: Resolver = field(default=resolve, compare=False, repr=False)
+    """How names are resolved for the target check (the address checked is the one
+    dialled, so nothing resolves the name a second time)."""
 
     @classmethod
     def build(
@@ -311,17 +319,29 @@ class AccessPolicy:
                     continue
             raise
 
-    async def check_target(self, host: str, port: int, who: Identity) -> None:
-        """PolicyError unless every address `host` resolves to may be called by `who`."""
-        policies = [
+    def _target_policies(self, who: Identity) -> list[TargetPolicy]:
+        return [
             self.targets,
             *(self.group_targets[g] for g in sorted(who.groups & self.group_targets.keys())),
         ]
+
+    def restricts_targets(self, who: Identity) -> bool:
+        """Whether `who`'s targets are checked at all (false: any target, as on loopback)."""
+        return not any(p.any for p in self._target_policies(who))
+
+    async def check_target(self, host: str, port: int, who: Identity) -> str | None:
+        """The address to dial for `host:port`: PolicyError unless every address `host`
+        resolves to may be called by `who`; None when targets are not checked (the
+        caller resolves the name itself).
+
+        The caller must connect to the address returned, not resolve `host` again: a
+        second answer (DNS rebinding, a short TTL) could name an address never checked."""
+        policies = self._target_policies(who)
         if any(p.any for p in policies):
-            return
+            return None
         name = host.strip().lower().strip("[]").rstrip(".")
         shown = f"{name}:{port}"
-        addrs = await resolve(name, port)
+        addrs = await self.resolver(name, port)
         if not addrs:
             raise PolicyError(
                 f"the target {shown!r} does not resolve, so the catalog cannot check it "
@@ -335,6 +355,7 @@ class AccessPolicy:
                     "targets with --allow-target PATTERN (host glob, IP or CIDR, with :PORT), "
                     "or every target with --allow-any-target"
                 )
+        return str(_unmapped(addrs[0]))
 
 
 def _operator_rule(endpoint: str) -> TargetRule:
@@ -453,8 +474,8 @@ class GuardedLoader(Loader):
         source = redact(given.value if isinstance(given.value, str) else f"<{kind} upload>")[:200]
         start = time.perf_counter()
         try:
-            await self._check(kind, given, who)
-            given = replace(given, read_roots=self.policy.read_roots(who))
+            dial = await self._check(kind, given, who)
+            given = replace(given, read_roots=self.policy.read_roots(who), dial=dial)
             schema = await self.inner.load(kind, given)
         except PolicyError as exc:
             self.observer.refused(who=who, session=session, what=f"load {kind}", reason=exc.message)
@@ -488,7 +509,9 @@ class GuardedLoader(Loader):
         )
         return schema
 
-    async def _check(self, kind: str, given: Given, who: Identity) -> None:
+    async def _check(self, kind: str, given: Given, who: Identity) -> str | None:
+        """PolicyError unless `who` may load this; the address to dial for a network
+        source whose target was checked."""
         value = given.value if isinstance(given.value, str) else ""
         for folder in given.import_paths:
             if folder.strip():
@@ -502,8 +525,9 @@ class GuardedLoader(Loader):
             path = value.strip()[len("file://") :].split("//", 1)[0].split("@", 1)[0]
             await asyncio.to_thread(self.policy.check_path, path or "/", who)
         elif kind == "reflection_endpoint" and value.strip():
-            host, port = _endpoint(value, given.use_tls)
-            await self.policy.check_target(host, port, who)
+            target = parse_endpoint(value, use_tls=given.use_tls)
+            return await self.policy.check_target(target.host, target.port, who)
+        return None
 
 
 def _on_disk(value: str) -> bool:
@@ -557,15 +581,17 @@ class GuardedInvoker(Invoker):
         who = current_identity()
         return who if who.key == self.owner.key else self.owner
 
-    async def _admit(self, target: CallTarget, method: MethodRef) -> None:
+    async def _admit(self, target: CallTarget, method: MethodRef) -> CallTarget:
+        """The target to call (with the checked address to dial), or the refusal."""
         try:
-            await self.policy.check_target(target.host, target.port, self._who())
+            dial = await self.policy.check_target(target.host, target.port, self._who())
             self.limits.take_call(self.owner)
         except RequestError as exc:
             self.observer.refused(
                 who=self.owner, session=self.session, what=f"call {method.path}", reason=exc.message
             )
             raise
+        return target if dial is None else replace(target, dial=dial)
 
     def _report(self, target: CallTarget, method: MethodRef, code: str, start: float) -> None:
         self.observer.called(
@@ -589,12 +615,12 @@ class GuardedInvoker(Invoker):
         timeout_s: float = 30.0,
     ) -> UnaryResult:
         """Invoker.unary, admitted by the policy and reported."""
-        await self._admit(target, method)
+        dialled = await self._admit(target, method)
         start = time.perf_counter()
         code = "error"
         try:
             result = await super().unary(
-                target, method, payload, metadata=metadata, timeout_s=timeout_s
+                dialled, method, payload, metadata=metadata, timeout_s=timeout_s
             )
             code = result.status.name
             return result
@@ -611,7 +637,7 @@ class GuardedInvoker(Invoker):
         timeout_s: float = 30.0,
     ) -> AsyncGenerator[CallEvent, None]:
         """Invoker.stream, admitted by the policy and the stream limit, and reported."""
-        await self._admit(target, method)
+        dialled = await self._admit(target, method)
         try:
             self.limits.open_stream(self.owner)
         except LimitExceeded as exc:
@@ -623,7 +649,7 @@ class GuardedInvoker(Invoker):
         code = "cancelled"
         try:
             events = super().stream(
-                target, method, payloads, metadata=metadata, timeout_s=timeout_s
+                dialled, method, payloads, metadata=metadata, timeout_s=timeout_s
             )
             try:
                 async for event in events:

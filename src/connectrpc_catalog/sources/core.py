@@ -142,6 +142,9 @@ class Given:
     read_roots: tuple[str, ...] | None = None
     """The folders the caller may read (the access policy's, groups included), which bound
     the search for an import root; None: only `Context.proto_roots` bound it."""
+    dial: str | None = None
+    """The address the access policy checked for the source's host, which the source must
+    connect to instead of resolving the name again; None: resolve it."""
 
 
 class Source(Protocol):

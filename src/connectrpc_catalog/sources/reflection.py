@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from ..descriptors import WELL_KNOWN_FILES, Schema
+from ..transports.base import grpc_address
 from ..transports.status import code_name
 from .core import Context, Given, LimitError, LoadError, SourceError, given_text, redact
 from .descriptor_set import load_set
@@ -59,6 +60,11 @@ class ReflectionTarget:
     use_tls: bool
     server_name: str = ""
     timeout: float = DEFAULT_TIMEOUT
+    host: str = ""
+    port: int = 0
+    dial: str | None = None
+    """The address to connect to (the access policy's checked one), or None to resolve
+    `host`; the name still goes in :authority, SNI and the certificate check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,12 @@ class Reflected:
 
 
 def parse_endpoint(
-    endpoint: str, *, use_tls: bool = False, server_name: str = "", timeout: float | None = None
+    endpoint: str,
+    *,
+    use_tls: bool = False,
+    server_name: str = "",
+    timeout: float | None = None,
+    dial: str | None = None,
 ) -> ReflectionTarget:
     """`host:port`, `[v6]:port`, or an `http(s)://host[:port]` URL; TLS for https and 443."""
     text = endpoint.strip()
@@ -109,6 +120,9 @@ def parse_endpoint(
         use_tls=tls or port == 443,
         server_name=server_name.strip(),
         timeout=seconds,
+        host=host,
+        port=port,
+        dial=dial,
     )
 
 
@@ -120,6 +134,7 @@ async def load(ctx: Context, given: Given) -> Schema:
         use_tls=given.use_tls,
         server_name=given.server_name,
         timeout_seconds=given.timeout,
+        dial=given.dial,
     )
 
 
@@ -130,13 +145,15 @@ async def load_reflection(
     use_tls: bool = False,
     server_name: str = "",
     timeout_seconds: float | None = None,
+    dial: str | None = None,
 ) -> Schema:
     """Reflect `endpoint` and load what it serves as a shared schema.
 
     TLS is used when `use_tls` is set or the port is 443; the timeout defaults to 10 s.
+    `dial` is the address to connect to (the access policy's checked one).
     """
     target = parse_endpoint(
-        endpoint, use_tls=use_tls, server_name=server_name, timeout=timeout_seconds
+        endpoint, use_tls=use_tls, server_name=server_name, timeout=timeout_seconds, dial=dial
     )
     reflected = await reflect(
         target,
@@ -162,17 +179,21 @@ async def reflect(
         ("grpc.max_receive_message_length", max_bytes),
         ("grpc.enable_retries", 0),
     ]
-    if target.server_name:
-        options.append(("grpc.default_authority", target.server_name))
+    # With a dialled address the channel goes to that IP (`ipv4:`/`ipv6:`, no second
+    # resolution) and the name stays in :authority and the certificate check.
+    name = target.server_name or (target.host if target.dial else "")
+    if name:
+        options.append(("grpc.default_authority", target.server_name or target.address))
         if target.use_tls:
-            options.append(("grpc.ssl_target_name_override", target.server_name))
+            options.append(("grpc.ssl_target_name_override", name))
+    address = grpc_address(target.host, target.port, target.dial) if target.dial else target.address
     try:
         async with asyncio.timeout(target.timeout):
             if target.use_tls:
                 creds = grpc.ssl_channel_credentials(root_certificates=tls_roots)
-                channel = grpc.aio.secure_channel(target.address, creds, options)
+                channel = grpc.aio.secure_channel(address, creds, options)
             else:
-                channel = grpc.aio.insecure_channel(target.address, options)
+                channel = grpc.aio.insecure_channel(address, options)
             async with channel:
                 version, services = await _list_services(target, channel)
                 session = _Session(target, channel, version, max_bytes, max_files)

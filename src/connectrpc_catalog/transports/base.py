@@ -34,6 +34,7 @@ __all__ = [
     "Transport",
     "UnaryResult",
     "WireProtocol",
+    "grpc_address",
 ]
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -112,6 +113,21 @@ class CallTarget:
     tls: TLSConfig | None = None
     codec: str = "proto"
     http: HttpVersion = HttpVersion.AUTO
+    dial: str | None = None
+    """The address to connect to (an IP the access policy checked), or None to resolve
+    `host` when connecting. `host` still names the server: Host/:authority, TLS SNI and
+    the certificate check use it, never `dial`."""
+
+    @property
+    def connect_host(self) -> str:
+        """What a connection goes to: `dial` when set, else `host`."""
+        return self.dial or self.host
+
+    @property
+    def grpc_address(self) -> str:
+        """The grpc channel target: `ipv4:`/`ipv6:` of `dial` (no second resolution), or
+        the authority."""
+        return grpc_address(self.host, self.port, self.dial)
 
     @property
     def authority(self) -> str:
@@ -127,10 +143,11 @@ class CallTarget:
 
     @property
     def pool_key(self) -> Hashable:
-        """What two targets must share to share a transport: protocol, authority, TLS
-        settings and HTTP version (not the path prefix or the codec, set per call)."""
+        """What two targets must share to share a transport: protocol, authority, dialled
+        address, TLS settings and HTTP version (not the path prefix or the codec, set per
+        call)."""
         tls = "" if self.tls is None else self.tls.key
-        return (self.protocol, self.authority, tls, self.http)
+        return (self.protocol, self.authority, self.dial, tls, self.http)
 
     @classmethod
     def parse(
@@ -172,6 +189,14 @@ class CallTarget:
             codec=codec,
             http=http,
         )
+
+
+def grpc_address(host: str, port: int, dial: str | None) -> str:
+    """A grpc channel target for `host:port`, connecting to `dial` when it is set (the
+    `ipv4:`/`ipv6:` schemes take the address as is: grpc resolves nothing)."""
+    if not dial:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"ipv6:[{dial}]:{port}" if ":" in dial else f"ipv4:{dial}:{port}"
 
 
 def _parse_url(text: str, endpoint: str) -> tuple[str, int, str, bool]:

@@ -96,30 +96,33 @@ class GrpcTransport:
             ("grpc.enable_retries", 0),
         ]
         tls = target.tls
+        address = target.grpc_address  # the checked address when the policy gave one
         if tls is None:
-            return cls(grpc.aio.insecure_channel(target.authority, options), target)
+            if target.dial:
+                options.append(("grpc.default_authority", target.authority))
+            return cls(grpc.aio.insecure_channel(address, options), target)
         if tls.ca_pem or tls.client_cert_pem or tls.client_key_pem:
             await asyncio.to_thread(validate_pems, tls)
         root = tls.ca_pem.encode() or None
-        name = tls.server_name
+        name = tls.server_name or (target.host if target.dial else "")
         if tls.insecure_skip_verify:
             try:
                 root, name = await fetch_server_certificate(
-                    target.host, target.port, tls.server_name or target.host
+                    target.connect_host, target.port, tls.server_name or target.host
                 )
             except (OSError, ssl.SSLError, TimeoutError):
                 # Unreachable: let the channel report it as a normal UNAVAILABLE status.
                 root = None
         if name:
             options.append(("grpc.ssl_target_name_override", name))
-        if tls.server_name:
-            options.append(("grpc.default_authority", tls.server_name))
+        if tls.server_name or target.dial:
+            options.append(("grpc.default_authority", tls.server_name or target.authority))
         creds = grpc.ssl_channel_credentials(
             root_certificates=root,
             private_key=tls.client_key_pem.encode() or None,
             certificate_chain=tls.client_cert_pem.encode() or None,
         )
-        return cls(grpc.aio.secure_channel(target.authority, creds, options), target)
+        return cls(grpc.aio.secure_channel(address, creds, options), target)
 
     async def close(self) -> None:
         """Close the channel (cancels calls still running)."""
@@ -241,5 +244,5 @@ class GrpcTransport:
         if target.tls is not None:
             if "handshake" not in lower or "CERTIFICATE_VERIFY_FAILED" in details:
                 return ""
-            return await explain(target.host, target.port, tried="tls")
-        return await explain(target.host, target.port, tried="grpc")
+            return await explain(target.connect_host, target.port, tried="tls")
+        return await explain(target.connect_host, target.port, tried="grpc")

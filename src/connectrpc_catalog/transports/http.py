@@ -84,8 +84,8 @@ class HttpClient:
     its end leaves a clean connection, and its client goes back to the idle list.
     """
 
-    __slots__ = ("_client", "_extensions", "_host_header", "_idle", "_lock", "_target",
-                 "_verify", "_version")
+    __slots__ = ("_client", "_extensions", "_host_header", "_idle", "_lock", "_origin",
+                 "_target", "_verify", "_version")
 
     def __init__(self, target: CallTarget, verify: ssl.SSLContext | bool) -> None:
         self._target = target
@@ -95,9 +95,16 @@ class HttpClient:
         self._lock = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
         self._idle: list[httpx.AsyncClient] = []
+        # With a dialled address (the access policy's) the URL holds that IP and the name
+        # goes in Host (hence :authority), SNI and the certificate check.
         server_name = target.tls.server_name if target.tls is not None else ""
-        self._extensions: dict[str, Any] = {"sni_hostname": server_name} if server_name else {}
-        self._host_header = server_name
+        sni = server_name or (target.host if target.dial and target.tls is not None else "")
+        self._extensions: dict[str, Any] = {"sni_hostname": sni} if sni else {}
+        self._host_header = server_name or (_host_value(target) if target.dial else "")
+        self._origin = target.origin
+        if target.dial:
+            dial = f"[{target.dial}]" if ":" in target.dial else target.dial
+            self._origin = f"{target.origin.split('://', 1)[0]}://{dial}:{target.port}"
 
     @classmethod
     async def open(cls, target: CallTarget) -> HttpClient:
@@ -129,7 +136,7 @@ class HttpClient:
         async with self._lock:
             if self._version is not None:
                 return None
-            host, port = self._target.host, self._target.port
+            host, port = self._target.connect_host, self._target.port
             try:
                 async with asyncio.timeout_at(call.deadline):
                     speaks = await probe(host, port, connect_timeout=_CONNECT_TIMEOUT,
@@ -143,6 +150,14 @@ class HttpClient:
                                f"{self.authority}: {tls_hint(plaintext=True)}")
             self._version = HttpVersion.HTTP2 if speaks is Speaks.HTTP2 else HttpVersion.HTTP1
         return None
+
+    async def settled_version(self, call: Call) -> HttpVersion | CallStatus:
+        """The HTTP version calls to the target use (a plaintext AUTO target is probed
+        once; with TLS, AUTO leaves the choice to ALPN); a status when unreachable."""
+        refused = await self._resolve(call)
+        if refused is not None:
+            return refused
+        return self._version or self._target.http
 
     def _new_client(self) -> httpx.AsyncClient:
         version = self._version
@@ -174,7 +189,7 @@ class HttpClient:
         try:
             async with asyncio.timeout_at(call.deadline):
                 response = await self._client.post(
-                    self._target.origin + call.path,
+                    self._origin + call.path,
                     content=body,
                     headers=self._headers(headers, call.metadata),
                     extensions=self._extensions,
@@ -225,7 +240,7 @@ class HttpClient:
         parser_factory: ParserFactory,
     ) -> AsyncGenerator[tuple[CallEvent | None, bool], None]:
         """Events paired with "the connection is clean now" (the last pair says it all)."""
-        request = client.build_request("POST", self._target.origin + call.path, content=body,
+        request = client.build_request("POST", self._origin + call.path, content=body,
                                        headers=headers, extensions=self._extensions)
         try:
             async with asyncio.timeout_at(call.deadline):
@@ -314,7 +329,7 @@ class HttpClient:
         if isinstance(exc, httpx.ConnectError) and _is_tls(exc):
             hint = ""
             if "CERTIFICATE_VERIFY_FAILED" not in reason:
-                hint = await explain(self._target.host, self._target.port, tried="tls")
+                hint = await explain(self._target.connect_host, self._target.port, tried="tls")
             text = f"TLS handshake with {authority} failed: {reason}"
             return failure(Code.UNAVAILABLE, f"{text}; {hint}" if hint else text)
         if isinstance(exc, httpx.ConnectError):
@@ -330,7 +345,13 @@ class HttpClient:
         if self._target.tls is not None:
             return ""
         tried = "h2c" if self._version is HttpVersion.HTTP2 else "http/1.1"
-        return await explain(self._target.host, self._target.port, tried=tried)
+        return await explain(self._target.connect_host, self._target.port, tried=tried)
+
+
+def _host_value(target: CallTarget) -> str:
+    """The Host header a client would send for the target (no default port)."""
+    default = 443 if target.tls is not None else 80
+    return target.authority if target.port != default else target.authority.rsplit(":", 1)[0]
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,233 @@
+"""The address the access policy checked is the address dialled (no second resolution).
+
+The names used here (`*.rebind.test`) resolve nowhere on this machine: only the policy's
+resolver, given by the test, knows them. A call that reaches the upstream therefore went
+to the address the policy checked, and a TLS call that verifies proves the name (not the
+address) was used for SNI and the certificate check. The rebinding resolver answers an
+allowed address first and a refused one afterwards, as a DNS rebinding attack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+
+from connectrpc_catalog.app import AppConfig, create_app
+from connectrpc_catalog.identity import Identity
+from connectrpc_catalog.policy import (
+    AccessPolicy,
+    GuardedInvoker,
+    IdentityLimits,
+    IPAddress,
+    Observers,
+    PolicyError,
+)
+from connectrpc_catalog.settings import PolicySettings
+from connectrpc_catalog.transports import (
+    CallTarget,
+    HttpVersion,
+    MethodRef,
+    TLSConfig,
+    WireProtocol,
+)
+from tests.catalog_server import run_catalog
+from tests.team.helpers import call
+from tests.test_target import reflecting_upstream  # noqa: F401 - a fixture
+from tests.upstream.behaviour import Recorder
+from tests.upstream.connect_server import ConnectServer, start_connect_server
+from tests.upstream.grpc_server import GrpcServer, start_grpc_server
+from tests.upstream.schema import SERVICE
+from tests.upstream.tls import ServerTLS
+
+pytest_plugins = ["tests.upstream.fixtures"]
+
+NAME = "api.rebind.test"
+ECHO = MethodRef(path=f"/{SERVICE}/Echo")
+WHO = Identity(name="alice@example.test")
+
+
+class Resolver:
+    """The policy's resolver: `answers` in turn (the last one repeats), and a count."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = [ipaddress.ip_address(a) for a in answers]
+        self.calls = 0
+
+    async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        if not host.endswith(".rebind.test"):
+            return []
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        return [answer]
+
+
+def _policy(resolver: Resolver, *rules: str) -> AccessPolicy:
+    return replace(AccessPolicy.build(allow_targets=rules or ["127.0.0.0/8"]), resolver=resolver)
+
+
+def _invoker(policy: AccessPolicy) -> GuardedInvoker:
+    return GuardedInvoker(
+        owner=WHO, session="test", policy=policy, limits=IdentityLimits(), observer=Observers()
+    )
+
+
+def test_the_names_here_resolve_nowhere_else() -> None:
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo(NAME, 443)
+
+
+@pytest.mark.parametrize("protocol", list(WireProtocol))
+async def test_a_call_goes_to_the_checked_address_and_a_rebound_answer_is_refused(
+    protocol: WireProtocol, grpc_upstream: GrpcServer, connect_upstream: ConnectServer
+) -> None:
+    port = grpc_upstream.port if protocol is WireProtocol.GRPC else connect_upstream.port
+    resolver = Resolver("127.0.0.1", "192.0.2.1")  # then TEST-NET-1: not allowed
+    invoker = _invoker(_policy(resolver))
+    target = CallTarget(host=NAME, port=port, protocol=protocol)
+    try:
+        result = await invoker.unary(target, ECHO, b"", timeout_s=10)
+        assert result.status.name == "OK", result.status
+        assert resolver.calls == 1  # checked once; the transport resolved nothing
+        with pytest.raises(PolicyError, match=r"192\.0\.2\.1.*--allow-target"):
+            await invoker.unary(target, ECHO, b"", timeout_s=10)
+        assert resolver.calls == 2
+    finally:
+        await invoker.close()
+
+
+def test_pool_keys_include_the_dialled_address() -> None:
+    target = CallTarget(host=NAME, port=1)
+    a, b = replace(target, dial="127.0.0.1"), replace(target, dial="127.0.0.2")
+    assert len({target.pool_key, a.pool_key, b.pool_key}) == 3
+    assert a.grpc_address == "ipv4:127.0.0.1:1"
+    assert replace(target, dial="::1").grpc_address == "ipv6:[::1]:1"
+
+
+# -- TLS: the name for SNI and the certificate, the checked address for the socket ------
+
+
+@pytest.fixture(scope="module")
+def named_tls() -> Iterator[tuple[str, GrpcServer, ConnectServer]]:
+    """gRPC and Connect upstreams whose certificate names only NAME (no IP address)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert(NAME)
+    server = ServerTLS(
+        key_pem=cert.private_key_pem.bytes(),
+        cert_chain_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
+    )
+    grpc_up = start_grpc_server(Recorder(), server)
+    connect_up = start_connect_server(Recorder(), server)
+    try:
+        yield ca.cert_pem.bytes().decode(), grpc_up, connect_up
+    finally:
+        grpc_up.stop()
+        connect_up.stop()
+
+
+@pytest.mark.parametrize("protocol", list(WireProtocol))
+async def test_tls_checks_the_name_while_dialling_the_address(
+    protocol: WireProtocol, named_tls: tuple[str, GrpcServer, ConnectServer]
+) -> None:
+    ca_pem, grpc_up, connect_up = named_tls
+    port = grpc_up.port if protocol is WireProtocol.GRPC else connect_up.port
+    resolver = Resolver("127.0.0.1")
+    invoker = _invoker(_policy(resolver))
+    target = CallTarget(host=NAME, port=port, protocol=protocol, tls=TLSConfig(ca_pem=ca_pem))
+    try:
+        result = await invoker.unary(target, ECHO, b"", timeout_s=10)
+        assert result.status.name == "OK", result.status
+        assert resolver.calls == 1
+        # the same socket checked against another name fails: the name is what is verified
+        wrong = replace(target, tls=TLSConfig(ca_pem=ca_pem, server_name="other.rebind.test"))
+        bad = await invoker.unary(wrong, ECHO, b"", timeout_s=10)
+        assert bad.status.name == "UNAVAILABLE"
+    finally:
+        await invoker.close()
+
+
+# -- the Host header a plaintext HTTP upstream sees ---------------------------------------
+
+
+async def test_plaintext_http_sends_the_name_as_host() -> None:
+    seen: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        length = next(
+            (int(v) for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n"))
+             if k.strip().lower() == b"content-length"),
+            0,
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\n"
+                     b"content-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    invoker = _invoker(_policy(Resolver("127.0.0.1")))
+    target = CallTarget(host=NAME, port=port, http=HttpVersion.HTTP1)
+    try:
+        result = await invoker.unary(target, ECHO, b"", timeout_s=10)
+        assert result.status.name == "OK", result.status
+        assert seen and f"host: {NAME}:{port}\r\n".encode() in seen[0].lower()
+    finally:
+        await invoker.close()
+        server.close()
+
+
+# -- through the API: reflection and calls ------------------------------------------------
+
+
+@pytest.fixture
+def catalog_with() -> Iterator[tuple[str, Resolver]]:
+    """A catalog whose policy allows 127.0.0.0/8 and resolves with a `Resolver`."""
+    resolver = Resolver("127.0.0.1")
+    app = create_app(
+        AppConfig(policy=PolicySettings(allow_targets=("127.0.0.0/8",)), bind_host="127.0.0.1")
+    )
+    policy = replace(app.policy, resolver=resolver)
+    app.policy = policy
+    app.user_loader.policy = policy
+    with run_catalog(app=app) as c:
+        yield c.url, resolver
+
+
+def test_reflection_and_calls_through_the_api_dial_the_checked_address(
+    catalog_with: tuple[str, Resolver], reflecting_upstream: str  # noqa: F811
+) -> None:
+    url, resolver = catalog_with
+    port = reflecting_upstream.rsplit(":", 1)[1]
+    with httpx.Client(timeout=30) as client:
+        r = call(client, url, "LoadProtos", {"reflectionEndpoint": f"reflect.rebind.test:{port}"})
+        body: dict[str, Any] = r.json()
+        assert r.status_code == 200 and body.get("success"), r.text
+        assert resolver.calls == 1
+        sid = r.headers["x-session-id"]
+        r = call(
+            client,
+            url,
+            "InvokeGRPC",
+            {
+                "endpoint": f"{NAME}:{port}",
+                "service": SERVICE,
+                "method": "Echo",
+                "requestJson": json.dumps({"message": "pinned"}),
+                "transport": "TRANSPORT_GRPC",
+            },
+            sid=sid,
+        )
+        assert r.status_code == 200 and r.json().get("success"), r.text
+        assert json.loads(r.json()["responseJson"]) == {"message": "pinned"}
+        assert resolver.calls == 2
