@@ -278,13 +278,15 @@ def row_line(res: Result) -> str:
     spread = res.spread()
     spread_text = f"{fmt(spread[0])}-{fmt(spread[1])}" if spread else ""
     base = res.baseline()
-    base_text = f"{fmt(base, s.unit)} ({s.baseline})" if base is not None else s.baseline
+    base_text = fmt(base, s.unit) if base is not None else ""
+    base_text += f" ({s.baseline})" if s.baseline and base is not None else s.baseline
     ratio = res.ratio()
     met = res.met()
     status = {True: "met", False: "**missed**", None: "—"}[met]
-    if met is False and s.limit is not None:
-        got = ratio if s.on == "ratio" else median
-        status += f" by {got / s.limit:.2f}x" if s.limit and got else ""
+    got = ratio if s.on == "ratio" else median
+    if met is False and s.limit and got:
+        status += f": {got / s.limit:.2f} of the target" if s.higher else ""
+        status += "" if s.higher else f": {got / s.limit:.2f}x the limit"
     note = f" ({res.reason()})" if res.reason() else ""
     return (
         f"| {s.label}{note} | {fmt(median, s.unit)} | {spread_text} | {base_text} "
