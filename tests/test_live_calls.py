@@ -17,6 +17,7 @@ from connectrpc_catalog.app import AppConfig
 from tests.upstream.connect_server import ConnectServer
 from tests.upstream.grpc_server import GrpcServer
 from tests.upstream.schema import PROTO_DIR, SERVICE
+from tests.upstream.tls import TLSMaterial
 
 from .catalog_server import RunningCatalog, run_catalog
 
@@ -97,12 +98,28 @@ def _call(
     }
 
 
-async def test_bidi_is_interactive_over_grpc(api: Api, grpc_upstream: GrpcServer) -> None:
-    started = await api.ok("StartCall", _call(grpc_upstream.address, "BidiStream"))
+UPSTREAMS = {
+    "grpc": ("grpc_upstream", "TRANSPORT_GRPC", False),
+    "connect-h2c": ("connect_upstream", "TRANSPORT_CONNECT", False),
+    "connect-tls-h2": ("connect_tls_upstream", "TRANSPORT_CONNECT", True),
+}
+
+
+@pytest.mark.parametrize("upstream", list(UPSTREAMS))
+async def test_bidi_is_interactive(
+    api: Api, request: pytest.FixtureRequest, upstream: str, tls_material: TLSMaterial
+) -> None:
+    """Send one message, read its reply, then send the next: over gRPC, and over Connect
+    on HTTP/2 (h2c found by the probe, and TLS with ALPN h2: the duplex client)."""
+    fixture, transport, tls = UPSTREAMS[upstream]
+    server = request.getfixturevalue(fixture)
+    body = _call(server.address, "BidiStream", transport)
+    if tls:
+        body["call"].update(useTls=True, caCertPem=tls_material.ca_pem)
+    started = await api.ok("StartCall", body)
     assert started["kind"] == "bidi-streaming"
     call_id = started["callId"]
     events = api.watch(call_id)
-    first = await anext(events)
     replies: list[dict[str, Any]] = []
     for i in range(3):
         sent = await api.ok(
@@ -110,16 +127,15 @@ async def test_bidi_is_interactive_over_grpc(api: Api, grpc_upstream: GrpcServer
         )
         assert sent["sentCount"] == i + 1
         # The reply to message i arrives before message i+1 is sent: a conversation.
-        while True:
-            event = first if first is not None else await anext(events)
-            first = None
-            if "message" in event:
-                replies.append(json.loads(event["message"]["json"]))
-                break
+        event = await asyncio.wait_for(anext(events), 10)
+        if i == 0 and "headers" in event:  # a server may send its headers with a reply
+            event = await asyncio.wait_for(anext(events), 10)
+        assert "message" in event, event
+        replies.append(json.loads(event["message"]["json"]))
         assert replies[-1]["message"] == f"m{i}"
     assert (await api.ok("CloseSend", {"callId": call_id}))["sentCount"] == 3
     rest = [e async for e in events]
-    assert "status" in rest[-1] and rest[-1]["status"].get("success") is True
+    assert "status" in rest[-1] and rest[-1]["status"].get("success") is True, rest
     assert rest[-1]["status"]["messageCount"] == 3
     # The call is forgotten once its status was read.
     r = await api.post("SendMessage", {"callId": call_id, "messageJson": "{}"})
