@@ -1,0 +1,182 @@
+"""Auth helpers of an environment: the request headers they add to a call.
+
+bearer (`authorization: Bearer …`), basic, an API key in a named header, and OAuth 2
+client credentials: the catalog asks the token endpoint itself (httpx, bounded in time
+and size), keeps the token until shortly before it expires, and shares one request per
+client among concurrent calls. Tokens never go back to the browser: they are headers
+of the upstream call only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..gen.catalog.v1 import collections_pb as pb
+from ..problems import Code, RequestError
+
+__all__ = ["TokenCache", "TokenError", "auth_headers"]
+
+TargetCheck = Callable[[str, int], Awaitable[None]]
+"""Refuses (raises a RequestError) a host and port the caller may not reach."""
+
+_MAX_TOKEN_RESPONSE = 64 * 1024
+_TIMEOUT = 10.0
+_DEFAULT_LIFETIME = 300.0
+"""How long a token without `expires_in` is kept, in seconds."""
+
+
+class TokenError(RequestError):
+    """The token endpoint refused or did not answer (no secret in the message)."""
+
+    code = Code.UNAUTHENTICATED
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    expires_at: float
+
+
+def _where(url: str) -> str:
+    """The URL as messages show it: no credentials, no query."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+class TokenCache:
+    """OAuth 2 client-credentials tokens by client, until shortly before they expire."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self.fetches = 0
+        """How many times a token endpoint was asked (for tests and metrics)."""
+        self._tokens: OrderedDict[str, _Token] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._transport = transport
+
+    @staticmethod
+    def _key(auth: pb.AuthHelper) -> str:
+        parts = (auth.token_url, auth.client_id, auth.client_secret, auth.scopes, auth.audience)
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    async def token(self, auth: pb.AuthHelper, check: TargetCheck | None = None) -> str:
+        """A valid access token for the client `auth` names, fetched when needed."""
+        key = self._key(auth)
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._fresh(key)
+            if cached is not None:
+                return cached
+            token = await self._fetch(auth, check)
+            self._tokens[key] = token
+            self._tokens.move_to_end(key)
+            while len(self._tokens) > self.max_entries:
+                old, _ = self._tokens.popitem(last=False)
+                self._locks.pop(old, None)
+            return token.value
+
+    def _fresh(self, key: str) -> str | None:
+        token = self._tokens.get(key)
+        if token is None or token.expires_at <= self.clock():
+            return None
+        return token.value
+
+    async def _fetch(self, auth: pb.AuthHelper, check: TargetCheck | None) -> _Token:
+        url = auth.token_url.strip()
+        where = _where(url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TokenError(
+                f"auth.tokenUrl {where!r} is not an http(s) URL", field="auth.tokenUrl"
+            )
+        if check is not None:
+            await check(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        form = {"grant_type": "client_credentials"}
+        if auth.scopes.strip():
+            form["scope"] = auth.scopes.strip()
+        if auth.audience.strip():
+            form["audience"] = auth.audience.strip()
+        basic = base64.b64encode(f"{auth.client_id}:{auth.client_secret}".encode()).decode()
+        self.fetches += 1
+        started = self.clock()
+        try:
+            async with (
+                httpx.AsyncClient(timeout=_TIMEOUT, transport=self._transport) as client,
+                client.stream(
+                    "POST",
+                    url,
+                    data=form,
+                    headers={"authorization": f"Basic {basic}", "accept": "application/json"},
+                ) as response,
+            ):
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_TOKEN_RESPONSE:
+                        raise TokenError(f"the token endpoint {where} answered more than 64 KiB")
+        except httpx.HTTPError as exc:
+            raise TokenError(
+                f"the token endpoint {where} did not answer ({type(exc).__name__})",
+                code=Code.UNAVAILABLE,
+            ) from None
+        return _parse(response.status_code, bytes(body), where, started)
+
+
+def _parse(status: int, body: bytes, where: str, started: float) -> _Token:
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise TokenError(f"the token endpoint {where} answered HTTP {status} without JSON")
+    if status != 200 or not isinstance(data.get("access_token"), str):
+        error = str(data.get("error", ""))[:60]
+        raise TokenError(
+            f"the token endpoint {where} refused the client credentials: HTTP {status}"
+            + (f" ({error})" if error else "")
+        )
+    lifetime = data.get("expires_in")
+    seconds = (
+        float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else _DEFAULT_LIFETIME
+    )
+    margin = min(30.0, seconds / 10)  # renewed a little before it expires
+    return _Token(data["access_token"], started + seconds - margin)
+
+
+async def auth_headers(
+    auth: pb.AuthHelper, tokens: TokenCache, check: TargetCheck | None = None
+) -> dict[str, str]:
+    """The headers `auth` adds to a call (none for kind "")."""
+    kind = auth.kind
+    if kind == "bearer" and auth.token:
+        return {"authorization": f"Bearer {auth.token}"}
+    if kind == "basic":
+        pair = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        return {"authorization": f"Basic {pair}"}
+    if kind == "api_key" and auth.header_name:
+        return {auth.header_name.strip().lower(): auth.api_key}
+    if kind == "oauth2_client_credentials":
+        return {"authorization": f"Bearer {await tokens.token(auth, check)}"}
+    return {}
