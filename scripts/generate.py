@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "src" / "connectrpc_catalog" / "gen"
-PROTOS = ["catalog/v1/catalog.proto"]
+PROTOS = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "catalog").rglob("*.proto"))
+"""Every .proto of the catalog API (catalog/v1/catalog.proto, collections.proto, ...)."""
 
 
 def _plugin(name: str) -> str:
