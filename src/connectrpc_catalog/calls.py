@@ -23,7 +23,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from protobuf import Oneof
 
@@ -39,7 +39,7 @@ from .invocation import (
 from .problems import Code, RequestError
 from .transports import Invoker
 
-__all__ = ["LiveCalls", "live_calls"]
+__all__ = ["CallDirectory", "LiveCalls", "live_calls"]
 
 _BUFFERED_EVENTS = 256
 """Events a call holds for its watcher; past it the upstream stream is not read."""
@@ -90,14 +90,54 @@ def _not_found(call_id: str) -> RequestError:
     )
 
 
+class CallDirectory(Protocol):
+    """Where live calls live when processes share sessions (the routing seam; see
+    shared.py): a call is owned by the process that started it, and a request for it
+    that lands in another process is relayed to the owner."""
+
+    def new_id(self) -> str:
+        """A fresh call id that names this process."""
+        ...
+
+    def is_remote(self, call_id: str) -> bool:
+        """Whether the call id names another process."""
+        ...
+
+    async def relay_unary(self, op: str, session_id: str, call_id: str, text: str = "") -> int:
+        """SendMessage ("send"), CloseSend ("close_send") or CancelCall ("cancel") at the
+        owner; the count it answered (cancel: 1 if it cancelled)."""
+        ...
+
+    def relay_watch(
+        self, session_id: str, call_id: str
+    ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
+        """WatchCall at the owner: its events."""
+        ...
+
+
 class LiveCalls:
     """The live calls of one session."""
 
-    def __init__(self, invoker: Invoker, *, max_calls: int = 16) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        *,
+        max_calls: int = 16,
+        directory: CallDirectory | None = None,
+        session_id: str = "",
+    ) -> None:
         self._invoker = invoker
         self._max = max_calls
         self._calls: dict[str, _LiveCall] = {}
         self._closed = False
+        self._directory = directory
+        self._session_id = session_id
+
+    def _elsewhere(self, call_id: str) -> CallDirectory | None:
+        """The directory to relay through when the call lives in another process."""
+        d = self._directory
+        cid = call_id.strip()
+        return d if d is not None and cid not in self._calls and d.is_remote(cid) else None
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -127,9 +167,8 @@ class LiveCalls:
         payloads = await encode_messages(
             registry, prepared, texts, "call.requestMessagesJson", limits
         )
-        live = _LiveCall(
-            id=secrets.token_hex(8), registry=registry, prepared=prepared, limits=limits
-        )
+        call_id = self._directory.new_id() if self._directory else secrets.token_hex(8)
+        live = _LiveCall(id=call_id, registry=registry, prepared=prepared, limits=limits)
         live.sent = len(payloads)
         live.sent_bytes = sum(len(t) for t in texts)
         for payload in payloads[:_QUEUED_SENDS]:
@@ -183,6 +222,11 @@ class LiveCalls:
 
     async def watch(self, call_id: str) -> AsyncGenerator[catalog_pb.InvokeStreamEvent, None]:
         """The call's events not yet read, as they come, up to its final status."""
+        elsewhere = self._elsewhere(call_id)
+        if elsewhere is not None:
+            async for event in elsewhere.relay_watch(self._session_id, call_id.strip()):
+                yield event
+            return
         live = self._get(call_id)
         if live.watching:
             raise RequestError(
@@ -212,6 +256,9 @@ class LiveCalls:
 
     async def send(self, call_id: str, text: str) -> int:
         """Queue one request message; the count sent so far."""
+        elsewhere = self._elsewhere(call_id)
+        if elsewhere is not None:
+            return await elsewhere.relay_unary("send", self._session_id, call_id.strip(), text)
         live = self._get(call_id)
         method = live.prepared.method
         if not method.client_streaming:
@@ -248,6 +295,9 @@ class LiveCalls:
 
     async def close_send(self, call_id: str) -> int:
         """Half-close the call (idempotent); the count of messages sent."""
+        elsewhere = self._elsewhere(call_id)
+        if elsewhere is not None:
+            return await elsewhere.relay_unary("close_send", self._session_id, call_id.strip())
         live = self._get(call_id)
         if not live.half_closed:
             live.half_closed = True
@@ -267,6 +317,9 @@ class LiveCalls:
 
     async def cancel(self, call_id: str) -> bool:
         """Cancel the upstream call; False when it had already ended."""
+        elsewhere = self._elsewhere(call_id)
+        if elsewhere is not None:
+            return bool(await elsewhere.relay_unary("cancel", self._session_id, call_id.strip()))
         live = self._get(call_id)
         if live.ended or live.task is None:
             return False

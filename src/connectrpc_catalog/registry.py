@@ -127,6 +127,25 @@ class Registry:
             )
         return "conflict: " + exc.describe(name, hint)
 
+    @property
+    def loads(self) -> tuple[tuple[str, Schema], ...]:
+        """What the session loaded, in order: (label, schema) — its manifest."""
+        return tuple(zip(self._labels, self._own, strict=True))
+
+    async def restore(self, loads: tuple[tuple[str, Schema], ...]) -> None:
+        """Hold exactly `loads` (a manifest read from a shared session store), merged onto
+        the base in a worker thread. A session restored in another process merged before,
+        so a conflict here can only come from a different base: the loads win (as after a
+        reload)."""
+        own = tuple(schema for _, schema in loads)
+        while True:
+            base = self._base.schema
+            merged = await asyncio.to_thread(self._merge_with, base, own)
+            if self._base.schema is base:
+                self._own, self._labels = own, tuple(label for label, _ in loads)
+                self._view, self._view_base = merged, base
+                return
+
     def own_services(self) -> tuple[str, ...]:
         """Services the session loaded itself that the base does not define."""
         base = set(self._base.schema.service_names)

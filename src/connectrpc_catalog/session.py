@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .problems import Code, RequestError
+from .session_store import MemoryStore, SessionStore
 
 __all__ = [
     "CLEANUP_INTERVAL",
@@ -102,12 +103,14 @@ class State:
 
     __slots__ = (
         "_busy",
+        "checked",
         "created_at",
         "id",
         "invoker",
         "last_used",
         "owner",
         "registry",
+        "stored",
         "used",
     )
 
@@ -122,6 +125,10 @@ class State:
         self.created_at = now
         self.last_used = now
         self._busy: dict[str, int] | None = None
+        self.checked = 0.0
+        """When (monotonic) a shared store last confirmed the session (0: never)."""
+        self.stored = -1
+        """Loads of the registry the shared store holds (-1: the store has no record yet)."""
         self.used = False
         """Set once the session holds something (a load, a connection): until then it is
         blank, and the first to make room for new sessions at the cap."""
@@ -174,6 +181,7 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_per_owner: int = 0,
+        store: SessionStore | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError("session TTL must be positive")
@@ -190,6 +198,8 @@ class SessionManager:
         self.on_refused: Callable[[str], None] | None = None
         """Told the limit's name when a new session is refused (for metrics)."""
         self._factory = factory
+        self.store: SessionStore = store or MemoryStore()
+        """The record of sessions beyond this process (shared.py keeps the two in step)."""
         self.ttl = ttl
         self._interval = cleanup_interval
         self._clock = clock
@@ -270,13 +280,70 @@ class SessionManager:
         return True
 
     async def end(self, session_id: str) -> bool:
-        """End a session and wait until what it held is closed. True if it existed."""
+        """End a session (in every process, with a shared store) and wait until what it held
+        here is closed. True if it existed. StoreUnavailable (and nothing ends) when the
+        shared store does not answer."""
+        store = self.store
+        if store.shared:
+            with self._lock:
+                found = self._sessions.get(session_id)
+            if found is not None:
+                await store.end(session_id, found.owner)
         with self._lock:
             state = self._remove(session_id, "closed", close=False)
         if state is None:
             return False
         await _close_quietly(state)
         return True
+
+    def peek(self, session_id: str) -> State | None:
+        """The live session with this id held here, not refreshed (None if none)."""
+        with self._lock:
+            return self._live(session_id, self._clock())
+
+    def restored(self, session_id: str, owner: str, created: float) -> State:
+        """A state for a session another process created (not yet held: see `adopt`)."""
+        state = self._factory(session_id, self._clock())
+        state.owner = owner
+        state.created_at = created
+        return state
+
+    def adopt(self, state: State) -> State:
+        """Hold a restored session; the one held already if another request won the race.
+
+        Counts against `max_sessions` like a new one (SessionLimitError when full).
+        """
+        now = self._clock()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("session manager is closed")
+            held = self._live(state.id, now)
+            if held is not None:
+                return held
+            if len(self._sessions) >= self.max_sessions:
+                self._make_room(now)
+            state.last_used = now
+            self._sessions[state.id] = state
+            self._owned[state.owner] = self._owned.get(state.owner, 0) + 1
+            self._ended.pop(state.id, None)
+            if not state.used:
+                self._blank[state.id] = None
+            return state
+
+    def forget(self, session_id: str, reason: str) -> bool:
+        """Drop a session held here because the shared store says it ended (`reason`:
+        "closed" or "expired"); what it held is closed in the background."""
+        with self._lock:
+            state = self._remove(session_id, reason)
+        if state is None:
+            return False
+        self._wake()
+        return True
+
+    def held(self) -> list[State]:
+        """Every session held here (a snapshot)."""
+        with self._lock:
+            return list(self._sessions.values())
 
     def ended(self, session_id: str, owner: str | None = None) -> str | None:
         """How a recently ended session ended ("expired" or "closed"), or None if unknown
@@ -315,7 +382,13 @@ class SessionManager:
         return state
 
     def get_stats(self) -> Stats:
-        """Count live sessions and report the oldest and newest creation times."""
+        """Count live sessions and report the oldest and newest creation times (of every
+        process, with a shared store: figures it re-reads every few seconds)."""
+        shared = self.store.stats()
+        if shared is not None:
+            return Stats(
+                active_sessions=shared[0], oldest_session=shared[1], newest_session=shared[2]
+            )
         now = self._clock()
         with self._lock:
             created = [

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from connectrpc.code import Code
 
 from ..identity import current_identity, set_session_tag
+from ..problems import RequestError
 from ..session import SessionManager, State
-from .refusal import ASGIApp, Message, Receive, Scope, Send, header
+from ..session_store import StoreUnavailable
+from .refusal import ASGIApp, Message, Receive, Scope, Send, header, refuse
+
+if TYPE_CHECKING:
+    from ..shared import Replica
 
 __all__ = [
     "ASGIApp",
@@ -19,6 +28,7 @@ __all__ = [
     "session_status",
 ]
 
+_log = logging.getLogger(__name__)
 SESSION_HEADER = b"x-session-id"
 STATUS_HEADER = b"x-session-status"
 
@@ -31,13 +41,15 @@ class _Slot:
     created for a request that then fails is dropped again (`settle`).
     """
 
-    __slots__ = ("created", "manager", "requested", "state", "status")
+    __slots__ = ("created", "gone", "manager", "requested", "state", "status")
 
     def __init__(self, manager: SessionManager, requested: str | None) -> None:
         self.manager = manager
         self.requested = requested
         self.state: State | None = None
         self.created = False
+        self.gone = ""
+        """Why a shared store no longer has the requested session ("closed", "expired")."""
         self.status = "active"
         """What became of the requested id: active, new (none sent), expired, closed, unknown."""
 
@@ -49,14 +61,18 @@ class _Slot:
             self.created = session_id != requested
             if self.created:
                 ended = self.manager.ended(requested, owner) if requested else None
-                self.status = (ended or "unknown") if requested else "new"
+                self.status = (ended or self.gone or "unknown") if requested else "new"
             set_session_tag(self.state.id)
         return self.state
 
-    def settle(self, message: Message) -> list[tuple[bytes, bytes]]:
+    async def settle(
+        self, message: Message, replica: Replica | None
+    ) -> list[tuple[bytes, bytes]]:
         """At the response start: the X-Session-ID and X-Session-Status headers to send.
 
-        A session this request created is kept only if the request succeeded.
+        A session this request created is kept only if the request succeeded; with a
+        shared store it is written there first (and what the request loaded), so the
+        next request may land in any process. StoreUnavailable if that fails.
         """
         state = self.state
         if state is None:
@@ -64,6 +80,13 @@ class _Slot:
         if self.created and _failed(message):
             self.manager.delete(state.id, remember=False)
             return []
+        if replica is not None and not _failed(message):
+            try:
+                await replica.save(state, self.created)
+            except RequestError:
+                if self.created:
+                    self.manager.delete(state.id, remember=False)
+                raise
         return [(SESSION_HEADER, state.id.encode()), (STATUS_HEADER, self.status.encode())]
 
 
@@ -95,25 +118,56 @@ def session_status() -> str:
 class SessionMiddleware:
     """Gives every call under `prefix` its session, and sends the session's id back."""
 
-    def __init__(self, app: ASGIApp, manager: SessionManager, prefix: str) -> None:
+    def __init__(
+        self, app: ASGIApp, manager: SessionManager, prefix: str, replica: Replica | None = None
+    ) -> None:
         self.app = app
         self.manager = manager
         self.prefix = prefix
+        self.replica = replica
+        """Set when sessions are shared with other processes (`--session-store`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         raw = header(scope, SESSION_HEADER)
-        slot = _Slot(self.manager, raw.decode("latin-1").strip() if raw else None)
+        slot = _Slot(self.manager, raw.decode("latin-1").strip()[:128] if raw else None)
+        replica = self.replica
+        if replica is not None:
+            try:
+                slot.gone = await replica.prepare(slot.requested, current_identity().key)
+            except RequestError as exc:
+                await _refuse(scope, receive, send, exc)
+                return
         token = _current.set(slot)
+        refused = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the answer was replaced by a refusal: drop the rest
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *slot.settle(message)]
+                try:
+                    extra = await slot.settle(message, replica)
+                except RequestError as exc:
+                    refused = True
+                    await _refuse(scope, None, send, exc)
+                    return
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             _current.reset(token)
+
+
+async def _refuse(scope: Scope, receive: Receive | None, send: Send, exc: RequestError) -> None:
+    """Answer with the store's error (`unavailable` when it does not answer)."""
+    if not isinstance(exc, StoreUnavailable):
+        _log.warning("session could not be restored: %s", exc.message)
+    code = Code(exc.code.connect_name)
+    grpc = (header(scope, b"content-type") or b"").startswith(b"application/grpc")
+    status = 503 if code is Code.UNAVAILABLE and not grpc else None
+    await refuse(scope, receive, send, code, exc.message, http_status=status)
