@@ -120,6 +120,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              "", "≤ 20 KB", 20_480, on="value"),
         Spec("session.mem_10k", "memory per session, 10,000 sessions", "B",
              "", "≤ 20 KB", 20_480, on="value"),
+        Spec("session.sweep_pause", "longest loop pause sweeping 100,000 expired sessions", MS,
+             "idle 1 ms ticker", "≤ 20 ms", 20, on="value"),
     ), once=True),
     Scenario("sessions", attr="concurrent", specs=(
         Spec("c200.errors", "200 sessions load+list+invoke at once: errors", "",
@@ -175,7 +177,7 @@ class Result:
 
     def reason(self) -> str:
         notes = sorted({r.note for r in self.rows if r.note})
-        return self.why or "; ".join(notes)
+        return " ".join((self.why or "; ".join(notes)).split()).replace("|", "/")
 
 
 def load(module: str, attr: str) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]] | str:

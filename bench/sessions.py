@@ -1,25 +1,44 @@
-"""Session cost and sweep pauses, in process.
+"""Sessions: their memory, the sweep's loop pauses, and 200 sessions working at once.
 
-- bytes per session on an already-loaded schema (target <= 20 KB): N sessions each load
-  the same folder; tracemalloc measures what they add beyond the first;
-- the longest event-loop pause while sweeping 100k expired sessions (target <= 20 ms),
-  next to a baseline pause of the same ticker with nothing to sweep.
+Two run.py scenarios (rows in bench/run.py):
+
+- `scenario`: bytes per session on an already-loaded 500-file schema (bench/schema.py's
+  generated set, 5,000 messages) at 1, 1,000 and 10,000 sessions: a child process builds
+  the app, loads the schema once, then N sessions each load the same descriptor-set file
+  (the real path: a cache hit) and tracemalloc counts what they add, divided by N
+  (target ≤ 20 KB); and the longest event-loop pause of a 1 ms ticker while 100,000
+  expired sessions are swept (target ≤ 20 ms), next to the same ticker idle.
+- `concurrent`: the catalog started by its CLI; 200 clients at once each open a session,
+  load the test protos, list the services, call the upstream a few times through
+  InvokeGRPC and close the session. Errors, the p99 of one client's whole run, and the
+  catalog's RSS, live sessions (from /metrics) and open fds after vs before (the before
+  is taken after one warm-up client, so caches that stay are not counted as leaks).
+
+Quick mode: a 100-file schema, 1/100/1,000 sessions, a 20,000-session sweep, 200 clients
+with one call each.
+
+    .venv/bin/python bench/sessions.py [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
+from typing import Any
 
-from common import PROTOS
+import httpx
+from common import PROTOS, Ctx, Row, open_fds, pct, rss_bytes
 
-from connectrpc_catalog.app import AppConfig, create_app
-from connectrpc_catalog.registry import Registry
-from connectrpc_catalog.sources.files import load_path
+API = "/catalog.v1.CatalogService/"
 
-N = 5_000
-SWEEP = 100_000
+
+# --- memory per session and sweep pauses: measured in a child process -----------------
 
 
 class Clock:
@@ -30,35 +49,44 @@ class Clock:
         return self.now
 
 
-async def per_session_bytes() -> tuple[float, float]:
-    app = create_app(AppConfig())
-    first, _ = app.manager.get_or_create(None)
-    schema = await load_path(app.loader.context, str(PROTOS))
-    assert isinstance(first.registry, Registry)
-    await first.registry.add(schema)
+async def per_session_bytes(path: str, counts: list[int]) -> dict[str, float]:
+    """Bytes each session adds when N sessions load the already-loaded `path`.
+
+    A few sessions first, untraced in the count, so one-time costs (caches, interned
+    names) are not charged to the first session; 1 is the median of 20 single sessions.
+    """
+    from connectrpc_catalog.app import AppConfig, create_app
+    from connectrpc_catalog.sources.files import load_path
+
+    app = create_app(AppConfig(max_sessions=sum(counts) + 40))
+    states: list[Any] = []
+
+    async def sessions(n: int) -> float:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(n):
+            state, _ = app.manager.get_or_create(None)
+            await state.registry.add(await load_path(app.loader.context, path))
+            states.append(state)
+        return (tracemalloc.get_traced_memory()[0] - before) / n
+
     tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    states = []
-    for _ in range(N):
-        state, _ = app.manager.get_or_create(None)
-        again = await load_path(app.loader.context, str(PROTOS))  # the real path: a cache hit
-        assert isinstance(state.registry, Registry)
-        await state.registry.add(again)
-        states.append(state)
-    loaded = (tracemalloc.get_traced_memory()[0] - before) / N
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(N):
-        states.append(app.manager.get_or_create(None)[0])
-    empty = (tracemalloc.get_traced_memory()[0] - before) / N
+    await sessions(5)
+    out = {}
+    for n in counts:
+        out[str(n)] = statistics.median([await sessions(1) for _ in range(20)]) if n == 1 else (
+            await sessions(n))  # fmt: skip
     tracemalloc.stop()
     await app.shutdown()
-    return loaded, empty
+    return out
 
 
-async def longest_pause(work: bool) -> float:
+async def longest_pause(sessions: int, work: bool) -> float:
+    """The longest extra wait (ms) of a 1 ms ticker, sweeping `sessions` expired ones or not."""
+    from connectrpc_catalog.app import AppConfig, create_app
+
     clock = Clock()
-    app = create_app(AppConfig(session_ttl=60, clock=clock))
-    for _ in range(SWEEP):
+    app = create_app(AppConfig(session_ttl=60, clock=clock, max_sessions=sessions + 10))
+    for _ in range(sessions):
         app.manager.get_or_create(None)
     clock.now += 61
     worst = 0.0
@@ -77,7 +105,8 @@ async def longest_pause(work: bool) -> float:
     await asyncio.sleep(0.05)
     if work:
         swept = await app.manager.sweep()
-        assert swept == SWEEP
+        if swept != sessions:
+            raise RuntimeError(f"the sweep removed {swept} of {sessions} sessions")
     else:
         await asyncio.sleep(0.5)
     stop.set()
@@ -86,19 +115,128 @@ async def longest_pause(work: bool) -> float:
     return worst * 1000
 
 
-async def main() -> None:
-    loaded, empty = await per_session_bytes()
-    idle = await longest_pause(work=False)
-    sweep = await longest_pause(work=True)
-    print("| measure | value | target |")
-    print("|---|---|---|")
-    print(
-        f"| bytes per session, schema already loaded ({N} sessions) | {loaded:,.0f} | <= 20,480 |"
+async def child(path: str, counts: list[int], sweep: int) -> None:
+    result: dict[str, Any] = {"bytes": await per_session_bytes(path, counts)}
+    result["idle"] = await longest_pause(sweep, work=False)
+    result["sweep"] = await longest_pause(sweep, work=True)
+    print(json.dumps(result), flush=True)
+
+
+async def schema_file(ctx: Ctx, files: int) -> Path:
+    """bench/schema.py's generated schema of `files` files, as a descriptor-set file."""
+    path = ctx.tmp / f"sessions-schema-{files}.binpb"
+    if not path.exists():
+        from schema import build_set, descriptor_set
+
+        data = await asyncio.to_thread(lambda: descriptor_set(build_set(files, tag="s")[0]))
+        path.write_bytes(data)
+    return path
+
+
+async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
+    files, counts, sweep = (
+        (100, [1, 100, 1000], 20_000) if quick else (500, [1, 1000, 10**4], 10**5)
     )
-    print(f"| bytes per empty session | {empty:,.0f} | |")
-    print(f"| longest loop pause, idle ticker (baseline) | {idle:.1f} ms | |")
-    print(f"| longest loop pause, sweeping {SWEEP:,} sessions | {sweep:.1f} ms | <= 20 ms |")
+    path = await schema_file(ctx, files)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child", str(path), ",".join(map(str, counts)), str(sweep),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"the measuring process failed: {err.decode()[-300:]}")
+    got = json.loads(out.decode().strip().splitlines()[-1])
+    note = f"quick: {files}-file schema, {'/'.join(map(str, counts))} sessions" if quick else ""
+    keys = ("session.mem_1", "session.mem_1k", "session.mem_10k")
+    rows = [Row(k, got["bytes"][str(n)], note=note) for k, n in zip(keys, counts, strict=True)]
+    sweep_note = f"quick: {sweep:,} sessions" if quick else ""
+    rows.append(Row("session.sweep_pause", got["sweep"], baseline=got["idle"], note=sweep_note))
+    return rows
+
+
+# --- 200 sessions at once against the CLI ---------------------------------------------
+
+
+async def active_sessions(client: httpx.AsyncClient, url: str) -> float | None:
+    r = await client.get(url + "/metrics")
+    match = re.search(r"^catalog_sessions_active(?:\{[^}]*\})? ([\d.e+]+)$", r.text, re.M)
+    return float(match.group(1)) if match else None
+
+
+async def post(
+    client: httpx.AsyncClient, url: str, method: str, body: object, sid: str = ""
+) -> dict[str, Any]:
+    headers = {"x-session-id": sid} if sid else {}
+    r = await client.post(url + API + method, json=body, headers=headers)
+    if r.status_code != 200:
+        raise RuntimeError(f"{method}: HTTP {r.status_code}: {r.text[:160]}")
+    answer: dict[str, Any] = r.json()
+    answer["sid"] = r.headers.get("x-session-id", sid)
+    if answer.get("success") is False:
+        raise RuntimeError(f"{method} failed: {r.text[:160]}")
+    return answer
+
+
+async def one_client(client: httpx.AsyncClient, url: str, upstream: str, calls: int) -> float:
+    """One session's load + list + `calls` invokes + close; its duration in ms."""
+    t0 = time.perf_counter()
+    sid = (await post(client, url, "LoadProtos", {"protoPath": str(PROTOS)}))["sid"]
+    await post(client, url, "ListServices", {}, sid)
+    invoke = {"endpoint": upstream, "service": "acme.weather.v1.WeatherService",
+              "method": "GetCurrent", "requestJson": '{"location": {"latitude": 52}}',
+              "transport": "TRANSPORT_GRPC"}  # fmt: skip
+    for _ in range(calls):
+        await post(client, url, "InvokeGRPC", invoke, sid)
+    await post(client, url, "CloseSession", {}, sid)
+    return (time.perf_counter() - t0) * 1000
+
+
+async def figures(client: httpx.AsyncClient, url: str, pid: int) -> tuple[float, float, float]:
+    """RSS (MiB), live sessions and open fds of the catalog now."""
+    await asyncio.sleep(0.5)  # let closed connections and sessions settle
+    rss = (rss_bytes(pid) or 0) / (1 << 20)
+    return rss, (await active_sessions(client, url)) or 0, float(open_fds(pid) or 0)
+
+
+async def concurrent(ctx: Ctx, quick: bool) -> list[Row]:
+    clients, calls = 200, 1 if quick else 5
+    upstream = await ctx.upstream()
+    cat = await ctx.catalog("--max-sessions", "1000", name="catalog-concurrent")
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        await one_client(client, cat.url, upstream.address, calls)  # warm-up: caches fill
+        before = await figures(client, cat.url, cat.proc.pid)
+        runs = await asyncio.gather(
+            *(one_client(client, cat.url, upstream.address, calls) for _ in range(clients)),
+            return_exceptions=True,
+        )
+    async with httpx.AsyncClient(timeout=30) as client:  # the 200 connections are closed
+        after = await figures(client, cat.url, cat.proc.pid)
+    times = [r for r in runs if isinstance(r, float)]
+    errors = [r for r in runs if not isinstance(r, float)]
+    if errors:
+        ctx.note(f"concurrent sessions: first error: {type(errors[0]).__name__}: {errors[0]}")
+    note = f"{clients} clients, {calls} call(s) each; one Python client process"
+    return [
+        Row("c200.errors", float(len(errors)), note=note),
+        Row(
+            "c200.p99",
+            pct(times, 0.99) if times else None,
+            lo=min(times, default=None),
+            hi=max(times, default=None),
+        ),
+        Row("c200.rss", after[0] - before[0], note=f"{before[0]:.0f} → {after[0]:.0f} MiB"),
+        Row("c200.sessions", after[1] - before[1]),
+        Row("c200.fds", after[2] - before[2], note=f"{before[2]:.0f} → {after[2]:.0f}"),
+    ]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if sys.argv[1:2] == ["--child"]:
+        path, counts, sweep = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        asyncio.run(child(path, [int(c) for c in counts.split(",")], sweep))
+        raise SystemExit(0)
+    import run
+
+    raise SystemExit(asyncio.run(run.main(["--only", "sessions", *sys.argv[1:]])))
