@@ -68,6 +68,9 @@ class Scenario:
     once: bool = False  # heavy: measured in round 1 only, no warm-up
     timeout: float = 300  # seconds for one call (quick: a fifth)
     attr: str = "scenario"  # the module's function to call
+    adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None = None
+    """For a module that has `run(quick) -> list[dict]` (its own rounds) and no `scenario`
+    yet: turns its rows into ours; the runner calls it once, in round 1."""
 
     @property
     def name(self) -> str:
@@ -75,6 +78,30 @@ class Scenario:
 
 
 MS, RPS, MSG = "ms", "req/s", "msg/s"
+
+
+def streams_rows(got: list[dict[str, Any]]) -> list[common.Row]:
+    """bench/streams.py's rows (one per path, its own rounds) as ours."""
+    direct = next((r for r in got if r["path"].startswith("direct")), None)
+    base = direct["msg_per_s"] if direct else None
+    out = []
+    for r in got:
+        rss0, peak, after = r["catalog_rss_mib"]
+        row = common.Row(f"stream.path.{r['path']}", r["msg_per_s"], baseline=base,
+                         unit=MSG, label=f"stream: {r['path']}", lo=r["msg_per_s_min"],
+                         hi=r["msg_per_s_max"],
+                         note=f"{r['messages']:,} messages, {r['rounds']} round(s)")  # fmt: skip
+        if r is direct:
+            continue
+        out.append(row)
+        if "rawPayload" in r["path"] and "Connect" in r["path"]:  # the web UI's path
+            note = f"{row.note}; Connect JSON with rawPayload, the web UI's path"
+            out.append(common.Row("stream.relay", row.value, base, note, lo=row.lo, hi=row.hi))
+            rss = f"RSS {rss0:.0f} → peak {peak:.0f} → {after:.0f} MiB"
+            out.append(common.Row("stream.memory", peak - rss0, note=rss))
+            out.append(common.Row("stream.stall", r["worst_other_client_ms"]))
+    return out
+
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("latency", (
@@ -96,7 +123,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "direct grpcio stream", "≥ 0.8x", 0.8, higher=True),
         Spec("stream.memory", "catalog memory growth over the 100k stream", "MiB",
              "", "flat (≤ 20 MiB)", 20, on="value"),
-    )),
+        Spec("stream.stall", "… longest GetSession of another client meanwhile", MS,
+             "", "≤ 50 ms", 50, on="value"),
+    ), adapt=streams_rows),
     Scenario("loads", (
         Spec("load.cold", "cold load, 500 files / 5,000 messages (CPU)", "s",
              "bare protoc CPU", "≤ 1.3x", 1.3),
@@ -180,7 +209,9 @@ class Result:
         return " ".join((self.why or "; ".join(notes)).split()).replace("|", "/")
 
 
-def load(module: str, attr: str) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]] | str:
+def load(
+    module: str, attr: str, adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None
+) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]] | str:
     """The module's scenario function, or why there is none."""
     try:
         mod = importlib.import_module(module)
@@ -191,9 +222,22 @@ def load(module: str, attr: str) -> Callable[[common.Ctx, bool], Awaitable[list[
     except Exception as exc:  # a broken module must not stop the other rows
         return f"bench/{module}.py does not import: {type(exc).__name__}: {exc}"
     fn = getattr(mod, attr, None)
+    if fn is None and adapt is not None and hasattr(mod, "run"):
+        return adapted(mod.run, adapt)
     if fn is None:
         return f"module missing: bench/{module}.py has no {attr}() yet"
     return fn  # type: ignore[no-any-return]
+
+
+def adapted(
+    run: Callable[[bool], Awaitable[list[dict[str, Any]]]],
+    adapt: Callable[[list[dict[str, Any]]], list[common.Row]],
+) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]]:
+    async def scenario(ctx: common.Ctx, quick: bool) -> list[common.Row]:
+        return adapt(await run(quick))
+
+    scenario.once = True  # type: ignore[attr-defined]  # it runs its own rounds
+    return scenario
 
 
 class Runner:
@@ -205,7 +249,7 @@ class Runner:
         self.fns: dict[str, Any] = {}
         self.seconds: dict[str, float] = {}
         for sc in SCENARIOS:
-            fn = load(sc.module, sc.attr) if sc in chosen else "not chosen (--only)"
+            fn = load(sc.module, sc.attr, sc.adapt) if sc in chosen else "not chosen (--only)"
             if isinstance(fn, str):
                 for s in sc.specs:
                     self.results[s.key].why = fn
@@ -255,7 +299,8 @@ class Runner:
             ctx.round = n
             print(f"round {ctx.round}/{ctx.rounds}{' (warm-up)' * ctx.warmup}", file=sys.stderr)
             for sc in self.chosen:
-                if sc.once and ctx.round != 1:
+                once = sc.once or getattr(self.fns.get(sc.name), "once", False)
+                if once and ctx.round != 1:
                     continue
                 await self.call(sc)
 
@@ -278,7 +323,7 @@ def row_line(res: Result) -> str:
     if median is None:
         return f"| {s.label} | not measured ({res.reason() or 'no value'}) | | | | {s.target} | — |"
     spread = res.spread()
-    spread_text = f"{fmt(spread[0])}-{fmt(spread[1])}" if spread else ""
+    spread_text = f"{fmt(spread[0])}-{fmt(spread[1])}" if spread and spread[0] != spread[1] else ""
     base = res.baseline()
     base_text = fmt(base, s.unit) if base is not None else ""
     base_text += f" ({s.baseline})" if s.baseline and base is not None else s.baseline

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "unary.connect_json", "unary.grpc",
     "tput.list_services", "tput.get_session", "tput.invoke",
-    "stream.relay", "stream.memory",
+    "stream.relay", "stream.memory", "stream.stall",
     "load.cold", "load.reload", "load.concurrent_p99",
     "schema.time", "schema.bytes", "schema.stall",
     "session.mem_1", "session.mem_1k", "session.mem_10k", "session.sweep_pause",
