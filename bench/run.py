@@ -68,6 +68,7 @@ class Scenario:
     once: bool = False  # heavy: measured in round 1 only, no warm-up
     timeout: float = 300  # seconds for one call (quick: a fifth)
     attr: str = "scenario"  # the module's function to call
+    full_only: bool = False  # too slow for --quick
     adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None = None
     """For a module that has `run(quick) -> list[dict]` (its own rounds) and no `scenario`
     yet: turns its rows into ours; the runner calls it once, in round 1."""
@@ -161,6 +162,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              "", "0", 0, on="value"),
         Spec("c200.fds", "… open fds after - before", "", "", "≤ 10", 10, on="value"),
     ), once=True),
+    # Modules whose rows are their own (shown as they return them, no fixed rows here).
+    Scenario("servers", (), once=True),
+    Scenario("scale", (), once=True),
+    Scenario("browser", (), once=True, full_only=True),
 )  # fmt: skip
 
 
@@ -250,9 +255,13 @@ class Runner:
         self.seconds: dict[str, float] = {}
         for sc in SCENARIOS:
             fn = load(sc.module, sc.attr, sc.adapt) if sc in chosen else "not chosen (--only)"
+            if sc.full_only and ctx.quick:
+                fn = "full mode only"
             if isinstance(fn, str):
                 for s in sc.specs:
                     self.results[s.key].why = fn
+                if not sc.specs and sc in chosen:
+                    ctx.note(f"bench/{sc.module}.py: not measured ({fn})")
             else:
                 self.fns[sc.name] = fn
 
@@ -278,6 +287,8 @@ class Runner:
 
     def fail(self, sc: Scenario, why: str) -> None:
         self.fns.pop(sc.name, None)  # a failed scenario is not retried every round
+        if not sc.specs:
+            self.ctx.note(f"bench/{sc.module}.py: not measured ({why})")
         for s in sc.specs:
             if not self.results[s.key].rows:
                 self.results[s.key].why = why
