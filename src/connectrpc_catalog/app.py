@@ -7,10 +7,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from connectrpc.codec import proto_binary_codec
 
 from .api.auth import AuthGate, authenticator_for
+from .api.collections import CollectionService
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .api.health import ops_routes
@@ -23,8 +25,9 @@ from .api.strictjson import StrictJSONCodec
 from .audit import AuditLog
 from .base import Base
 from .descriptors import EMPTY, SchemaCache
-from .gen.catalog.v1 import catalog_pb
+from .gen.catalog.v1 import catalog_pb, collections_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
+from .gen.catalog.v1.collections_connect import CollectionServiceASGIApplication
 from .identity import current_identity
 from .invocation import CallLimits
 from .jsondepth import DEFAULT_MAX_DEPTH
@@ -32,6 +35,8 @@ from .loading import Loader
 from .metrics import Metrics
 from .policy import AccessPolicy, GuardedInvoker, GuardedLoader, IdentityLimits, Observers
 from .registry import Registry
+from .saved.secrets import Sealer
+from .saved.store import Opener
 from .session import (
     CLEANUP_INTERVAL,
     DEFAULT_MAX_SESSIONS,
@@ -44,6 +49,7 @@ from .settings import (
     LimitSettings,
     OpsSettings,
     PolicySettings,
+    SavedSettings,
     ServerSettings,
     SessionSettings,
     Settings,
@@ -55,9 +61,11 @@ from .startup import BaseSpec, LoadedBase, load_base
 __all__ = ["App", "AppConfig", "Settings", "create_app"]
 
 API_PREFIX = "/catalog.v1.CatalogService/"
+COLLECTIONS_PREFIX = "/catalog.v1.CollectionService/"
 _log = logging.getLogger(__name__)
 _CALL = CallLimits()
 _SERVICE = catalog_pb.desc().services[0]
+_COLLECTIONS = collections_pb.desc().services[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +100,7 @@ class AppConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    saved: SavedSettings = field(default_factory=SavedSettings)
     sessions_per_identity: int = 0
     calls_per_minute: int = 0
     streams_per_identity: int = 0
@@ -125,6 +134,7 @@ class AppConfig:
             auth=replace(self.auth, admin_token=self.admin_token or self.auth.admin_token),
             policy=self.policy,
             ops=self.ops,
+            saved=self.saved,
             base=self.base,
             git_base_url=self.git_base_url,
             buf=self.buf,
@@ -214,20 +224,27 @@ class App:
             interceptors=[InternalErrors()],
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
-        self._api: ASGIApp = DrainFirst(
-            RouteGuard(
-                BodyGuard(
-                    SessionMiddleware(api, self.manager, API_PREFIX),
-                    max_bytes=s.limits.max_request_bytes,
-                    max_depth=s.limits.max_json_depth,
-                ),
-                _SERVICE.type_name,
-                {
-                    f"/{_SERVICE.type_name}/{m.name}": m.method_kind != "unary"
-                    for m in _SERVICE.methods
-                },
-            )
+        self._api: ASGIApp = api_stack(api, _SERVICE, API_PREFIX, self.manager, s.limits)
+        self.saved = Opener(
+            s.saved.database, Sealer(s.saved.secret_key), everyone=s.auth.mode in ("none", "token")
         )
+        """Saved requests (saved/): the store, opened on first use or at start-up."""
+        self.collections = CollectionService(
+            opener=self.saved, call_limits=self.service.call_limits, policy=self.policy
+        )
+        collections_api = CollectionServiceASGIApplication(
+            self.collections,
+            read_max_bytes=s.limits.max_request_bytes,
+            interceptors=[InternalErrors()],
+            codecs=[proto_binary_codec(), StrictJSONCodec()],
+        )
+        self._apis: dict[str, ASGIApp] = {
+            API_PREFIX: self._api,
+            COLLECTIONS_PREFIX: api_stack(
+                collections_api, _COLLECTIONS, COLLECTIONS_PREFIX, self.manager, s.limits
+            ),
+        }
+        """Each catalog.v1 service's path prefix and its stack of guards."""
         self._static = StaticFiles()
         self.auth = authenticator_for(s.auth, clock=clock, audit=self.audit, metrics=self.metrics)
         self.service.auth_mode = self.auth.mode
@@ -242,7 +259,7 @@ class App:
                 AuthGate(
                     self._route,
                     self.auth,
-                    (API_PREFIX, *reflection),
+                    (*self._apis, *reflection),
                     audit=self.audit,
                     metrics=self.metrics,
                 ),
@@ -311,9 +328,10 @@ class App:
         if exact is not None:
             await exact(scope, receive, send)
             return
-        if path.startswith(API_PREFIX):
-            await self._api(scope, receive, send)
-            return
+        for api_prefix, api_app in self._apis.items():
+            if path.startswith(api_prefix):
+                await api_app(scope, receive, send)
+                return
         for prefix, app in self._routes.items():
             if path.startswith(prefix):
                 await app(scope, receive, send)
@@ -336,6 +354,8 @@ class App:
         """Start background work: the session sweep and the compiler's worker process."""
         self.manager.start()
         self._warmup = asyncio.create_task(self._warm_compiler())
+        if self.settings.saved.database:  # named: it must open (and migrate) now
+            await self.saved.get()
 
     async def _warm_compiler(self) -> None:
         try:
@@ -348,6 +368,7 @@ class App:
         if self._warmup is not None:
             self._warmup.cancel()
         await self.manager.close()
+        await self.saved.close()
         await self.loader.close()
         await self.compiler.close()
         if self.audit is not None:
@@ -367,6 +388,28 @@ class App:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def api_stack(
+    inner: ASGIApp,
+    service: Any,
+    prefix: str,
+    manager: SessionManager,
+    limits: LimitSettings,
+) -> ASGIApp:
+    """The guards in front of one catalog.v1 service (`service`: its generated
+    descriptor, whose methods RouteGuard learns)."""
+    return DrainFirst(
+        RouteGuard(
+            BodyGuard(
+                SessionMiddleware(inner, manager, prefix),
+                max_bytes=limits.max_request_bytes,
+                max_depth=limits.max_json_depth,
+            ),
+            service.type_name,
+            {f"/{service.type_name}/{m.name}": m.method_kind != "unary" for m in service.methods},
+        )
+    )
 
 
 def _operator_endpoints(spec: BaseSpec) -> list[str]:

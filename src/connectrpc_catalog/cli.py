@@ -26,6 +26,11 @@ _log = logging.getLogger("connectrpc_catalog")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse settings, load the start-up sources, serve until Ctrl+C or SIGTERM."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:  # `connectrpc-catalog run COLLECTION`: saved requests, for CI
+        from .saved.runner import main as run_main
+
+        return run_main(args[1:])
     try:
         settings = load_settings(argv)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ from .settings import (
     LimitSettings,
     OpsSettings,
     PolicySettings,
+    SavedSettings,
     ServerSettings,
     SessionSettings,
     Settings,
@@ -242,6 +243,17 @@ def _key_prefix(text: str) -> str:
     return value
 
 
+def _database(text: str) -> str:
+    """--database: sqlite:///PATH or postgresql://... (checked, never echoed)."""
+    from .saved.db import DatabaseError, engine_url
+
+    try:
+        engine_url(text)
+    except DatabaseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
     """One setting: its flag, environment variable, config key, place in the tree,
@@ -280,6 +292,7 @@ _G_SEC = "security and limits (see the README's Security section)"
 _G_AUTH = "sign-in (see the README's Running for a team section)"
 _G_POLICY = "access policy"
 _G_OPS = "operations"
+_G_SAVED = "saved requests (see the README's Saved requests section)"
 _G_LOAD = "load limits"
 _L = Limits()
 
@@ -740,6 +753,36 @@ OPTIONS: tuple[Option, ...] = (
         help="bearer token that authorizes ReloadBase",
     ),
     Option(
+        key="database",
+        path="saved.database",
+        default="",
+        parse=_database,
+        secret=True,
+        metavar="URL",
+        group=_G_SAVED,
+        shown_default="sqlite:///<your data folder>/connectrpc-catalog/saved.db",
+        help="where saved requests live: sqlite:///PATH, or postgresql://USER@HOST/DB for a "
+        "team (migrations run at start-up)",
+    ),
+    Option(
+        key="secret_key",
+        path="saved.secret_key",
+        default="",
+        secret=True,
+        metavar="KEY",
+        group=_G_SAVED,
+        help="encrypts saved secrets (variables, auth helpers, client keys): a Fernet key "
+        "or a passphrase of 16+ characters; without it secrets are not stored",
+    ),
+    Option(
+        key="secret_key_file",
+        path="",
+        default="",
+        metavar="FILE",
+        group=_G_SAVED,
+        help="a file holding the --secret-key",
+    ),
+    Option(
         key="proto_root",
         path="policy.proto_roots",
         default=(),
@@ -985,6 +1028,9 @@ def load_settings(
     values["oidc_client_secret"] = values["oidc_client_secret"] or _secret_file(
         _BY_KEY["oidc_client_secret_file"], values["oidc_client_secret_file"]
     )
+    values["secret_key"] = values["secret_key"] or _secret_file(
+        _BY_KEY["secret_key_file"], values["secret_key_file"]
+    )
     explicit = _given(_BY_KEY["auth"], args, env, file)
     if not explicit and values["auth_token"]:
         values["auth"] = "token"
@@ -1000,6 +1046,7 @@ def load_settings(
         auth=AuthSettings(**tree["auth"], explicit=explicit),
         policy=PolicySettings(**tree["policy"]),
         ops=OpsSettings(**tree["ops"]),
+        saved=SavedSettings(**tree["saved"]),
         base=BaseSpec(
             sources=tuple(sources), targets=targets, keep_going=pick("keep_going", False, _bool)
         ),
@@ -1051,6 +1098,13 @@ def validate(settings: Settings) -> None:
             "(with --trusted-proxy), or --auth oidc (with --oidc-issuer and --oidc-client-id); "
             "--auth none runs it open to anyone who can reach it"
         )
+    if settings.saved.secret_key:
+        from .saved.secrets import key_from
+
+        try:
+            key_from(settings.saved.secret_key)
+        except ValueError as exc:
+            raise ConfigError(f"--secret-key: {exc}") from None
     audit = settings.ops.audit_log
     if audit and audit != "-":
         parent = Path(audit).expanduser().parent

@@ -17,6 +17,7 @@ __all__ = [
     "LimitSettings",
     "OpsSettings",
     "PolicySettings",
+    "SavedSettings",
     "ServerSettings",
     "SessionSettings",
     "Settings",
@@ -130,6 +131,17 @@ class OpsSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SavedSettings:
+    """Saved requests (saved/): where they are stored and the key their secrets are
+    sealed with."""
+
+    database: str = ""
+    """sqlite:///PATH or postgresql://...; "" for saved.db in the user's data folder."""
+    secret_key: str = ""
+    """A Fernet key or a passphrase of 16+ characters; "" refuses to store secrets."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything the command needs to start."""
 
@@ -139,6 +151,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    saved: SavedSettings = field(default_factory=SavedSettings)
     base: BaseSpec = field(default_factory=BaseSpec)
     git_base_url: str = ""
     buf: str = ""

@@ -44,8 +44,10 @@ class Outcome:
     """Whether the method streams responses (a field path then sees a list)."""
 
 
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def _short(value: Any, as_json: bool = False) -> str:
+    text = (
+        value if isinstance(value, str) and not as_json else json.dumps(value, ensure_ascii=False)
+    )
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
@@ -129,7 +131,7 @@ def _field(a: pb.Assertion, out: Outcome) -> tuple[bool, str]:
     if not found:
         return False, "no match"
     actual = found[0] if len(found) == 1 else found
-    return _compare(a.op, actual, _expected(a.value)), _short(actual)
+    return _compare(a.op, actual, _expected(a.value)), _short(actual, as_json=True)
 
 
 def _header(a: pb.Assertion, pairs: Sequence[catalog_pb.Header]) -> tuple[bool, str]:
