@@ -35,6 +35,7 @@ from .descriptors import Schema
 from .identity import Identity, current_identity, session_tag
 from .loading import Loader
 from .problems import Code, RequestError
+from .sources import buf, git
 from .sources.core import Given, LoadError, redact
 from .sources.reflection import parse_endpoint
 from .transports import (
@@ -456,6 +457,90 @@ class Observer(Protocol):
 
 
 _DISK_KINDS = frozenset(("proto_path", "descriptor_set_path"))
+_BUF_KINDS = frozenset(("proto_path", "buf_module", "proto_repo"))
+"""Sources that may run buf (a folder with buf.yaml), which fetches modules itself."""
+_MAX_TUNNELS = 16
+_TUNNEL_SETUP_SECONDS = 10.0
+
+
+class EgressProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 for the duration of one load, through which
+    buf reaches the network: each tunnel's host is checked by the policy for `who` and
+    connected to at the checked address. Refusals are kept, so the load can report the
+    policy's own message (PERMISSION_DENIED) rather than buf's."""
+
+    def __init__(self, policy: AccessPolicy, who: Identity) -> None:
+        self.policy = policy
+        self.who = who
+        self.refused: list[PolicyError] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT."""
+        if self._server is None:
+            return ""
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> EgressProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=16384)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None or len(self._tasks) >= _MAX_TUNNELS:
+            writer.close()
+            return
+        self._tasks.add(task)
+        try:
+            upstream = await self._open(reader, writer)
+            if upstream is not None:
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _open(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The checked upstream connection of a CONNECT request, or None (answered)."""
+        try:
+            async with asyncio.timeout(_TUNNEL_SETUP_SECONDS):
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+                host, port = _endpoint(rest.split(" ", 1)[0], True)
+                if method != "CONNECT":
+                    raise ValueError(method)
+                dial = await self.policy.check_target(host, port, self.who)
+                return await asyncio.open_connection(dial or host, port)
+        except PolicyError as exc:
+            self.refused.append(exc)
+            writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        except (ValueError, asyncio.LimitOverrunError):
+            writer.write(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+        except (OSError, TimeoutError):
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+        return None
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
 
 
 class GuardedLoader(Loader):
@@ -476,7 +561,7 @@ class GuardedLoader(Loader):
         try:
             dial = await self._check(kind, given, who)
             given = replace(given, read_roots=self.policy.read_roots(who), dial=dial)
-            schema = await self.inner.load(kind, given)
+            schema = await self._load(kind, given, who)
         except PolicyError as exc:
             self.observer.refused(who=who, session=session, what=f"load {kind}", reason=exc.message)
             self.observer.loaded(
@@ -509,6 +594,19 @@ class GuardedLoader(Loader):
         )
         return schema
 
+    async def _load(self, kind: str, given: Given, who: Identity) -> Schema:
+        """The inner load; buf, if it runs, goes through an `EgressProxy`."""
+        if kind not in _BUF_KINDS or not self.policy.restricts_targets(who):
+            return await self.inner.load(kind, given)
+        async with EgressProxy(self.policy, who) as proxy:
+            try:
+                with buf.through_proxy(proxy.url):
+                    return await self.inner.load(kind, given)
+            except (LoadError, RequestError):
+                if proxy.refused:  # buf failed because a host was refused: say so
+                    raise proxy.refused[0] from None
+                raise
+
     async def _check(self, kind: str, given: Given, who: Identity) -> str | None:
         """PolicyError unless `who` may load this; the address to dial for a network
         source whose target was checked."""
@@ -521,9 +619,16 @@ class GuardedLoader(Loader):
         elif kind == "buf_module" and value.strip():
             if await asyncio.to_thread(_on_disk, value):
                 await asyncio.to_thread(self.policy.check_path, value, who)
+            elif (bsr := buf.bsr_remote(value.strip())) is not None:
+                await self.policy.check_target(*bsr, who)  # buf dials through the proxy
         elif kind == "proto_repo" and value.strip().lower().startswith("file://"):
             path = value.strip()[len("file://") :].split("//", 1)[0].split("@", 1)[0]
             await asyncio.to_thread(self.policy.check_path, path or "/", who)
+        elif kind == "proto_repo" and value.strip():
+            spec = git.parse_repo_spec(value, base_url=self.inner.context.git_base_url)
+            where = git.remote(spec)
+            if where is not None:
+                return await self.policy.check_target(*where, who)
         elif kind == "reflection_endpoint" and value.strip():
             target = parse_endpoint(value, use_tls=given.use_tls)
             return await self.policy.check_target(target.host, target.port, who)

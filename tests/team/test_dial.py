@@ -14,7 +14,9 @@ import ipaddress
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,13 +58,18 @@ WHO = Identity(name="alice@example.test")
 
 
 class Resolver:
-    """The policy's resolver: `answers` in turn (the last one repeats), and a count."""
+    """The policy's resolver: `answers` in turn (the last one repeats) for names under
+    rebind.test, `refused` (TEST-NET-1) for `bad.rebind.test`; it counts its calls."""
 
     def __init__(self, *answers: str) -> None:
         self.answers = [ipaddress.ip_address(a) for a in answers]
         self.calls = 0
+        self.names: list[str] = []
 
     async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        self.names.append(host)
+        if host == "bad.rebind.test":
+            return [ipaddress.ip_address("192.0.2.1")]
         if not host.endswith(".rebind.test"):
             return []
         answer = self.answers[min(self.calls, len(self.answers) - 1)]
@@ -190,18 +197,26 @@ async def test_plaintext_http_sends_the_name_as_host() -> None:
 # -- through the API: reflection and calls ------------------------------------------------
 
 
-@pytest.fixture
-def catalog_with() -> Iterator[tuple[str, Resolver]]:
-    """A catalog whose policy allows 127.0.0.0/8 and resolves with a `Resolver`."""
+@contextmanager
+def catalog(
+    allow: str = "127.0.0.0/8", roots: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Resolver]]:
+    """A catalog whose policy allows `allow` and resolves with a `Resolver`."""
     resolver = Resolver("127.0.0.1")
-    app = create_app(
-        AppConfig(policy=PolicySettings(allow_targets=("127.0.0.0/8",)), bind_host="127.0.0.1")
-    )
+    settings = PolicySettings(allow_targets=(allow,), proto_roots=roots)
+    app = create_app(AppConfig(policy=settings, bind_host="127.0.0.1"))
     policy = replace(app.policy, resolver=resolver)
     app.policy = policy
     app.user_loader.policy = policy
     with run_catalog(app=app) as c:
         yield c.url, resolver
+
+
+@pytest.fixture
+def catalog_with() -> Iterator[tuple[str, Resolver]]:
+    """A catalog whose policy allows 127.0.0.0/8 and resolves with a `Resolver`."""
+    with catalog() as found:
+        yield found
 
 
 def test_reflection_and_calls_through_the_api_dial_the_checked_address(
@@ -231,3 +246,127 @@ def test_reflection_and_calls_through_the_api_dial_the_checked_address(
         assert r.status_code == 200 and r.json().get("success"), r.text
         assert json.loads(r.json()["responseJson"]) == {"message": "pinned"}
         assert resolver.calls == 2
+
+
+# -- Git and Buf remotes -----------------------------------------------------------------
+
+
+def _load(url: str, source: dict[str, str]) -> httpx.Response:
+    with httpx.Client(timeout=60) as client:
+        return call(client, url, "LoadProtos", source)
+
+
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "https://git.rebind.test/acme/apis",
+        "http://git.rebind.test:8080/acme/apis.git",
+        "ssh://git@git.rebind.test/acme/apis.git",
+        "git@git.rebind.test:acme/apis.git",
+        "github.com/acme/apis",  # resolves nowhere here: refused, not tried
+    ],
+)
+def test_git_remotes_outside_the_allow_list_are_refused(repo: str) -> None:
+    with catalog(allow="10.0.0.0/8") as (url, resolver):
+        r = _load(url, {"protoRepo": repo})
+    assert r.status_code == 403 and r.json()["code"] == "permission_denied", r.text
+    assert "--allow-target" in r.json()["message"]
+    assert resolver.names and resolver.names[0] in ("git.rebind.test", "github.com")
+
+
+class Recording:
+    """A TCP server on 127.0.0.1 that keeps the first bytes of each connection."""
+
+    def __init__(self, reply: bytes = b"") -> None:
+        self.reply = reply
+        self.seen: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                async with asyncio.timeout(10):
+                    self.seen.append(await reader.read(4096))
+                writer.write(self.reply)
+                await writer.drain()
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(keep, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_git_connects_to_the_checked_address() -> None:
+    recording = Recording(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+    async with recording as port:
+        with catalog() as (url, resolver):
+            repo = f"http://git.rebind.test:{port}/acme/apis.git"
+            r = await asyncio.to_thread(_load, url, {"protoRepo": repo})
+    assert r.status_code == 200 and not r.json().get("success"), r.text  # 404: not found
+    assert resolver.names == ["git.rebind.test"]
+    head = recording.seen[0].lower()
+    assert head.startswith(b"get /acme/apis.git/info/refs")
+    assert f"host: git.rebind.test:{port}\r\n".encode() in head
+
+
+def test_a_bsr_host_outside_the_allow_list_is_refused() -> None:
+    with catalog(allow="10.0.0.0/8") as (url, _resolver):
+        r = _load(url, {"bufModule": "bsr.rebind.test/acme/weather"})
+    assert r.status_code == 403 and "--allow-target" in r.json()["message"], r.text
+
+
+def _buf() -> None:
+    from connectrpc_catalog.sources.buf import BufCLI
+
+    if BufCLI().locate() is None:
+        pytest.skip("the Buf CLI is not installed (set CONNECTRPC_CATALOG_BUF)")
+
+
+async def test_buf_reaches_the_bsr_through_the_checking_proxy() -> None:
+    _buf()
+    recording = Recording()
+    async with recording as port:
+        with catalog() as (url, resolver):
+            ref = f"bsr.rebind.test:{port}/acme/weather"
+            r = await asyncio.to_thread(_load, url, {"bufModule": ref})
+    assert r.status_code in (200, 503), r.text  # the "BSR" here speaks no TLS
+    # checked up front, then buf's tunnel checked again by the proxy, and dialled there
+    assert resolver.names == ["bsr.rebind.test", "bsr.rebind.test"]
+    hello = recording.seen[0]
+    assert hello[:1] == b"\x16" and b"bsr.rebind.test" in hello  # a TLS hello, name as SNI
+
+
+def _module(root: Path, dep: str) -> Path:
+    module = root / "mod"
+    module.mkdir()
+    (module / "buf.yaml").write_text(f"version: v2\ndeps:\n  - {dep}\n")
+    # with the dependency in buf.lock (and not in buf's cache) buf fetches it
+    commit, digest = "0123456789abcdef" * 2, "b5:" + "ab" * 64
+    (module / "buf.lock").write_text(
+        f"version: v2\ndeps:\n  - name: {dep}\n    commit: {commit}\n    digest: {digest}\n"
+    )
+    (module / "a.proto").write_text(
+        'syntax = "proto3";\npackage a;\nimport "acme/x.proto";\nmessage A {}\n'
+    )
+    return module
+
+
+def test_a_module_naming_a_loopback_remote_is_refused(tmp_path: Path) -> None:
+    _buf()
+    module = _module(tmp_path, "localhost:9/acme/x")
+    with catalog(roots=(str(tmp_path),)) as (url, _resolver):
+        r = _load(url, {"bufModule": str(module)})
+    assert r.status_code == 403 and "loopback" in r.json()["message"], r.text
+
+
+def test_a_dependency_host_the_proxy_refuses_is_permission_denied(tmp_path: Path) -> None:
+    _buf()
+    module = _module(tmp_path, "bad.rebind.test/acme/x")
+    with catalog(roots=(str(tmp_path),)) as (url, resolver):
+        r = _load(url, {"bufModule": str(module)})
+    assert "bad.rebind.test" in resolver.names, r.text
+    assert r.status_code == 403 and "--allow-target" in r.json()["message"], r.text

@@ -17,10 +17,14 @@ import os
 import re
 import shutil
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..descriptors import Schema
+from ..problems import Code, RequestError
 from .core import (
     Context,
     Given,
@@ -42,11 +46,14 @@ __all__ = [
     "BUF_ENV",
     "INSTALL_HINT",
     "BufCLI",
+    "EgressRefused",
+    "bsr_remote",
     "is_bsr_ref",
     "is_buf_dir",
     "load",
     "load_dir",
     "load_module",
+    "through_proxy",
 ]
 
 _FIELD = "bufModule"
@@ -76,6 +83,48 @@ _UNREACHABLE = (
     "tls handshake",
 )
 _MAX_ERROR_LINES = 25
+_PROXY: ContextVar[str] = ContextVar("buf_egress_proxy", default="")
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+# Go never sends requests for `localhost` or a loopback IP literal through a proxy: a
+# module that names one as a remote is refused before buf runs.
+_LOOPBACK_REMOTE = re.compile(
+    r"(?i)(?<![\w.:-])(localhost|127(?:\.\d+){3}|\[?::1\]?|\[?(?:0{1,4}:){7}0{0,3}1\]?"
+    r"|\[?::ffff:127[\d.]*\]?)(?::\d+)?/[\w.-]+/[\w.-]+"
+)
+
+
+class EgressRefused(RequestError):
+    """A module remote buf would reach without the access policy's check:
+    PERMISSION_DENIED."""
+
+    code = Code.PERMISSION_DENIED
+
+
+@contextmanager
+def through_proxy(url: str) -> Iterator[None]:
+    """Within the block, buf reaches the network only through the HTTP proxy at `url`
+    (the access policy's egress proxy, which checks each host buf connects to)."""
+    token = _PROXY.set(url)
+    try:
+        yield
+    finally:
+        _PROXY.reset(token)
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    proxy = _PROXY.get()
+    if proxy:
+        env.update(dict.fromkeys(_PROXY_VARS, proxy), NO_PROXY="", no_proxy="")
+    return env
+
+
+def bsr_remote(ref: str) -> tuple[str, int] | None:
+    """The host and port of a BSR reference (`buf.build/acme/weather` → buf.build, 443)."""
+    if not is_bsr_ref(ref):
+        return None
+    host, _, port = ref.split("/", 1)[0].partition(":")
+    return host, int(port) if port else 443
 BUF_CONFIG_FILES = ("buf.yaml", "buf.work.yaml")
 """A folder holding one of these is a Buf module or workspace."""
 _TREE_FILES = frozenset((*BUF_CONFIG_FILES, "buf.lock"))
@@ -138,7 +187,7 @@ class BufCLI:
                 argv,
                 timeout_seconds=self.timeout,
                 cwd=cwd,
-                env={**os.environ, "NO_COLOR": "1"},
+                env=_env(),
                 max_stdout=max_bytes,
             )
         except TimeoutError:
@@ -218,6 +267,16 @@ async def load_dir(ctx: Context, path: Path, *, label: str) -> Schema:
     files = await asyncio.to_thread(read_tree, ctx.limits, path, also=_TREE_FILES, label=label)
     if not any(name.endswith(".proto") for name in files):
         raise LoadError(f"{label}: no .proto files in this Buf module")
+    if _PROXY.get():
+        for name, text in files.items():
+            if name.endswith(".proto"):
+                continue
+            found = _LOOPBACK_REMOTE.search(text.decode(errors="replace"))
+            if found is not None:
+                raise EgressRefused(
+                    f"{label}: {name} names the module {found.group(0)!r} on a loopback "
+                    "address, which this catalog may not reach (--allow-target)"
+                )
 
     async def build() -> Schema:
         data = await cli(ctx).build(".", label=label, max_bytes=ctx.limits.max_bytes, cwd=path)

@@ -26,12 +26,14 @@ import hashlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import stat
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ..descriptors import Schema
 from .core import (
@@ -49,7 +51,7 @@ from .core import (
 from .files import load_path
 from .run import ToolResult, remove_stale_dirs, run_tool
 
-__all__ = ["GitRepos", "RepoSpec", "load", "load_repo", "parse_repo_spec"]
+__all__ = ["GitRepos", "RepoSpec", "load", "load_repo", "parse_repo_spec", "remote"]
 
 _FIELD = "protoRepo"
 """The request field this source comes in."""
@@ -159,7 +161,7 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         )
     repo = rest.rstrip("/")
     if short:
-        if not _SHORT.match(repo):
+        if not _SHORT.match(repo) or any(p in (".", "..") for p in repo.split("/")):
             raise SourceError(f"protoRepo {shown!r} is not a repository: {USAGE}", field=_FIELD)
         base = base_url or "https://"
         if not base.lower().startswith(_SCHEMES):
@@ -176,6 +178,43 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         if not repo.strip("/"):
             raise SourceError(f"protoRepo {shown!r} names no repository: {USAGE}", field=_FIELD)
     return RepoSpec(text=value, url=url, subdir=subdir, ref=ref)
+
+
+def remote(spec: RepoSpec) -> tuple[str, int] | None:
+    """The host and port a clone URL connects to (None for file://), which the access
+    policy checks."""
+    url = spec.url
+    lower = url.lower()
+    if lower.startswith("file://"):
+        return None
+    if (scp := _SCP.match(url)) is not None:  # git@host:owner/repo
+        return scp.group(0).rstrip(":").rpartition("@")[2], 22
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80, "ssh": 22}.get(parts.scheme.lower(), 443)
+    return parts.hostname or "", port or default
+
+
+def _pins(spec: RepoSpec, dial: str | None) -> tuple[list[str], dict[str, str]]:
+    """git options and environment that make git connect to `dial` (the address the
+    access policy checked) for the spec's host instead of resolving the name again, and
+    follow no redirect to another host."""
+    where = remote(spec) if dial else None
+    if where is None or dial is None:
+        return [], {}
+    host, port = where
+    if spec.url.lower().startswith(("https://", "http://")):
+        address = f"[{dial}]" if ":" in dial else dial
+        return [
+            "-c", f"http.curloptResolve={host}:{port}:{address}",
+            "-c", "http.followRedirects=false",
+        ], {}
+    ssh = os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    pin = f"-o HostName={shlex.quote(dial)} -o HostKeyAlias={shlex.quote(host)}"
+    return [], {"GIT_SSH_COMMAND": f"{ssh} {pin}"}  # run by a shell: quoted
 
 
 def _clean_subdir(shown: str, subdir: str) -> str:
@@ -211,6 +250,9 @@ class GitRepos:
     limits: Limits
     runs: Counter[str]
     max_checkouts: int = 32
+    dial: str | None = None
+    """The address the access policy checked for the repository's host: git connects to
+    it (curl's resolve list, ssh's HostName) instead of resolving the name again."""
 
     async def resolve(self, spec: RepoSpec) -> Resolved:
         """The commit `spec.ref` (default branch if empty) points at, via `git ls-remote`."""
@@ -256,7 +298,7 @@ class GitRepos:
     async def _ls_remote(self, spec: RepoSpec, patterns: list[str]) -> dict[str, str]:
         try:
             result = await self._git(
-                ["ls-remote", "--", spec.url, *patterns], max_stdout=_MAX_LS_REMOTE
+                ["ls-remote", "--", spec.url, *patterns], spec=spec, max_stdout=_MAX_LS_REMOTE
             )
         except TimeoutError:
             raise UnreachableError(
@@ -322,6 +364,7 @@ class GitRepos:
         what = resolved.fetch or resolved.commit
         fetched = await self._git(
             ["-C", git_dir, "fetch", "-q", "--depth", "1", "--no-tags", "--", spec.url, what],
+            spec=spec,
             check=check,
         )
         if fetched.returncode != 0:
@@ -351,14 +394,16 @@ class GitRepos:
         self,
         args: list[str],
         *,
+        spec: RepoSpec | None = None,
         max_stdout: int = 1 << 20,
         check: Callable[[], Awaitable[None]] | None = None,
     ) -> ToolResult:
+        options, env = _pins(spec, self.dial) if spec is not None else ([], {})
         try:
             return await run_tool(
-                ["git", *args],
+                ["git", *options, *args],
                 timeout_seconds=self.limits.git_timeout,
-                env=_git_env(),
+                env={**_git_env(), **env},
                 max_stdout=max_stdout,
                 check=check,
             )
@@ -373,13 +418,14 @@ class GitRepos:
 
 async def load(ctx: Context, given: Given) -> Schema:
     """The `protoRepo` source: `host/owner/repo[//sub/dir][@ref]` or a clone URL."""
-    return await load_repo(ctx, given_text(given, _FIELD))
+    return await load_repo(ctx, given_text(given, _FIELD), dial=given.dial)
 
 
-async def load_repo(ctx: Context, text: str) -> Schema:
-    """Resolve the ref, reuse or fetch the checkout, and load it as a folder."""
+async def load_repo(ctx: Context, text: str, *, dial: str | None = None) -> Schema:
+    """Resolve the ref, reuse or fetch the checkout, and load it as a folder; `dial` is
+    the address to connect to (the access policy's checked one)."""
     spec = parse_repo_spec(text, base_url=ctx.git_base_url)
-    repos = GitRepos(ctx.work_dir, ctx.limits, ctx.runs)
+    repos = GitRepos(ctx.work_dir, ctx.limits, ctx.runs, dial=dial)
     resolved = await repos.resolve(spec)
 
     async def build() -> Schema:
