@@ -79,6 +79,7 @@ class Scenario:
 
 
 MS, RPS, MSG = "ms", "req/s", "msg/s"
+QUICK_BUDGET = 100  # seconds: --quick stops starting scenarios past this
 
 
 def streams_rows(got: list[dict[str, Any]]) -> list[common.Row]:
@@ -249,6 +250,7 @@ class Runner:
     def __init__(self, ctx: common.Ctx, chosen: tuple[Scenario, ...]) -> None:
         self.ctx = ctx
         self.chosen = chosen
+        self.deadline = time.monotonic() + (QUICK_BUDGET if ctx.quick else 1e9)
         self.results = {s.key: Result(s) for sc in SCENARIOS for s in sc.specs}
         self.extra: dict[str, Result] = {}
         self.fns: dict[str, Any] = {}
@@ -269,7 +271,11 @@ class Runner:
         fn = self.fns.get(sc.name)
         if fn is None:
             return
+        if time.monotonic() > self.deadline:
+            self.fail(sc, f"the quick run's {QUICK_BUDGET} s were used up before it")
+            return
         limit = sc.timeout / 5 if self.ctx.quick else sc.timeout
+        limit = min(limit, max(5.0, self.deadline - time.monotonic()))
         t0 = time.perf_counter()
         try:
             rows = await asyncio.wait_for(fn(self.ctx, self.ctx.quick), limit)

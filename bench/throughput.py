@@ -100,7 +100,9 @@ async def catalog_flags(ctx: Ctx) -> list[str]:
     store = next(iter(re.findall(r"--[\w-]*(?:redis|session-store)[\w-]*", help_text)), "")
     if store and await reachable(6379):
         ctx.note(f"throughput: catalog with --workers {ctx.cores} {store} redis://127.0.0.1:6379")
-        return ["--workers", str(ctx.cores), store, "redis://127.0.0.1:6379/9", *extra]
+        prefix = f"{store}-prefix"  # its own keys, whatever else uses this Redis
+        own = [prefix, f"bench-run-{os.getpid()}"] if prefix in help_text else []
+        return ["--workers", str(ctx.cores), store, "redis://127.0.0.1:6379/0", *own, *extra]
     ctx.note("throughput: catalog with --workers 1 (sessions in memory: no shared store here)")
     return ["--workers", "1", *extra]
 
