@@ -97,7 +97,8 @@ async def catalog_flags(ctx: Ctx) -> list[str]:
         why = "its CLI has no --workers" if "--workers" not in help_text else "BENCH_CATALOG_ARGS"
         ctx.note(f"throughput: catalog workers as started ({why})")
         return extra
-    store = next(iter(re.findall(r"--[\w-]*(?:redis|session-store)[\w-]*", help_text)), "")
+    stores = re.findall(r"--[\w-]*(?:redis|session-store)[\w-]*", help_text)
+    store = min(stores, key=len, default="")
     if store and await reachable(6379):
         ctx.note(f"throughput: catalog with --workers {ctx.cores} {store} redis://127.0.0.1:6379")
         prefix = f"{store}-prefix"  # its own keys, whatever else uses this Redis
