@@ -24,6 +24,7 @@ import datetime
 import importlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,8 @@ class Scenario:
     attr: str = "scenario"  # the module's function to call
     full_only: bool = False  # too slow for --quick
     adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None = None
+    parse: Callable[[str], list[common.Row]] | None = None
+    """For a stand-alone script with only `main()`: parses what it prints (run once)."""
     """For a module that has `run(quick) -> list[dict]` (its own rounds) and no `scenario`
     yet: turns its rows into ours; the runner calls it once, in round 1."""
 
@@ -105,13 +108,46 @@ def streams_rows(got: list[dict[str, Any]]) -> list[common.Row]:
     return out
 
 
+def latency_text(out: str) -> list[common.Row]:
+    """bench/latency.py's table: | path | p50 ms | p90 ms | p99 ms | ratio |."""
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+             if line.startswith("| ") and "---" not in line and "p50 ms" not in line]  # fmt: skip
+    p50s = {c[0]: float(c[1]) for c in cells if len(c) >= 4}
+    direct = next((v for k, v in p50s.items() if k.startswith("direct")), None)
+    rows = []
+    for path, p50 in p50s.items():
+        key = ("unary.connect_json" if "Connect JSON" in path else
+               "unary.grpc" if "gRPC" in path else "unary.path." + path)  # fmt: skip
+        if not path.startswith("direct"):
+            rows.append(common.Row(key, p50, direct, unit=MS, label=f"unary p50: {path}"))
+    return rows
+
+
+def schema_text(out: str) -> list[common.Row]:
+    """bench/schema.py's report: per service, first call ms and response MiB."""
+    rows = []
+    files = re.search(r"schema: (\d+) files", out)
+    note = f"{files.group(1)}-file schema" if files else ""
+    for label, key in (("one package's service", "schema"), ("AllService", "schema.all")):
+        block = out.split(f"GetServiceSchema of {label}", 1)[-1]
+        first = re.search(r"first call \(builds\):\s+([\d.]+) ms", block)
+        size = re.search(r"response, JSON:\s+([\d.]+) MiB", block)
+        if first and size and f"GetServiceSchema of {label}" in out:
+            extra = "" if key == "schema" else " (a service reaching every message, info)"
+            rows.append(common.Row(f"{key}.time", float(first.group(1)), unit=MS, note=note,
+                                   label=f"GetServiceSchema first call{extra}"))  # fmt: skip
+            rows.append(common.Row(f"{key}.bytes", float(size.group(1)), unit="MiB",
+                                   label=f"GetServiceSchema response size{extra}"))  # fmt: skip
+    return rows
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("latency", (
         Spec("unary.connect_json", "unary InvokeGRPC p50, Connect JSON (HTTP/1.1)", MS,
              "direct grpcio call p50", "≤ 2.5x", 2.5),
         Spec("unary.grpc", "unary InvokeGRPC p50, gRPC (h2c)", MS,
              "direct grpcio call p50", "≤ 2.5x", 2.5),
-    )),
+    ), parse=latency_text),
     Scenario("throughput", (
         Spec("tput.list_services", "ListServices throughput (Connect JSON)", RPS,
              "hello-world, fastest ASGI server", "≥ 0.5x", 0.5, higher=True),
@@ -143,7 +179,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              on="value"),
         Spec("schema.stall", "… longest stall of another client meanwhile", MS,
              "", "≤ 50 ms", 50, on="value"),
-    )),
+    ), parse=schema_text),
     Scenario("sessions", (
         Spec("session.mem_1", "memory per session, 1 session on the 500-file schema", "B",
              "", "≤ 20 KB", 20_480, on="value"),
@@ -215,23 +251,23 @@ class Result:
         return " ".join((self.why or "; ".join(notes)).split()).replace("|", "/")
 
 
-def load(
-    module: str, attr: str, adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None
-) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]] | str:
-    """The module's scenario function, or why there is none."""
+def load(sc: Scenario) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]] | str:
+    """The module's scenario function (or an adapter of what it has), or why there is none."""
     try:
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(sc.module)
     except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return f"module missing: bench/{module}.py"
-        return f"bench/{module}.py needs {exc.name}"
+        if exc.name == sc.module:
+            return f"module missing: bench/{sc.module}.py"
+        return f"bench/{sc.module}.py needs {exc.name}"
     except Exception as exc:  # a broken module must not stop the other rows
-        return f"bench/{module}.py does not import: {type(exc).__name__}: {exc}"
-    fn = getattr(mod, attr, None)
-    if fn is None and adapt is not None and hasattr(mod, "run"):
-        return adapted(mod.run, adapt)
+        return f"bench/{sc.module}.py does not import: {type(exc).__name__}: {exc}"
+    fn = getattr(mod, sc.attr, None)
+    if fn is None and sc.adapt is not None and hasattr(mod, "run"):
+        fn = adapted(mod.run, sc.adapt)
+    if fn is None and sc.parse is not None and hasattr(mod, "main"):
+        fn = script(sc.module, sc.parse)
     if fn is None:
-        return f"module missing: bench/{module}.py has no {attr}() yet"
+        return f"module missing: bench/{sc.module}.py has no {sc.attr}() yet"
     return fn  # type: ignore[no-any-return]
 
 
@@ -246,6 +282,29 @@ def adapted(
     return scenario
 
 
+def script(
+    module: str, parse: Callable[[str], list[common.Row]]
+) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]]:
+    """A stand-alone bench script (its own servers and rounds), run once; its output parsed."""
+
+    async def scenario(ctx: common.Ctx, quick: bool) -> list[common.Row]:
+        args = [sys.executable, str(BENCH / f"{module}.py"), *(["--quick"] * quick)]
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        if proc.returncode not in (0, 1):  # 1: a target missed, the numbers are there
+            raise RuntimeError(f"exit {proc.returncode}: {err.decode()[-200:]}")
+        return parse(out.decode())
+
+    scenario.once = True  # type: ignore[attr-defined]
+    return scenario
+
+
 class Runner:
     def __init__(self, ctx: common.Ctx, chosen: tuple[Scenario, ...]) -> None:
         self.ctx = ctx
@@ -256,7 +315,7 @@ class Runner:
         self.fns: dict[str, Any] = {}
         self.seconds: dict[str, float] = {}
         for sc in SCENARIOS:
-            fn = load(sc.module, sc.attr, sc.adapt) if sc in chosen else "not chosen (--only)"
+            fn = load(sc) if sc in chosen else "not chosen (--only)"
             if sc.full_only and ctx.quick:
                 fn = "full mode only"
             if isinstance(fn, str):
