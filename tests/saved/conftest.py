@@ -29,7 +29,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     try:
         admin = await _pg_admin()
     except (OSError, ImportError, Exception) as exc:  # not reachable: skip, saying why
-        pytest.skip(f"PostgreSQL at {PG_ADMIN.split('@')[-1]} is not reachable ({type(exc).__name__})")
+        pytest.skip(
+            f"PostgreSQL at {PG_ADMIN.split('@')[-1]} is not reachable ({type(exc).__name__})"
+        )
     name = f"saved_test_{secrets.token_hex(6)}"
     await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
     base = PG_ADMIN.rsplit("/", 1)[0]

@@ -68,7 +68,10 @@ async def _collection(url: str, address: str, with_failing: bool) -> tuple[Store
         pb.Environment(
             collection_id=coll.id,
             name="local",
-            variables=[pb.Variable(name="host", value=address), pb.Variable(name="city", value="Lisbon")],
+            variables=[
+                pb.Variable(name="host", value=address),
+                pb.Variable(name="city", value="Lisbon"),
+            ],
         ),
     )
     return store, coll.id

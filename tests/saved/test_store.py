@@ -39,7 +39,9 @@ async def test_migrations_from_empty(database_url: str) -> None:
     store = await Store.open(database_url, Sealer(KEY), everyone=False)
     try:
         async with store.engine.connect() as conn:
-            version = (await conn.execute(text("select version_num from saved_alembic_version"))).scalar()
+            version = (
+                await conn.execute(text("select version_num from saved_alembic_version"))
+            ).scalar()
             assert version == "0001"
             for table in ("saved_collections", "saved_requests", "saved_environments"):
                 count = (await conn.execute(text(f"select count(*) from {table}"))).scalar()
@@ -64,7 +66,9 @@ async def test_crud_reorder_duplicate(database_url: str) -> None:
         edited = await store.save_request(ALICE, first)
         assert edited.id == first.id and edited.description == "edited"
         copy = await store.duplicate_request(ALICE, first.id)
-        assert copy.name == "first copy" and copy.request_messages_json == first.request_messages_json
+        assert (
+            copy.name == "first copy" and copy.request_messages_json == first.request_messages_json
+        )
         _, reqs, _ = await store.get_collection(ALICE, coll.id)
         assert [r.name for r in reqs] == ["first", "first copy", "second"]
         ids = [reqs[2].id, reqs[0].id, reqs[1].id]
@@ -76,7 +80,9 @@ async def test_crud_reorder_duplicate(database_url: str) -> None:
             await store.reorder(ALICE, coll.id, ids[:2])
         assert bad.value.code is Code.INVALID_ARGUMENT
         assert await store.delete_request(ALICE, copy.id)
-        renamed = await store.save_collection(ALICE, pb.SaveCollectionRequest(id=coll.id, name="Renamed"))
+        renamed = await store.save_collection(
+            ALICE, pb.SaveCollectionRequest(id=coll.id, name="Renamed")
+        )
         assert renamed.name == "Renamed" and renamed.request_count == 2
         assert await store.delete_collection(ALICE, coll.id)
         assert await store.list_collections(ALICE) == []
@@ -120,7 +126,9 @@ async def test_access_rules(database_url: str) -> None:
     open_store = await Store.open(database_url, Sealer(KEY), everyone=True)
     try:
         anyone = Identity(name="anonymous")
-        shared = await open_store.save_collection(anyone, pb.SaveCollectionRequest(name="All", team="*"))
+        shared = await open_store.save_collection(
+            anyone, pb.SaveCollectionRequest(name="All", team="*")
+        )
         assert shared.id in [c.id for c in await open_store.list_collections(CAROL)]
     finally:
         await open_store.close()
@@ -144,7 +152,7 @@ async def test_secrets_sealed_and_masked(database_url: str) -> None:
         shown = saved.to_json()
         for secret in ("hunter2-very-secret", "tok-abcdef-123456", "secretkey"):
             assert secret not in shown
-        password = [v for v in saved.variables if v.name == "password"][0]
+        password = next(v for v in saved.variables if v.name == "password")
         assert password.value == "" and password.value_set and password.secret
         assert saved.auth is not None and saved.auth.secrets_set == ["token"]
         assert saved.tls is not None and saved.tls.client_key_set
@@ -175,7 +183,9 @@ async def test_secrets_sealed_and_masked(database_url: str) -> None:
                     variables=[pb.Variable(name="p", value="x", secret=True)],
                 ),
             )
-        assert no_key.value.code is Code.FAILED_PRECONDITION and "--secret-key" in no_key.value.message
+        assert (
+            no_key.value.code is Code.FAILED_PRECONDITION and "--secret-key" in no_key.value.message
+        )
         with pytest.raises(RequestError) as cannot_open:
             await keyless.resolve_environment(ALICE, coll.id, "staging")
         assert cannot_open.value.code is Code.FAILED_PRECONDITION

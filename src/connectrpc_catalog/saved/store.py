@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -265,12 +265,9 @@ class Store:
         """Delete a collection with everything in it."""
         async with self._session() as s:
             row = await self._collection(s, who, cid)
-            for model in (RequestRow, EnvironmentRow):
-                for child in (
-                    await s.scalars(select(model).where(model.collection_id == row.id))
-                ).all():
-                    await s.delete(child)
-            await s.delete(row)
+            for model in (RequestRow, EnvironmentRow):  # children first, on every database
+                await s.execute(delete(model).where(model.collection_id == row.id))
+            await s.execute(delete(CollectionRow).where(CollectionRow.id == row.id))
         return True
 
     async def get_collection(
