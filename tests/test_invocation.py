@@ -295,6 +295,37 @@ async def test_path_prefix(
     assert not resp.success and resp.status_name == "UNIMPLEMENTED"  # HTTP 404
 
 
+@pytest.mark.parametrize(("server", "transport"), ROUTES, ids=ROUTE_IDS)
+async def test_raw_payload_events_carry_the_messages_bytes(
+    schema: TestSchema, registry: StubRegistry, invoker: Invoker,
+    grpc_upstream: GrpcServer, connect_upstream: ConnectServer, server: str, transport: Any,
+) -> None:
+    """rawPayload: each message event holds binary protobuf (no json) that decodes to what
+    the JSON events show, for every kind of method and both Connect codecs."""
+    endpoint = _endpoint(server, grpc_upstream, connect_upstream)
+    codecs = ("proto", "json") if transport == T.CONNECT else ("proto",)
+    for method, bodies in KIND_REQUESTS.items():
+        if transport == T.GRPC_WEB and schema.method(method).client_streaming:
+            continue
+        out_cls = schema.cls(schema.method(method).output_type.full_name)
+        for codec in codecs:
+            plain = await collect(registry, invoker, stream_req(
+                endpoint, method, bodies, transport, connect_codec=codec))
+            raw = await collect(registry, invoker, stream_req(
+                endpoint, method, bodies, transport, connect_codec=codec, raw_payload=True))
+            assert [e.event.field for e in raw] == [e.event.field for e in plain]  # type: ignore[union-attr]
+            msgs = [e.event.value for e in raw if e.event and e.event.field == "message"]
+            assert msgs, (method, codec)
+            decoded = []
+            for i, m in enumerate(msgs):
+                assert isinstance(m, catalog_pb.StreamMessage)
+                assert m.json == "" and m.payload and m.index == i
+                decoded.append(json_format.MessageToDict(
+                    out_cls.FromString(m.payload), descriptor_pool=schema.pool))
+            assert decoded == from_events(plain).messages
+            assert from_events(plain).code == 0
+
+
 # -- catalog request errors --------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import struct
@@ -158,6 +159,31 @@ def test_catalog_api_matches_direct_calls(
     assert unary_outcome(body) == want
     assert body.get("success", False) is (want.code == 0)
     assert body["durationMs"] > 0
+
+
+def test_a_long_stream_arrives_whole_and_in_order_with_raw_payloads(
+    catalog_url: str, client: httpx.Client, sid: str, schema: TestSchema,
+    grpc_upstream: GrpcServer,
+) -> None:
+    """2,000 events leave the catalog coalesced into few writes (api/coalesce.py): every
+    one arrives, in order; with rawPayload each carries the message's bytes (base64 in
+    JSON) instead of JSON text, and they decode to what the JSON events show."""
+    body = {"endpoint": grpc_upstream.address, "service": SERVICE, "method": "ServerStream",
+            "transport": "TRANSPORT_GRPC",
+            "requestMessagesJson": [json.dumps({"message": "n", "count": 2000})]}
+    plain = _stream(client, catalog_url, body, sid)
+    raw = _stream(client, catalog_url, {**body, "rawPayload": True}, sid)
+    assert stream_outcome(plain).code == 0
+    assert [m["message"] for m in stream_outcome(plain).messages] == [
+        f"n {i}" for i in range(2000)]
+    cls = schema.cls(schema.method("ServerStream").output_type.full_name)
+    events = [e["message"] for e in raw if "message" in e]
+    assert all("json" not in e for e in events)
+    assert [e.get("index", 0) for e in events] == list(range(2000))
+    decoded = [json_format.MessageToDict(cls.FromString(base64.b64decode(e["payload"])),
+                                         descriptor_pool=schema.pool) for e in events]
+    assert decoded == stream_outcome(plain).messages
+    assert raw[-1]["status"].get("messageCount") == 2000
 
 
 def test_catalog_api_request_errors(catalog_url: str, client: httpx.Client, sid: str,

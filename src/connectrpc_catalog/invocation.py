@@ -134,6 +134,8 @@ class _Call:
     method: MethodRef
     metadata: list[tuple[str, str | bytes]]
     timeout: float
+    raw: bool = False
+    """Response messages as binary protobuf, not JSON (InvokeStreamRequest.raw_payload)."""
 
 
 def _invalid(message: str) -> RequestError:
@@ -214,6 +216,7 @@ def _prepare(
         ),
         metadata=_metadata(req.metadata),
         timeout=float(req.timeout_seconds or DEFAULT_TIMEOUT_SECONDS),
+        raw=isinstance(req, catalog_pb.InvokeStreamRequest) and req.raw_payload,
     )
 
 
@@ -367,6 +370,30 @@ async def _response_json(
     return _decode(registry, desc, payload, codec)
 
 
+def _binary(registry: MethodRegistry, desc: Descriptor, payload: bytes) -> bytes:
+    """A JSON-codec response message as binary protobuf; raises ValueError as `_decode`."""
+    msg = registry.message_class(desc)()
+    try:
+        check_depth(payload)
+        json_format.Parse(payload, msg, ignore_unknown_fields=True, descriptor_pool=registry.pool)
+    except (json_format.ParseError, UnicodeDecodeError, JSONDepthError) as exc:
+        raise ValueError(f"upstream sent an invalid {desc.full_name} message") from exc
+    data: bytes = msg.SerializePartialToString()
+    return data
+
+
+async def _response_binary(
+    registry: MethodRegistry, desc: Descriptor, payload: bytes, codec: str
+) -> bytes:
+    """The payload for a raw event: the upstream's bytes as they are when they are binary
+    protobuf already (not decoded: the client decodes them), else converted."""
+    if codec != "json":
+        return payload
+    if len(payload) > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(_binary, registry, desc, payload)
+    return _binary(registry, desc, payload)
+
+
 def _headers(pairs: Sequence[Pair]) -> list[catalog_pb.Header]:
     return [catalog_pb.Header(key=k, value=v) for k, v in pairs]
 
@@ -467,9 +494,14 @@ async def invoke_unary(
 # -- InvokeStream ---------------------------------------------------------------
 
 
+_HeadersEvent = Oneof[Literal["headers"], catalog_pb.StreamHeaders]
+_MessageEvent = Oneof[Literal["message"], catalog_pb.StreamMessage]
+_StatusEvent = Oneof[Literal["status"], catalog_pb.StreamStatus]
+
+
 def _event_headers(pairs: Sequence[Pair], start: float) -> catalog_pb.InvokeStreamEvent:
     return catalog_pb.InvokeStreamEvent(
-        event=Oneof[Literal["headers"], catalog_pb.StreamHeaders](
+        event=_HeadersEvent(
             field="headers",
             value=catalog_pb.StreamHeaders(headers=_headers(pairs), elapsed_ms=_ms(start)),
         )
@@ -478,9 +510,18 @@ def _event_headers(pairs: Sequence[Pair], start: float) -> catalog_pb.InvokeStre
 
 def _event_message(text: str, index: int, start: float) -> catalog_pb.InvokeStreamEvent:
     return catalog_pb.InvokeStreamEvent(
-        event=Oneof[Literal["message"], catalog_pb.StreamMessage](
+        event=_MessageEvent(
             field="message",
             value=catalog_pb.StreamMessage(json=text, elapsed_ms=_ms(start), index=index),
+        )
+    )
+
+
+def _event_raw(payload: bytes, index: int, start: float) -> catalog_pb.InvokeStreamEvent:
+    return catalog_pb.InvokeStreamEvent(
+        event=_MessageEvent(
+            field="message",
+            value=catalog_pb.StreamMessage(payload=payload, elapsed_ms=_ms(start), index=index),
         )
     )
 
@@ -489,7 +530,7 @@ def _event_status(
     registry: MethodRegistry, status: CallStatus, count: int, start: float
 ) -> catalog_pb.InvokeStreamEvent:
     return catalog_pb.InvokeStreamEvent(
-        event=Oneof[Literal["status"], catalog_pb.StreamStatus](
+        event=_StatusEvent(
             field="status",
             value=catalog_pb.StreamStatus(
                 success=status.ok,
@@ -541,7 +582,7 @@ async def invoke_stream(
     payloads = await _request_payloads(
         registry, method.input_type, texts, codec, "requestMessagesJson", limits, req.send_partial
     )
-    if not (method.client_streaming or method.server_streaming):
+    if not (method.client_streaming or method.server_streaming or call.raw):
         outcome = await _call_unary(registry, invoker, method, call, payloads[0])
         if outcome.headers or outcome.response_json is not None:
             yield _event_headers(outcome.headers, outcome.start)
@@ -618,23 +659,29 @@ async def _relay(
     turns its result into events)."""
     start = time.perf_counter()
     codec = call.target.codec
+    output = method.output_type
     events = invoker.stream(
         call.target, call.method, payloads, metadata=call.metadata, timeout_s=call.timeout
     )
     count = 0
     try:
         async for event in events:
-            if isinstance(event, ResponseHeaders):
-                yield _event_headers(event.headers, start)
-            elif isinstance(event, ResponseMessage):
+            if isinstance(event, ResponseMessage):
                 try:
-                    text = await _response_json(registry, method.output_type, event.payload, codec)
+                    if call.raw:
+                        data = await _response_binary(registry, output, event.payload, codec)
+                        message = _event_raw(data, count, start)
+                    else:
+                        text = await _response_json(registry, output, event.payload, codec)
+                        message = _event_message(text, count, start)
                 except ValueError as exc:
                     bad = CallStatus(code=Code.INTERNAL, message=str(exc), error=str(exc))
                     yield _event_status(registry, bad, count, start)
                     return
-                yield _event_message(text, count, start)
+                yield message
                 count += 1
+            elif isinstance(event, ResponseHeaders):
+                yield _event_headers(event.headers, start)
             else:
                 yield _event_status(registry, event, count, start)
     finally:
