@@ -1,4 +1,11 @@
-"""Running real catalog servers for tests: in-process (internals reachable) or as the CLI."""
+"""Running real catalog servers for tests: in-process (internals reachable) or as the CLI.
+
+CATALOG_TEST_SERVER=pyvoy|hypercorn puts them on one server stack: the CLI ones get
+`--server` (unset: the CLI's default, `auto`); `run_catalog` serves a plain `AppConfig`
+through the supervisor and a pyvoy worker, where a test that reaches into the app
+(`.app`, `.call`) is skipped (the app lives in the Envoy process). Unset, `run_catalog`
+serves in-process with hypercorn, internals reachable.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,17 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
 
 from connectrpc_catalog.app import App, AppConfig, create_app
+
+TEST_SERVER = os.environ.get("CATALOG_TEST_SERVER", "")
+"""The server stack the test servers use: "", "pyvoy" or "hypercorn"."""
 
 
 @dataclass
@@ -34,6 +48,10 @@ def run_catalog(
     config: AppConfig | None = None, app: App | None = None, port: int = 0
 ) -> Iterator[RunningCatalog]:
     """Serve an App on 127.0.0.1 (a free port unless `port`) for the duration of the block."""
+    if TEST_SERVER == "pyvoy" and app is None and _plain(config or AppConfig()):
+        with _run_supervised(config or AppConfig(), port) as running:
+            yield running  # type: ignore[misc]
+        return
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -75,6 +93,64 @@ def run_catalog(
         loop.close()
 
 
+def _plain(config: AppConfig) -> bool:
+    """Whether the config can be handed to another process (no clock, no extra routes)."""
+    return config.clock is time.time and not config.extra_routes
+
+
+class SupervisedCatalog:
+    """A catalog served by a worker process: only its URL is reachable."""
+
+    def __init__(self, url: str, pids: list[int]) -> None:
+        self.url = url
+        self.pids = pids
+
+    @property
+    def app(self) -> Any:
+        pytest.skip("reaches into the app, which runs in the pyvoy worker's process")
+
+    def call(self, coro: object) -> object:
+        if asyncio.iscoroutine(coro):
+            coro.close()
+        pytest.skip("runs code on the app's loop, which is in the pyvoy worker's process")
+
+
+@contextlib.contextmanager
+def _run_supervised(config: AppConfig, port: int) -> Iterator[SupervisedCatalog]:
+    """Serve `config` through the CLI's supervisor with one worker on TEST_SERVER."""
+    from connectrpc_catalog.serving import Supervisor, choose
+
+    settings = config.settings()
+    settings = replace(settings, server=replace(settings.server, port=port))
+    loop = asyncio.new_event_loop()
+    supervisor = Supervisor(choose(TEST_SERVER), settings, 1)
+    stop = asyncio.Event()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        try:
+            await supervisor.start()
+        except BaseException as exc:
+            failure.append(exc)
+            return
+        finally:
+            started.set()
+        await supervisor.run(stop)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(120)
+    if failure:
+        raise RuntimeError(f"catalog did not start: {failure[0]}")
+    try:
+        yield SupervisedCatalog(f"http://127.0.0.1:{supervisor.port}", supervisor.pids)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
 def _wait_listening(port: int) -> None:
     for _ in range(200):
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
@@ -88,12 +164,13 @@ def run_cli(
     *args: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Start `python -m connectrpc_catalog --port 0 ARGS` and yield (url, process)."""
+    chosen = {"CONNECTRPC_CATALOG_SERVER": TEST_SERVER} if TEST_SERVER else {}
     proc = subprocess.Popen(
         [sys.executable, "-m", "connectrpc_catalog", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **chosen, **(env or {})},
     )
     try:
         assert proc.stdout is not None

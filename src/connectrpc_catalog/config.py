@@ -254,6 +254,14 @@ def _database(text: str) -> str:
     return text.strip()
 
 
+def _workers(text: str) -> int:
+    """--workers: 0 (automatic) to 256 server processes."""
+    value = int(text)
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 256 (0 = automatic)")
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
     """One setting: its flag, environment variable, config key, place in the tree,
@@ -335,6 +343,25 @@ OPTIONS: tuple[Option, ...] = (
         group=_G_SERVER,
         parse=_choice("auto", "asyncio"),
         help="event loop: auto (uvloop when installed) or asyncio",
+    ),
+    Option(
+        key="server",
+        path="server.http_server",
+        default="auto",
+        group=_G_SERVER,
+        parse=_choice("auto", "pyvoy", "hypercorn"),
+        help="HTTP server: auto (pyvoy when installed, else hypercorn), pyvoy (Envoy-based, "
+        "fastest) or hypercorn (pure Python)",
+    ),
+    Option(
+        key="workers",
+        path="server.workers",
+        default=0,
+        parse=_workers,
+        metavar="N",
+        group=_G_SERVER,
+        shown_default="the number of cores with --session-store, else 1",
+        help="server processes on the one port; more than 1 needs --session-store",
     ),
     Option(
         key="open",
@@ -1105,6 +1132,11 @@ def validate(settings: Settings) -> None:
             key_from(settings.saved.secret_key)
         except ValueError as exc:
             raise ConfigError(f"--secret-key: {exc}") from None
+    if settings.server.workers > 1 and not settings.sessions.store:
+        raise ConfigError(
+            f"--workers {settings.server.workers} needs --session-store redis://HOST:PORT/DB: "
+            "sessions in memory live in one process, so another worker would not know them"
+        )
     audit = settings.ops.audit_log
     if audit and audit != "-":
         parent = Path(audit).expanduser().parent

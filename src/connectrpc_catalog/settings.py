@@ -40,6 +40,10 @@ class ServerSettings:
     """text, or json (one object per line)."""
     loop: str = "auto"
     """auto (uvloop when installed) or asyncio."""
+    http_server: str = "auto"
+    """auto (pyvoy when importable, else hypercorn), pyvoy or hypercorn (serving/)."""
+    workers: int = 0
+    """Server processes on the one port; 0: the cores with a shared session store, else 1."""
 
     @property
     def loopback(self) -> bool:
