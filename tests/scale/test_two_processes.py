@@ -1,0 +1,178 @@
+"""Two catalog processes on two ports sharing one Redis serve one session interchangeably:
+loads, listings, calls, CloseSession, expiry, live calls, and base reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.upstream.grpc_server import GrpcServer
+from tests.upstream.schema import PROTO_DIR, SERVICE
+
+from .conftest import Client, catalogs, store_args
+
+ADMIN = "scale-admin-token-0123456789"
+_BASE_V1 = (
+    'syntax = "proto3";\npackage basepkg.v1;\n'
+    "service First { rpc Ping(P) returns (P); }\nmessage P {}\n"
+)
+_BASE_V2 = _BASE_V1 + "service Second { rpc Ping(P) returns (P); }\n"
+
+
+@pytest.fixture
+def base_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "base"
+    (folder / "basepkg" / "v1").mkdir(parents=True)
+    (folder / "basepkg" / "v1" / "base.proto").write_text(_BASE_V1)
+    return folder
+
+
+@pytest.fixture
+def pair(redis_url: str, prefix: str, base_dir: Path) -> Iterator[list[str]]:
+    """Catalogs A and B: one Redis, one prefix, the same start-up base."""
+    args = store_args(redis_url, prefix, "--proto", str(base_dir), "--admin-token", ADMIN)
+    with catalogs(2, *args) as urls:
+        yield urls
+
+
+async def _new_session(client: Client, url: str) -> str:
+    r = await client.post(url, "LoadProtos", {"protoPath": str(PROTO_DIR)})
+    assert r.status_code == 200 and r.json()["success"], r.text
+    sid: str = r.headers["x-session-id"]
+    return sid
+
+
+def _names(listing: dict[str, Any]) -> set[str]:
+    return {s["name"] for s in listing.get("services", [])}
+
+
+async def test_load_in_a_list_and_invoke_in_b_close_in_b_seen_by_a(
+    pair: list[str], client: Client, grpc_upstream: GrpcServer
+) -> None:
+    a, b = pair
+    sid = await _new_session(client, a)
+    # B never saw this session: it restores it from Redis, loads included.
+    assert SERVICE in _names(await client.ok(b, "ListServices", {}, sid))
+    answer = await client.ok(
+        b,
+        "InvokeGRPC",
+        {
+            "endpoint": grpc_upstream.address,
+            "service": SERVICE,
+            "method": "Echo",
+            "transport": "TRANSPORT_GRPC",
+            "requestJson": json.dumps({"message": "via B", "number": 7}),
+        },
+        sid,
+    )
+    assert answer.get("success"), answer
+    assert json.loads(answer["responseJson"])["message"] == "via B"
+    info_a = await client.ok(a, "GetSession", {}, sid)
+    info_b = await client.ok(b, "GetSession", {}, sid)
+    assert info_a["createdAt"] == info_b["createdAt"]
+    assert info_b["sessionServices"] == [SERVICE]
+    # Ended in B, ended in A too (pub/sub), and A says so.
+    assert (await client.ok(b, "CloseSession", {}, sid))["closed"] is True
+    r = httpx.Response(200)
+    for _ in range(50):
+        r = await client.post(a, "ListServices", {}, sid)
+        if r.headers["x-session-id"] != sid:
+            break
+        await asyncio.sleep(0.05)
+    assert r.headers["x-session-id"] != sid
+    assert r.headers["x-session-status"] == "closed"
+    assert SERVICE not in _names(r.json())
+
+
+async def test_a_load_in_b_reaches_a_session_a_holds(pair: list[str], client: Client) -> None:
+    a, b = pair
+    sid = await _new_session(client, a)
+    files = {"extra/v1/extra.proto": 'syntax = "proto3";\npackage extra.v1;\nservice Extra {}\n'}
+    loaded = await client.ok(b, "LoadProtos", {"protoFiles": {"files": files}}, sid)
+    assert loaded["success"], loaded
+    names: set[str] = set()
+    for _ in range(50):  # A hears "changed" and reads the manifest on the next request
+        names = _names(await client.ok(a, "ListServices", {}, sid))
+        if "extra.v1.Extra" in names:
+            break
+        await asyncio.sleep(0.05)
+    assert {SERVICE, "extra.v1.Extra"} <= names
+
+
+async def test_interactive_call_started_in_a_fed_through_b(
+    pair: list[str], client: Client, grpc_upstream: GrpcServer
+) -> None:
+    a, b = pair
+    sid = await _new_session(client, a)
+    body = {
+        "call": {
+            "endpoint": grpc_upstream.address,
+            "service": SERVICE,
+            "method": "BidiStream",
+            "transport": "TRANSPORT_GRPC",
+            "timeoutSeconds": 20,
+        }
+    }
+    started = await client.ok(a, "StartCall", body, sid)
+    call_id = started["callId"]
+    events = client.watch(b, call_id, sid)  # watched through B, relayed from A
+    for i in range(3):
+        target = (a, b)[i % 2]  # messages through both processes, in order
+        message = {"callId": call_id, "messageJson": json.dumps({"message": f"m{i}"})}
+        sent = await client.ok(target, "SendMessage", message, sid)
+        assert sent["sentCount"] == i + 1
+        event = await asyncio.wait_for(anext(events), 10)
+        if "headers" in event:
+            event = await asyncio.wait_for(anext(events), 10)
+        assert json.loads(event["message"]["json"])["message"] == f"m{i}", event
+    assert (await client.ok(b, "CloseSend", {"callId": call_id}, sid))["sentCount"] == 3
+    rest = [e async for e in events]
+    assert rest[-1]["status"].get("success") is True, rest
+    # Ended and forgotten at its owner: B says so (the owner answered not_found).
+    r = await client.post(b, "CancelCall", {"callId": call_id}, sid)
+    assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
+
+
+async def test_ttl_expiry_through_redis(redis_url: str, prefix: str, client: Client) -> None:
+    with catalogs(2, *store_args(redis_url, prefix, "--session-ttl", "2s")) as (a, b):
+        sid = await _new_session(client, a)
+        # Used only through B for longer than the TTL: Redis keeps it alive, so A has it.
+        for _ in range(4):
+            await client.ok(b, "GetSession", {}, sid)
+            await asyncio.sleep(0.8)
+        assert SERVICE in _names(await client.ok(a, "ListServices", {}, sid))
+        await asyncio.sleep(3.0)  # idle everywhere past the TTL
+        r = await client.post(b, "ListServices", {}, sid)
+        assert r.headers["x-session-id"] != sid
+        assert r.headers["x-session-status"] in ("expired", "unknown")
+        assert SERVICE not in _names(r.json())
+
+
+async def test_base_reload_in_a_is_seen_by_b(
+    pair: list[str], client: Client, base_dir: Path
+) -> None:
+    a, b = pair
+    r = await client.post(b, "ListServices", {})
+    sid = r.headers["x-session-id"]
+    assert "basepkg.v1.Second" not in _names(r.json())
+    (base_dir / "basepkg" / "v1" / "base.proto").write_text(_BASE_V2)
+    reload = await client.http.post(
+        a + "/catalog.v1.CatalogService/ReloadBase",
+        json={},
+        headers={"authorization": f"Bearer {ADMIN}", "x-session-id": sid},
+    )
+    assert reload.status_code == 200 and reload.json()["success"], reload.text
+    for url in (a, b):
+        names: set[str] = set()
+        for _ in range(100):
+            names = _names(await client.ok(url, "ListServices", {}, sid))
+            if "basepkg.v1.Second" in names:
+                break
+            await asyncio.sleep(0.05)
+        assert {"basepkg.v1.First", "basepkg.v1.Second"} <= names, url
