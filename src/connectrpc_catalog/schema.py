@@ -568,6 +568,8 @@ def _apply_value_rules(target: dict[str, Any], rules: dict[str, Any]) -> None:
             target["const"] = string["const"]
         if string.get("in"):
             target["enum"] = list(string["in"])
+        if string.get("example"):
+            target["examples"] = list(string["example"])
         for rule, fmt in _STRING_FORMATS.items():
             if string.get(rule) is True:
                 target["format"] = fmt
@@ -600,6 +602,9 @@ def _apply_value_rules(target: dict[str, Any], rules: dict[str, Any]) -> None:
             target["const"] = _number(number["const"])
         if number.get("in"):
             target["enum"] = [_number(v) for v in number["in"]]
+        examples = [_number(v) for v in number.get("example", ())]
+        if any(v is not None for v in examples):
+            target["examples"] = [v for v in examples if v is not None]
         return
 
 

@@ -1,8 +1,11 @@
 import type { ComponentChildren, RefObject } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { formatMs, prettyJson } from "../lib/format";
+import { JsonDoc } from "../lib/jsonDoc";
+import type { TreeNode } from "../lib/jsonTree";
 import { MessageLog } from "../lib/messageLog";
 import { statusHint, statusName } from "../lib/status";
+import { JsonTree } from "./JsonTree";
 import { MessageList } from "./MessageList";
 import { CopyButton, Spinner, Tabs } from "./ui";
 
@@ -153,7 +156,7 @@ export function ResponseView({ result, onCancel, boxRef: ref }: { result: CallRe
             Cancel
           </button>
         )}
-        {!result.streaming && result.body && <CopyButton text={prettyJson(result.body)} label="Copy JSON" />}
+        {!result.streaming && result.body && <CopyButton text={() => prettyJson(result.body)} label="Copy JSON" />}
         {result.log && result.log.length > 0 && result.log.length <= 10_000 && (
           <CopyButton text={() => `[\n${Array.from({ length: result.log?.length ?? 0 }, (_, i) => prettyJson(result.log?.at(i).json ?? "")).join(",\n")}\n]`} label="Copy all" />
         )}
@@ -176,10 +179,78 @@ export function ResponseView({ result, onCancel, boxRef: ref }: { result: CallRe
 }
 
 function Body({ text, result }: { text: string; result: CallResult }) {
-  const pretty = useMemo(() => prettyJson(text), [text]);
   if (result.running) return <p class="muted">Waiting for the response…</p>;
   if (!text) return <p class="muted">{result.success ? "Empty response message ({})." : "No response message."}</p>;
-  return <JsonView text={pretty} />;
+  return <BodyViews text={text} />;
+}
+
+type BodyView = "tree" | "raw";
+
+/**
+ * A response body as a collapsed tree or as raw (pretty) JSON. A big body (over
+ * HIGHLIGHT_LIMIT characters) opens as the tree and is parsed and pretty-printed in a
+ * worker (lib/jsonDoc), so the page never blocks on it; a small one opens raw. A view once
+ * shown stays mounted (hidden) while the other shows: switching back costs nothing.
+ */
+function BodyViews({ text }: { text: string }) {
+  const big = text.length > HIGHLIGHT_LIMIT;
+  const [view, setView] = useState<BodyView>(big ? "tree" : "raw");
+  const [seen, setSeen] = useState<Set<BodyView>>(() => new Set([view]));
+  const [opened, setOpened] = useState<{ doc: JsonDoc; root: TreeNode } | null>(null);
+  const [invalid, setInvalid] = useState(false);
+  const [bigPretty, setBigPretty] = useState<string | null>(null);
+  const smallPretty = useMemo(() => (big ? "" : prettyJson(text)), [text, big]);
+  useEffect(() => {
+    const first: BodyView = big ? "tree" : "raw";
+    setView(first);
+    setSeen(new Set([first]));
+    setOpened(null);
+    setInvalid(false);
+    setBigPretty(null);
+  }, [text]);
+  const wantDoc = big || seen.has("tree");
+  useEffect(() => {
+    if (!wantDoc) return undefined;
+    let live = true;
+    let doc: JsonDoc | null = null;
+    JsonDoc.open(text).then(
+      (o) => {
+        doc = o.doc;
+        if (live) setOpened(o);
+        else o.doc.close();
+      },
+      () => live && setInvalid(true),
+    );
+    return () => {
+      live = false;
+      doc?.close();
+    };
+  }, [text, wantDoc]);
+  useEffect(() => {
+    if (big && seen.has("raw") && opened && bigPretty === null) void opened.doc.pretty().then(setBigPretty);
+  }, [big, seen, opened, bigPretty]);
+  if (invalid) return <JsonView text={text} />;
+  const pick = (v: BodyView) => {
+    setView(v);
+    setSeen((s) => (s.has(v) ? s : new Set([...s, v])));
+  };
+  const waiting = <p class="muted">{big ? `Reading ${(text.length / 1_048_576).toFixed(1)} MB…` : "Reading…"}</p>;
+  return (
+    <div class="body-views">
+      <div class="segmented segmented-sm body-view-switch" role="radiogroup" aria-label="Body view">
+        {(["tree", "raw"] as const).map((v) => (
+          <label class={`segment ${view === v ? "is-active" : ""}`}>
+            <input type="radio" name="body-view" class="visually-hidden" checked={view === v} onChange={() => pick(v)} data-testid={`body-view-${v}`} />
+            <span>{v === "tree" ? "Tree" : "Raw"}</span>
+          </label>
+        ))}
+      </div>
+      {seen.has("tree") && <div hidden={view !== "tree"}>{opened ? <JsonTree doc={opened.doc} root={opened.root} /> : waiting}</div>}
+      {seen.has("raw") && (
+        <div hidden={view !== "raw"}>{big ? bigPretty === null ? waiting : <JsonView text={bigPretty} /> : <JsonView text={smallPretty} />}</div>
+      )}
+    </div>
+  );
 }
 
 /** Pretty JSON with light syntax colouring (no HTML injection: text nodes only). */

@@ -55,7 +55,8 @@ export async function runUpload(files: PickedFile[], root: string): Promise<Load
     const spec: SourceSpec = { kind: "upload", value: plan.name, fileCount: 1, descriptorSet: true };
     return runLoad(spec, { source: { case: "descriptorSet", value: plan.bytes } });
   }
-  const spec: SourceSpec = { kind: "upload", value: root || "files", fileCount: plan.count, descriptorSet: false };
+  const loose = !root || /\.proto$/i.test(root); // picked files, not a folder
+  const spec: SourceSpec = { kind: "upload", value: root || "files", fileCount: plan.count, descriptorSet: false, loose };
   return runLoad(spec, { source: { case: "protoFiles", value: { files: plan.files } } });
 }
 
@@ -327,6 +328,51 @@ function ErrorLines({ text }: { text: string }) {
   );
 }
 
+/** The missing import a failed load names ("x.proto imports 'a/b.proto'"), if any. */
+export function missingImport(text: string): { importer: string; name: string; more: number } | null {
+  const m = /(\S+\.proto) imports ['"]([^'"]+)['"](?: \(and (\d+) more\))?/.exec(text);
+  return m ? { importer: m[1], name: m[2], more: Number(m[3] ?? 0) } : null;
+}
+
+/** What to do about an import that did not resolve: which file is missing, and which
+ * folder to upload (or to give as importPaths) so that its path resolves. */
+function ImportHint({ text, spec }: { text: string; spec: SourceSpec }) {
+  const miss = missingImport(text);
+  if (!miss) return null;
+  const top = miss.name.includes("/") ? `${miss.name.split("/")[0]}/` : null;
+  const loose = spec.kind === "upload" && !spec.descriptorSet && (spec.loose ?? false);
+  const folder = top ? (
+    <>
+      the folder that contains <code>{top}</code>
+    </>
+  ) : (
+    <>
+      the folder that holds <code>{miss.name}</code>
+    </>
+  );
+  return (
+    <div class="import-hint" data-testid="import-hint">
+      <p>
+        <strong>Missing import:</strong> <code>{miss.name}</code> (imported by <code>{miss.importer}</code>
+        {miss.more ? `, and ${miss.more} more missing` : ""}).
+      </p>
+      {spec.kind === "upload" ? (
+        <p class="small">
+          {loose ? "You uploaded loose files, so the catalog has only the files you picked. " : ""}
+          Upload the folder of your protos instead (its import root: {folder}, so that <code>{miss.name}</code> is a path inside it), or add{" "}
+          <code>{miss.name.split("/").pop()}</code> to the upload. If the file is on the catalog's server, load by path with{" "}
+          <code>importPaths</code> set to {folder}.
+        </p>
+      ) : (
+        <p class="small">
+          Set <code>importPaths</code> to {folder} (or start the catalog with <code>--import-path</code>), or load the folder above
+          yours that holds both.
+        </p>
+      )}
+    </div>
+  );
+}
+
 function Outcome({ outcome, onDismiss }: { outcome: LoadOutcome; onDismiss: () => void }) {
   const r = outcome.response;
   let body: ComponentChildren;
@@ -335,6 +381,7 @@ function Outcome({ outcome, onDismiss }: { outcome: LoadOutcome; onDismiss: () =
       <div class="result result-error" role="alert">
         <div class="result-title">Could not load {describeSource(outcome.spec)}</div>
         <ErrorLines text={outcome.error ?? r?.error ?? "unknown error"} />
+        <ImportHint text={outcome.error ?? r?.error ?? ""} spec={outcome.spec} />
       </div>
     );
   } else if (r) {

@@ -250,6 +250,7 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
       setResult(emptyResult(false));
       try {
         const r = await catalog.invokeGRPC({ ...base, requestJson: requests[0] ?? "" });
+        performance.mark("catalog:response");
         final = {
           ...emptyResult(false),
           running: false,

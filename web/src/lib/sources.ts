@@ -6,7 +6,7 @@ export type SourceSpec =
   | { kind: "repo"; value: string }
   | { kind: "buf"; value: string }
   | { kind: "reflect"; value: string; useTls: boolean; serverName: string }
-  | { kind: "upload"; value: string; fileCount: number; descriptorSet: boolean };
+  | { kind: "upload"; value: string; fileCount: number; descriptorSet: boolean; loose?: boolean };
 
 export interface SourceRecord {
   spec: SourceSpec;

@@ -1,4 +1,4 @@
-import { messageFields, oneofGroups, type FieldInfo, type Located, type SchemaSet, type TypeInfo } from "./types";
+import { messageFields, oneofGroups, type BufRules, type FieldInfo, type JSONSchema, type Located, type SchemaSet, type TypeInfo } from "./types";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -21,10 +21,146 @@ export function exampleMessage(set: SchemaSet, located: Located, depth = 0, seen
   return out;
 }
 
+/** The most elements a `repeated.min_items` rule makes the example hold. */
+const MAX_EXAMPLE_ITEMS = 8;
+
 function exampleField(set: SchemaSet, f: FieldInfo, depth: number, seen: string[]): Json | undefined {
-  if (f.label === "repeated") return [];
+  const rules = f.schema["x-buf-validate"];
+  if (f.label === "repeated") {
+    const n = Math.min(f.schema.minItems ?? 0, MAX_EXAMPLE_ITEMS);
+    if (!n) return [];
+    const itemRules = (rules?.repeated as BufRules | undefined)?.items as BufRules | undefined;
+    const one = fitRules(commentExample(f) ?? exampleValue(set, f.type, depth, seen), f.type, f.schema.items ?? {}, itemRules);
+    if (one === undefined) return [];
+    return Array.from({ length: n }, (_, i) => (f.schema.uniqueItems && i ? varied(one, i) : one));
+  }
   if (f.label === "map") return {};
-  return commentExample(f) ?? exampleValue(set, f.type, depth, seen);
+  return fitRules(commentExample(f) ?? exampleValue(set, f.type, depth, seen), f.type, f.schema, rules);
+}
+
+/** A different value of the same kind (unique repeated items). */
+function varied(v: Json, i: number): Json {
+  if (typeof v === "string") return /^-?\d+$/.test(v) ? String(BigInt(v) + BigInt(i)) : `${v}${i}`;
+  if (typeof v === "number") return v + i;
+  return v;
+}
+
+const FORMAT_EXAMPLES: Record<string, string> = {
+  email: "user@example.com",
+  uri: "https://example.com/",
+  "uri-reference": "/path",
+  uuid: "8f2b6a4e-5c1d-4e3a-9b7f-0a1b2c3d4e5f",
+  hostname: "example.com",
+  ipv4: "192.0.2.1",
+  ipv6: "2001:db8::1",
+};
+const NUMBER_RULES = ["int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64", "float", "double"];
+
+/**
+ * Make an example value meet the field's rules: the JSON Schema keywords the catalog
+ * derives from buf.validate (const, examples, enum, minLength/maxLength, format,
+ * minimum/maximum and their exclusive forms) and the buf.validate rules that have no
+ * keyword (string prefix/suffix/contains, required, enum in/not_in/defined_only, bytes
+ * lengths). A `pattern` is not solved: the comment's example (if any) is kept.
+ */
+export function fitRules(v: Json | undefined, t: TypeInfo, s: JSONSchema, rules: BufRules | undefined): Json | undefined {
+  if (v === undefined) return v;
+  if (s.const !== undefined) return s.const as Json;
+  const examples = (s as { examples?: Json[] }).examples;
+  if (Array.isArray(examples) && examples.length) return t.kind === "int64" ? String(examples[0]) : examples[0];
+  const required = rules?.required === true;
+  switch (t.kind) {
+    case "string":
+      return typeof v === "string" ? fitString(v, s, (rules?.string ?? {}) as Record<string, unknown>, required) : v;
+    case "int":
+    case "float":
+    case "int64": {
+      const kind = NUMBER_RULES.find((k) => rules && typeof rules[k] === "object");
+      return fitNumber(v, t.kind, s, (kind ? rules?.[kind] : {}) as Record<string, unknown>, required);
+    }
+    case "enum":
+      return fitEnum(v, t, (rules?.enum ?? {}) as Record<string, unknown>);
+    case "bytes": {
+      const b = (rules?.bytes ?? {}) as Record<string, unknown>;
+      const n = Number(b.len ?? b.minLen ?? (required ? 1 : 0));
+      return n > 0 && n <= 1024 ? btoa("\0".repeat(n)) : v;
+    }
+    default:
+      return v;
+  }
+}
+
+function fitString(v: string, s: JSONSchema, r: Record<string, unknown>, required: boolean): string {
+  if (s.enum?.length) return String(s.enum[0]);
+  if (s.format && FORMAT_EXAMPLES[s.format] && (v === "" || !FORMAT_CHECK[s.format]?.(v))) v = FORMAT_EXAMPLES[s.format];
+  const prefix = typeof r.prefix === "string" ? r.prefix : "";
+  const suffix = typeof r.suffix === "string" ? r.suffix : "";
+  const contains = typeof r.contains === "string" ? r.contains : "";
+  let body = v;
+  if (prefix && body.startsWith(prefix)) body = body.slice(prefix.length);
+  if (suffix && body.endsWith(suffix)) body = body.slice(0, body.length - suffix.length);
+  if (contains && !(prefix + body + suffix).includes(contains)) body += contains;
+  if (required && !prefix && !suffix && !body) body = "example";
+  const min = s.minLength ?? 0;
+  const fixed = prefix.length + suffix.length;
+  const have = [...body].length + fixed;
+  if (have < min) body += "x".repeat(min - have);
+  const max = s.maxLength;
+  if (max !== undefined && [...body].length + fixed > max) body = [...body].slice(0, Math.max(0, max - fixed)).join("");
+  return prefix + body + suffix;
+}
+
+const FORMAT_CHECK: Record<string, (v: string) => boolean> = {
+  email: (v) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v),
+  uri: (v) => /^[a-z][a-z0-9+.-]*:/i.test(v),
+  uuid: (v) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+  hostname: (v) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(v),
+  ipv4: (v) => /^(\d{1,3}\.){3}\d{1,3}$/.test(v),
+  ipv6: (v) => v.includes(":"),
+};
+
+function num(x: unknown): number | undefined {
+  const n = typeof x === "string" ? Number(x) : typeof x === "number" ? x : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function fitNumber(v: Json, kind: "int" | "float" | "int64", s: JSONSchema, r: Record<string, unknown>, required: boolean): Json {
+  const out = (n: number): Json => (kind === "int64" ? String(n) : n);
+  if (s.enum?.length) return out(Number(s.enum[0]));
+  const int = kind !== "float";
+  const gt = num(r.gt) ?? s.exclusiveMinimum;
+  const gte = num(r.gte) ?? s.minimum;
+  const lt = num(r.lt) ?? s.exclusiveMaximum;
+  const lte = num(r.lte) ?? s.maximum;
+  let lo = gte ?? (gt !== undefined ? (int ? Math.floor(gt) + 1 : gt) : undefined);
+  let hi = lte ?? (lt !== undefined ? (int ? Math.ceil(lt) - 1 : lt) : undefined);
+  let n = num(v) ?? 0;
+  if (required && n === 0) n = 1;
+  if (lo !== undefined && hi !== undefined && hi < lo) {
+    // An exclusive range ("outside hi..lo"): just past its lower end.
+    n = lo;
+  } else {
+    if (!int && gt !== undefined && hi !== undefined && lt !== undefined) {
+      lo = hi = (gt + lt) / 2; // a float strictly between
+    }
+    if (lo !== undefined && n < lo) n = !int && gt !== undefined && gte === undefined ? (hi !== undefined ? (gt + hi) / 2 : gt + 1) : lo;
+    if (hi !== undefined && n > hi) n = !int && lt !== undefined && lte === undefined ? (lo !== undefined ? (lo + lt) / 2 : lt - 1) : hi;
+  }
+  const notIn = Array.isArray(r.notIn) ? r.notIn.map(num) : [];
+  for (let i = 0; i < 64 && notIn.includes(n); i++) n += 1;
+  return out(n);
+}
+
+function fitEnum(v: Json, t: TypeInfo, r: Record<string, unknown>): Json {
+  const values = t.enumValues ?? [];
+  const inList = Array.isArray(r.in) ? r.in.map(Number) : null;
+  const notIn = Array.isArray(r.notIn) ? r.notIn.map(Number) : [];
+  const constValue = num(r.const);
+  const ok = (n: number) => (constValue === undefined || n === constValue) && (!inList || inList.includes(n)) && !notIn.includes(n);
+  const current = values.find((x) => x.name === v || x.number === v);
+  if (current && ok(current.number)) return current.name;
+  const pick = values.find((x) => x.number !== 0 && !x.deprecated && ok(x.number)) ?? values.find((x) => ok(x.number));
+  return pick ? pick.name : v;
 }
 
 /** The value a field's comment gives as an example (`e.g. "LIS-001"`, `e.g. 38.7`), when it
