@@ -44,6 +44,7 @@ from .session import (
     SessionManager,
     State,
 )
+from .session_store import open_store
 from .settings import (
     AuthSettings,
     LimitSettings,
@@ -54,6 +55,7 @@ from .settings import (
     SessionSettings,
     Settings,
 )
+from .shared import Replica
 from .sources.compiler import Compiler
 from .sources.core import Context, Limits
 from .startup import BaseSpec, LoadedBase, load_base
@@ -199,9 +201,26 @@ class App:
             clock=clock,
             max_sessions=s.sessions.max_sessions,
             max_per_owner=s.sessions.per_identity,
+            store=open_store(
+                s.sessions.store,
+                prefix=s.sessions.store_prefix,
+                ttl=s.sessions.ttl,
+                cache=self.schemas,
+                clock=clock,
+            ),
         )
         if self.metrics is not None:
             self.manager.on_refused = self.metrics.refused_by
+        self.replica = (
+            Replica(
+                self.manager,
+                reload_base=self._reload_here,
+                max_calls=s.limits.max_streams_per_session,
+            )
+            if self.manager.store.shared
+            else None
+        )
+        """This process's side of a shared session store (`--session-store`), or None."""
         self._reload_lock = asyncio.Lock()
         self.service = CatalogService(
             manager=self.manager,
@@ -224,7 +243,9 @@ class App:
             interceptors=[InternalErrors()],
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
-        self._api: ASGIApp = api_stack(api, _SERVICE, API_PREFIX, self.manager, s.limits)
+        self._api: ASGIApp = api_stack(
+            api, _SERVICE, API_PREFIX, self.manager, s.limits, self.replica
+        )
         self.saved = Opener(
             s.saved.database, Sealer(s.saved.secret_key), everyone=s.auth.mode in ("none", "token")
         )
@@ -241,7 +262,12 @@ class App:
         self._apis: dict[str, ASGIApp] = {
             API_PREFIX: self._api,
             COLLECTIONS_PREFIX: api_stack(
-                collections_api, _COLLECTIONS, COLLECTIONS_PREFIX, self.manager, s.limits
+                collections_api,
+                _COLLECTIONS,
+                COLLECTIONS_PREFIX,
+                self.manager,
+                s.limits,
+                self.replica,
             ),
         }
         """Each catalog.v1 service's path prefix and its stack of guards."""
@@ -277,9 +303,12 @@ class App:
             limits=self.identity_limits,
             observer=self.observer,
         )
-        return State(
+        state = State(
             id=session_id, registry=Registry(self.base, self.schemas), invoker=invoker, now=now
         )
+        if self.replica is not None:  # its live calls are routed to the process owning each
+            self.replica.live_calls(state)
+        return state
 
     def _figures(self) -> dict[str, object]:
         stats = self.manager.get_stats()
@@ -307,6 +336,8 @@ class App:
             worker = getattr(self.compiler, "_proc", None)
         alive = worker is not None and worker.returncode is None
         checks = {"base_loaded": self._base_loaded, "worker_alive": alive}
+        if self.manager.store.shared:  # --session-store: sessions live there
+            checks["session_store"] = await self.manager.store.ready()
         provider = getattr(self.auth, "metadata", None)
         if provider is not None:  # --auth oidc: people can sign in only if it answers
             try:
@@ -342,16 +373,36 @@ class App:
         """(Re)load the start-up sources and swap them in as the shared base.
 
         Raises BaseLoadError and keeps the current base when a source fails (unless the
-        spec says keep_going). Sessions see the new base on their next call.
+        spec says keep_going). Sessions see the new base on their next call. With a shared
+        session store, a reload (not the first load) is announced to every other process,
+        which reloads too.
         """
+        announce = self._base_loaded
+        loaded = await self._reload_here()
+        if announce and self.manager.store.shared:
+            try:
+                await self.manager.store.announce_reload()
+            except Exception:  # reloaded here; the others catch up when the store is back
+                _log.warning("could not announce the reload to the other catalog processes")
+        return loaded
+
+    async def _reload_here(self) -> LoadedBase:
+        """Reload the base in this process only."""
         async with self._reload_lock:
             loaded = await load_base(self.loader, self.settings.base, EMPTY)
             self.base.replace(loaded.schema, loaded.targets, loaded.origins)
             self._base_loaded = True
             return loaded
 
+    async def open_store(self) -> None:
+        """Connect to the shared session store, if any (StoreUnavailable if it does not
+        answer); idempotent."""
+        if self.replica is not None:
+            await self.manager.store.start(self.replica)
+
     async def startup(self) -> None:
         """Start background work: the session sweep and the compiler's worker process."""
+        await self.open_store()
         self.manager.start()
         self._warmup = asyncio.create_task(self._warm_compiler())
         if self.settings.saved.database:  # named: it must open (and migrate) now
@@ -368,6 +419,7 @@ class App:
         if self._warmup is not None:
             self._warmup.cancel()
         await self.manager.close()
+        await self.manager.store.close()
         await self.saved.close()
         await self.loader.close()
         await self.compiler.close()
@@ -396,13 +448,14 @@ def api_stack(
     prefix: str,
     manager: SessionManager,
     limits: LimitSettings,
+    replica: Replica | None = None,
 ) -> ASGIApp:
     """The guards in front of one catalog.v1 service (`service`: its generated
     descriptor, whose methods RouteGuard learns)."""
     return DrainFirst(
         RouteGuard(
             BodyGuard(
-                SessionMiddleware(inner, manager, prefix),
+                SessionMiddleware(inner, manager, prefix, replica),
                 max_bytes=limits.max_request_bytes,
                 max_depth=limits.max_json_depth,
             ),
