@@ -1,4 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
+import { SignInPrompt } from "./components/Auth";
+import { CollectionsBar } from "./components/collections/CollectionsBar";
 import { Header } from "./components/Header";
 import { Home } from "./components/Home";
 import { IconAlert, IconUpload, IconX } from "./components/icons";
@@ -26,6 +28,8 @@ export function App() {
         Skip to content
       </a>
       <Header onToggleNav={() => setNavOpen(!navOpen)} />
+      <CollectionsBar />
+      <SignInPrompt />
       <ExpiredBanner />
       <div class="layout">
         <aside class={`sidebar ${navOpen ? "is-open" : ""}`}>

@@ -43,6 +43,8 @@ __all__ = ["AuthGate", "Authenticator", "authenticator_for"]
 
 _log = logging.getLogger("connectrpc_catalog.auth")
 AUTH_COOKIE = "catalog_auth"
+AUTH_MODE_HEADER = b"x-catalog-auth"
+"""On an UNAUTHENTICATED refusal: the sign-in mode (token, proxy, oidc)."""
 FLOW_COOKIE = "catalog_oidc"
 _MAX_NAME = 256
 _MAX_GROUPS = 64
@@ -540,7 +542,9 @@ class AuthGate:
         needed = path.startswith(self.protected)
         if isinstance(who, str):
             if not needed:
-                if self.auth.mode in ("oidc", "token") and path in ("/", "/index.html"):
+                # OpenID: the page sends people to their provider. Token: the page asks
+                # for the token itself (and keeps it in the tab's session storage).
+                if self.auth.mode == "oidc" and path in ("/", "/index.html"):
                     await _redirect(send, "/auth/login", [])
                     return
                 await self.app(scope, receive, send)  # the page and its assets
@@ -549,7 +553,9 @@ class AuthGate:
                 self.metrics.refused_by("unauthenticated")
             if self.audit is not None:
                 self.audit.write("refused", ANONYMOUS, what=f"request {path[:120]}", reason=who)
-            await refuse(scope, receive, send, Code.UNAUTHENTICATED, who)
+            # the page reads the mode to ask for the token, or to offer a sign-in link
+            mode = [(AUTH_MODE_HEADER, self.auth.mode.encode())]
+            await refuse(scope, receive, send, Code.UNAUTHENTICATED, who, extra_headers=mode)
             return
         token = use_identity(who)
         try:

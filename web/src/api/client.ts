@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { CatalogService } from "../gen/catalog/v1/catalog_pb";
+import { authInterceptor } from "./auth";
 import { SESSION_HEADER, STATUS_HEADER, session } from "./session";
 
 // Calls made before the first session id is known wait for the first one to
@@ -42,7 +43,7 @@ export function apiBaseUrl(): string {
 export const transport = createConnectTransport({
   baseUrl: apiBaseUrl(),
   useBinaryFormat: false,
-  interceptors: [sessionInterceptor],
+  interceptors: [authInterceptor, sessionInterceptor],
 });
 
 export const catalog = createClient(CatalogService, transport);

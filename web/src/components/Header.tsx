@@ -3,6 +3,7 @@ import { countdown } from "../lib/format";
 import { navigate } from "../lib/route";
 import { applyTheme, currentTheme, type Theme } from "../lib/theme";
 import { closeSession, refreshSession, toast, useAppState } from "../state/store";
+import { WhoAmI } from "./Auth";
 import { IconDatabase, IconLogo, IconMenu, IconMoon, IconSun } from "./icons";
 
 export function Header({ onToggleNav }: { onToggleNav: () => void }) {
@@ -31,6 +32,7 @@ export function Header({ onToggleNav }: { onToggleNav: () => void }) {
         <IconDatabase />
         <span>Load schemas</span>
       </button>
+      <WhoAmI />
       <SessionChip />
       <button
         type="button"
