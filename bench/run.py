@@ -200,7 +200,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         Spec("c200.fds", "… open fds after - before", "", "", "≤ 10", 10, on="value"),
     ), once=True),
     # Modules whose rows are their own (shown as they return them, no fixed rows here).
-    Scenario("servers", (), once=True),
+    Scenario("servers", (), once=True, full_only=True),  # the stack comparison (design.md)
     Scenario("scale", (), once=True),
     Scenario("browser", (), once=True, full_only=True),
 )  # fmt: skip

@@ -14,7 +14,7 @@ Two run.py scenarios (rows in bench/run.py):
   catalog's RSS, live sessions (from /metrics) and open fds after vs before (the before
   is taken after one warm-up client, so caches that stay are not counted as leaks).
 
-Quick mode: a 100-file schema, 1/100/1,000 sessions, a 20,000-session sweep, 200 clients
+Quick mode: a 100-file schema, 1/100/1,000 sessions, a 10,000-session sweep, 200 clients
 with one call each.
 
     .venv/bin/python bench/sessions.py [--quick]
@@ -135,7 +135,7 @@ async def schema_file(ctx: Ctx, files: int) -> Path:
 
 async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
     files, counts, sweep = (
-        (100, [1, 100, 1000], 20_000) if quick else (500, [1, 1000, 10**4], 10**5)
+        (100, [1, 100, 1000], 10_000) if quick else (500, [1, 1000, 10**4], 10**5)
     )
     path = await schema_file(ctx, files)
     proc = await asyncio.create_subprocess_exec(
