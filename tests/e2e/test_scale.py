@@ -373,3 +373,144 @@ def test_type_index_search_and_stable_links(page: Page) -> None:
     expect(page.get_by_role("heading", level=1, name="Forecast")).to_be_visible()
     page.get_by_role("link", name="WeatherService.GetForecast").click()
     expect(page.get_by_role("heading", level=1, name="GetForecast")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def big_echo() -> Iterator[str]:
+    """A grpcio server whose Echo answers ~1.1 MB of JSON (20,000 tags)."""
+    from bench.browser import big_upstream
+
+    server, port = big_upstream(20_000)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+def test_a_big_body_is_a_collapsed_tree_read_off_the_main_thread(
+    page: Page, big_echo: str
+) -> None:
+    load_test_service(page)
+    page.goto(page.url.split("#")[0] + f"#/m/{SERVICE}/Echo")
+    expect(page.get_by_role("heading", level=1, name="Echo")).to_be_visible()
+    set_target(page, big_echo)
+    page.get_by_role("tab", name="JSON").click()
+    page.get_by_test_id("request-json").fill("{}")
+    page.evaluate(LONG_TASKS)
+    page.get_by_test_id("send").click()
+    tree = page.get_by_role("tree", name="Response body")
+    root = tree.get_by_role("treeitem").first
+    expect(root).to_contain_text('"tags": [20000 items]')
+    expect(root).to_have_attribute("aria-expanded", "false")  # collapsed
+    assert page.evaluate("window.__docStats.workerRequests") >= 2  # parsed in the worker
+    root.click()
+    expect(root).to_have_attribute("aria-expanded", "true")
+    expect(tree.locator('[data-path="$.tags[0]"]')).to_be_visible()
+    assert tree.get_by_role("treeitem").count() <= 80  # 202 rows, windowed
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_test_id("tree-path")).to_have_text("$.tags[0]")
+    page.keyboard.press("End")  # the last row: children come 200 at a time
+    expect(tree.get_by_text("Show 200 more of 19,800…")).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("tree-path")).to_have_text("$.tags[200]")
+    page.keyboard.press("End")
+    expect(tree.get_by_text("Show 200 more of 19,600…")).to_be_visible()
+    assert tree.get_by_role("treeitem").count() <= 80
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowLeft")  # collapses the root again
+    expect(root).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_test_id("tree-path")).to_have_text("$.tags[1]")
+    page.get_by_test_id("tree-copy-path").click()
+    expect(page.locator(".toast").last).to_contain_text("Copied $.tags[1]")
+    # The raw view is still there, and both views survive a tab switch.
+    page.locator(".body-view-switch").get_by_text("Raw", exact=True).click()
+    raw = page.get_by_test_id("response-json")
+    expect(raw).to_contain_text('"tag-000000-')
+    page.get_by_role("tab", name=re.compile(r"^Headers")).click()
+    page.get_by_role("tab", name="Body").click()
+    page.locator(".body-view-switch").get_by_text("Tree", exact=True).click()
+    expect(page.get_by_test_id("tree-path")).to_have_text("$.tags[1]")
+    assert max(page.evaluate("window.__longTasks"), default=0) < LONG_TASK_BOUND_MS
+    screenshot(page, "14-big-body-tree", height=1100)
+
+
+RULES = """syntax = "proto3";
+package rules.v1;
+import "buf/validate/validate.proto";
+
+service Orders {
+  rpc Place(Order) returns (Order);
+}
+enum Speed {
+  SPEED_UNSPECIFIED = 0;
+  SPEED_SLOW = 1;
+  SPEED_FAST = 2;
+}
+message Order {
+  string id = 1 [(buf.validate.field).string = {min_len: 5, max_len: 10, prefix: "ord-"}];
+  string contact = 2 [(buf.validate.field).string.email = true];
+  int32 quantity = 3 [(buf.validate.field).int32 = {gt: 10, lt: 20}];
+  double share = 4 [(buf.validate.field).double = {gt: 0, lt: 1}];
+  Speed speed = 5 [(buf.validate.field).enum = {defined_only: true, not_in: [1]}];
+  repeated string tags = 6 [(buf.validate.field).repeated = {min_items: 2, unique: true}];
+  uint64 cents = 7 [(buf.validate.field).uint64.gte = 100];
+  bytes token = 8 [(buf.validate.field).bytes.min_len = 4];
+  string note = 9 [(buf.validate.field).required = true];
+  string code = 10 [(buf.validate.field).string = {example: "AB-12", min_len: 5}];
+}
+"""
+
+
+def test_prefill_meets_buf_validate_rules(
+    browser: Browser, page_errors: PageErrors, tmp_path: Path
+) -> None:
+    from concurrent import futures
+
+    import grpc
+
+    (tmp_path / "rules" / "v1").mkdir(parents=True)
+    (tmp_path / "rules" / "v1" / "orders.proto").write_text(RULES)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "rules.v1.Orders", {"Place": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with run_catalog("--proto", str(tmp_path)) as url:
+            page = new_page(browser, page_errors)
+            page.goto(url + "#/m/rules.v1.Orders/Place")
+            expect(page.get_by_role("heading", level=1, name="Place")).to_be_visible()
+            set_target(page, f"127.0.0.1:{port}")
+            expect(page.get_by_test_id("validation")).to_contain_text("Valid")
+            page.get_by_role("tab", name="JSON").click()
+            body = json.loads(page.get_by_test_id("request-json").input_value())
+            assert body["id"].startswith("ord-") and 5 <= len(body["id"]) <= 10, body
+            assert "@" in body["contact"] and 10 < body["quantity"] < 20, body
+            assert 0 < body["share"] < 1 and body["speed"] == "SPEED_FAST", body
+            assert len(set(body["tags"])) == 2 and int(body["cents"]) >= 100, body
+            assert body["note"] and body["code"] == "AB-12" and len(body["token"]) >= 8, body
+            # The catalog checks the rules with protovalidate before sending: it sends.
+            page.get_by_test_id("send").click()
+            expect(page.get_by_test_id("status")).to_have_text("0 OK")
+            page.context.close()
+    finally:
+        server.stop(0)
+    assert not page_errors, page_errors
+
+
+def test_loose_files_with_a_missing_import_get_a_hint(page: Page, tmp_path: Path) -> None:
+    (tmp_path / "orders.proto").write_text(
+        'syntax = "proto3";\npackage shop.v1;\nimport "common/v1/money.proto";\n'
+        "message Order { common.v1.Money total = 1; }\n"
+    )
+    page.get_by_role("tab", name="Upload").click()
+    page.get_by_test_id("pick-files").set_input_files([tmp_path / "orders.proto"])
+    hint = page.get_by_test_id("import-hint")
+    expect(hint).to_contain_text("Missing import: common/v1/money.proto")
+    expect(hint).to_contain_text("imported by orders.proto")
+    expect(hint).to_contain_text("You uploaded loose files")
+    expect(hint).to_contain_text("the folder that contains common/")
+    expect(hint).to_contain_text("importPaths")

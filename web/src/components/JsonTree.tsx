@@ -102,7 +102,7 @@ export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
     else if (top + ROW > el.scrollTop + el.clientHeight) el.scrollTop = top + ROW - el.clientHeight;
     setScrollTop(el.scrollTop);
     requestAnimationFrame(() => el.querySelector<HTMLElement>(`[data-pos="${selected}"]`)?.focus({ preventScroll: true }));
-  }, [selected]);
+  }, [selected, rows]);
 
   const toggle = (n: TreeNode, want?: boolean) => {
     if (!n.size) return;
@@ -144,7 +144,12 @@ export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
         const at = rows.findIndex((r) => r.kind === "node" && keyOf(r.node.steps) === parent);
         if (at >= 0) move(at);
       },
-      Enter: () => (row.kind === "more" ? void load(row.steps, loadedCount(row.steps)) : toggle(row.node)),
+      Enter: () => {
+        if (row.kind === "node") return toggle(row.node);
+        // The "show more" row becomes the first new child: keep the focus on that place.
+        focusSelected.current = true;
+        void load(row.steps, loadedCount(row.steps));
+      },
     };
     const fn = keys[e.key] ?? (e.key === " " ? keys.Enter : undefined);
     if (!fn) return;

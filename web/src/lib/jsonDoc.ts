@@ -25,6 +25,12 @@ let docs = 0;
 
 /** Count of worker round trips (the tests read it: big bodies are parsed off the page). */
 export const docStats = { workerRequests: 0, inPage: 0 };
+declare global {
+  interface Window {
+    __docStats?: typeof docStats;
+  }
+}
+if (typeof window !== "undefined") window.__docStats = docStats;
 
 function theWorker(): Worker | null {
   if (worker !== undefined) return worker;
