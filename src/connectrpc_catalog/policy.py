@@ -475,6 +475,7 @@ class EgressProxy:
         self.refused: list[PolicyError] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -490,9 +491,12 @@ class EgressProxy:
     async def __aexit__(self, *_exc: object) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in list(self._writers):  # the tunnels end as their sockets do
+            writer.transport.abort()
+        if self._tasks:
+            _done, stuck = await asyncio.wait(set(self._tasks), timeout=1.0)
+            for task in stuck:  # still connecting upstream: bounded by its own timeout
+                task.cancel()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -500,15 +504,22 @@ class EgressProxy:
             writer.close()
             return
         self._tasks.add(task)
+        self._writers.add(writer)
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             upstream = await self._open(reader, writer)
             if upstream is not None:
+                self._writers.add(upstream[1])
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
+            if upstream is not None:
+                self._writers.discard(upstream[1])
+                upstream[1].close()
             writer.close()
 
     async def _open(
