@@ -55,15 +55,16 @@ async def _hellos(ctx: Ctx) -> dict[str, str]:
     return urls
 
 
-async def _catalogs(ctx: Ctx, upstream: str) -> dict[str, tuple[str, str]]:
-    """(server, workers) label → (URL, session id with the weather protos loaded)."""
+async def _catalogs(ctx: Ctx, upstream: str, quick: bool) -> dict[str, tuple[str, str]]:
+    """(server, workers) label → (URL, session id with the weather protos loaded); --quick:
+    1 worker only."""
     redis = await reachable(6379)
     out = {}
     for stack in STACKS:
         if importlib.util.find_spec(stack) is None:
             ctx.note(f"servers: {stack} is not installed here")
             continue
-        for workers in (1, 2):
+        for workers in (1,) if quick else (1, 2):
             if workers > 1 and not redis:
                 ctx.note("servers: no Redis at 127.0.0.1:6379, so no 2-worker rows")
                 continue
@@ -114,10 +115,10 @@ async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
     rounds = 1 if quick else 3
     upstream = (await ctx.upstream()).address
     hellos = await _hellos(ctx)
-    catalogs = await _catalogs(ctx, upstream)
+    catalogs = await _catalogs(ctx, upstream, quick)
     samples: dict[str, list[float]] = {}
     json_headers = {"Content-Type": "application/json"}
-    for n in range(rounds + 1):  # round 0 warms every server up
+    for n in range(1 if quick else 0, rounds + 1):  # round 0 warms up (not in --quick)
         for name, url in hellos.items():
             with contextlib.suppress(RuntimeError):
                 rps = await http_rate(ctx, url, "{}", json_headers, 1.0 if n == 0 else seconds)

@@ -165,11 +165,15 @@ def _post(url: str) -> None:
         pass
 
 
+_ACTIVE = "http.ingress_http.downstream_rq_active"
+"""Requests in flight on the app's listener (not the admin port's own)."""
+
+
 def _active(admin: str) -> int:
-    url = f"http://{admin}/stats?filter=downstream_rq_active$&format=json"
+    url = f"http://{admin}/stats?filter=^{_ACTIVE}$&format=json"
     with urllib.request.urlopen(url, timeout=5) as response:
         stats = json.loads(response.read()).get("stats", [])
-    return sum(int(s.get("value", 0)) for s in stats if "downstream_rq_active" in s.get("name", ""))
+    return sum(int(s.get("value", 0)) for s in stats if s.get("name") == _ACTIVE)
 
 
 async def _settle(admin: str, grace: float) -> None:
