@@ -323,7 +323,7 @@ class RedisStore:
         query = dict(parse_qsl(urlsplit(url).query))
         self._redis: Any = Redis.from_url(
             url,
-            socket_timeout=None if "socket_timeout" in query else 2.0,
+            socket_timeout=None if "socket_timeout" in query else 5.0,
             socket_connect_timeout=None if "socket_connect_timeout" in query else 2.0,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
@@ -372,6 +372,7 @@ class RedisStore:
     async def _run(self, op: Awaitable[Any]) -> Any:
         """Await a Redis command; a connection failure marks the store down."""
         from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeout
 
         if not self._up:
             if isinstance(op, asyncio.Future | asyncio.Task):
@@ -381,6 +382,8 @@ class RedisStore:
             raise self._unavailable()
         try:
             return await op
+        except (RedisTimeout, TimeoutError):  # slow, not gone: this request only
+            raise self._unavailable() from None
         except (RedisError, OSError) as exc:
             self._mark_down(exc)
             raise self._unavailable() from None
@@ -390,21 +393,23 @@ class RedisStore:
             _log.warning("session store %s unreachable: %s", self.shown, type(exc).__name__)
         self._up = False
 
+    async def _pings(self) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            await asyncio.wait_for(self._redis.ping(), 5.0)
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return True
+
     def check(self) -> None:
         """StoreUnavailable at once while Redis is known to be unreachable."""
         if not self._up:
             raise self._unavailable()
 
     async def ready(self) -> bool:
-        """Whether Redis answers a PING now."""
-        from redis.exceptions import RedisError
-
-        try:
-            await asyncio.wait_for(self._redis.ping(), 2.0)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._mark_down(exc)
-            return False
-        return self._up
+        """Whether Redis answers a PING now (and the listener is connected)."""
+        return await self._pings() and self._up
 
     async def start(self, events: StoreEvents) -> None:
         """Connect (StoreUnavailable when Redis does not answer) and start listening."""
@@ -456,7 +461,8 @@ class RedisStore:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                self._mark_down(exc)
+                if not await self._pings():  # a slow answer is no outage
+                    self._mark_down(exc)
             except Exception:  # a bug in a handler must not stop the listener
                 _log.exception("session store listener failed")
             finally:
