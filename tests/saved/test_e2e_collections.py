@@ -1,0 +1,118 @@
+"""Saved requests in the browser (headless Chromium, Playwright): call a method, save the
+call into a collection, edit it (a {{variable}} endpoint and an assertion), add two
+environments, switch between them in the always-visible switcher, and run: the
+assertion results show a pass with one environment and a failure with the other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PageErrors, _missing, new_page, run_catalog, screenshot
+from tests.e2e.conftest import upstream as upstream  # the example server, as the e2e tests use it
+
+if _missing():
+    pytest.skip(str(_missing()), allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.test_ui import load_weather, open_method, send, set_target
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    errors = PageErrors()
+    args = ("--database", f"sqlite:///{tmp_path / 'saved.db'}", "--secret-key", "e2e test passphrase")
+    with run_catalog(*args) as url:
+        p = new_page(browser, errors)
+        p.goto(url)
+        try:
+            yield p
+        finally:
+            p.context.close()
+    assert not errors, "the page logged errors:\n" + "\n".join(errors)
+
+
+def _environment(page: Page, name: str, host: str) -> None:
+    page.get_by_test_id("new-env").click()
+    editor = page.get_by_test_id("env-editor")
+    editor.get_by_label("Environment name").fill(name)
+    editor.get_by_test_id("add-variable").click()
+    row = editor.get_by_test_id("variable-row").last
+    row.get_by_label("Variable name").fill("host")
+    row.get_by_label("Variable value").fill(host)
+    editor.get_by_test_id("add-variable").click()
+    secret = editor.get_by_test_id("variable-row").last
+    secret.get_by_label("Variable name").fill("token")
+    secret.get_by_label("Variable value").fill("e2e-secret-value")
+    secret.get_by_role("checkbox").check()
+    editor.get_by_test_id("save-env").click()
+    expect(page.get_by_text(f"Saved {name}")).to_be_visible()
+
+
+def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
+    load_weather(page)
+    open_method(page, "weather.v1.WeatherService", "GetCurrentConditions")
+    set_target(page, upstream)
+    page.locator(".request-editor").locator('[data-path="location.city"]').fill("Lisbon")
+    send(page)
+    expect(page.get_by_test_id("status")).to_have_text("0 OK")
+
+    # Save the call into a new collection shared with everyone (no sign-in here).
+    page.get_by_test_id("collections-toggle").click()
+    page.get_by_label("New collection name").fill("Team weather")
+    page.get_by_label("Shared with").select_option("*")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_test_id("collection-view")).to_contain_text("shared with everyone")
+    page.get_by_label("Saved request name").fill("Lisbon now")
+    page.get_by_test_id("save-current").click()
+    saved = page.get_by_test_id("saved-request")
+    expect(saved).to_have_count(1)
+    expect(saved).to_contain_text("Lisbon now")
+
+    # Edit it: the endpoint from the environment, a check on the response.
+    saved.get_by_role("button", name="Edit").click()
+    editor = page.get_by_test_id("request-editor")
+    editor.get_by_label("Endpoint").fill("{{host}}")
+    editor.get_by_role("button", name="Add assertion").click()
+    row = editor.get_by_test_id("assertion-row").last
+    row.get_by_label("Path or header").fill("$.placeName")
+    row.get_by_label("Expected value").fill('"Lisbon"')
+    editor.get_by_test_id("save-request").click()
+    expect(page.get_by_test_id("request-editor")).to_have_count(0)
+
+    _environment(page, "local", upstream)
+    _environment(page, "broken", "127.0.0.1:1")
+
+    switcher = page.get_by_test_id("env-switcher")
+    switcher.select_option("local")
+    page.get_by_test_id("run-all").click()
+    result = page.get_by_test_id("run-result")
+    expect(result).to_contain_text("PASS")
+    expect(result.get_by_test_id("assertion-result")).to_have_count(2)
+    expect(result.get_by_test_id("assertion-result").last).to_contain_text('✓ field $.placeName eq "Lisbon"')
+    assert "e2e-secret-value" not in page.content()
+    screenshot(page, "saved-requests-pass")
+
+    switcher.select_option("broken")
+    expect(page.get_by_test_id("run-all")).to_have_text("Run all (broken)")
+    page.get_by_test_id("run-all").click()
+    expect(page.get_by_test_id("run-result")).to_contain_text("FAIL")
+    expect(page.get_by_test_id("run-result").get_by_test_id("assertion-result").first).to_contain_text("✗ status")
+    screenshot(page, "saved-requests-fail")
+
+    # The switcher stays visible away from the panel, on every page.
+    page.get_by_test_id("collections-toggle").click()
+    expect(page.get_by_test_id("env-switcher")).to_have_value("broken")
