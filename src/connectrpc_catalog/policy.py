@@ -638,7 +638,7 @@ class GuardedLoader(Loader):
         elif kind == "proto_repo" and value.strip():
             spec = git.parse_repo_spec(value, base_url=self.inner.context.git_base_url)
             where = git.remote(spec)
-            if where is not None:
+            if where is not None and not spec.mirrored:  # a mirror is the operator's
                 return await self.policy.check_target(*where, who)
         elif kind == "reflection_endpoint" and value.strip():
             target = parse_endpoint(value, use_tls=given.use_tls)

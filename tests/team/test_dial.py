@@ -199,12 +199,13 @@ async def test_plaintext_http_sends_the_name_as_host() -> None:
 
 @contextmanager
 def catalog(
-    allow: str = "127.0.0.0/8", roots: tuple[str, ...] = ()
+    allow: str = "127.0.0.0/8", roots: tuple[str, ...] = (), git_base_url: str = ""
 ) -> Iterator[tuple[str, Resolver]]:
     """A catalog whose policy allows `allow` and resolves with a `Resolver`."""
     resolver = Resolver("127.0.0.1")
     settings = PolicySettings(allow_targets=(allow,), proto_roots=roots)
-    app = create_app(AppConfig(policy=settings, bind_host="127.0.0.1"))
+    config = AppConfig(policy=settings, bind_host="127.0.0.1", git_base_url=git_base_url)
+    app = create_app(config)
     policy = replace(app.policy, resolver=resolver)
     app.policy = policy
     app.user_loader.policy = policy
@@ -272,6 +273,15 @@ def test_git_remotes_outside_the_allow_list_are_refused(repo: str) -> None:
     assert r.status_code == 403 and r.json()["code"] == "permission_denied", r.text
     assert "--allow-target" in r.json()["message"]
     assert resolver.names and resolver.names[0] in ("git.rebind.test", "github.com")
+
+
+def test_short_names_through_the_operators_git_mirror_are_not_checked() -> None:
+    with catalog(allow="10.0.0.0/8", git_base_url="https://mirror.rebind.test/") as (url, res):
+        r = _load(url, {"protoRepo": "github.com/acme/apis"})
+        refused = _load(url, {"protoRepo": "github.com/acme/../../etc"})
+    assert r.status_code == 503 and "mirror.rebind.test" in r.json()["message"], r.text
+    assert res.names == []  # the operator chose the mirror: git resolves it (here: fails)
+    assert refused.status_code == 400, refused.text
 
 
 class Recording:

@@ -31,7 +31,7 @@ import shutil
 import stat
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -102,6 +102,9 @@ class RepoSpec:
     url: str
     subdir: str = ""
     ref: str = ""
+    mirrored: bool = field(default=False, compare=False)
+    """A short name cloned from the operator's Git base URL (`--git-base-url`), not from
+    the host the name starts with."""
 
     @property
     def shown(self) -> str:
@@ -177,7 +180,8 @@ def parse_repo_spec(text: str, *, base_url: str = "https://") -> RepoSpec:
         url = head + repo
         if not repo.strip("/"):
             raise SourceError(f"protoRepo {shown!r} names no repository: {USAGE}", field=_FIELD)
-    return RepoSpec(text=value, url=url, subdir=subdir, ref=ref)
+    mirrored = short and base_url not in ("", "https://")
+    return RepoSpec(text=value, url=url, subdir=subdir, ref=ref, mirrored=mirrored)
 
 
 def remote(spec: RepoSpec) -> tuple[str, int] | None:
