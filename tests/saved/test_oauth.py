@@ -123,3 +123,57 @@ async def test_policy_checks_the_token_endpoint(issuer: str) -> None:
         await TokenCache().token(_helper(issuer), check)
     assert refused.value.code is Code.PERMISSION_DENIED
     assert asked == [("127.0.0.1", int(issuer.rsplit(":", 1)[1]))]
+
+
+async def test_a_run_sends_the_token_without_showing_it(issuer: str) -> None:
+    """A saved request run with the helper: the call passes, the token was fetched once
+    for two requests, and neither the token nor the client secret is in the results."""
+    from connectrpc_catalog.base import Base
+    from connectrpc_catalog.demo import demo_source
+    from connectrpc_catalog.demo.weather import start
+    from connectrpc_catalog.descriptors import SchemaCache
+    from connectrpc_catalog.gen.catalog.v1 import catalog_pb
+    from connectrpc_catalog.invocation import CallLimits
+    from connectrpc_catalog.loading import Loader
+    from connectrpc_catalog.registry import Registry
+    from connectrpc_catalog.saved.run import Runner
+    from connectrpc_catalog.saved.variables import Resolved
+    from connectrpc_catalog.sources.compiler import Compiler
+    from connectrpc_catalog.sources.core import Context
+    from connectrpc_catalog.transports import Invoker
+
+    demo = start("127.0.0.1", 0)
+    cache, compiler = SchemaCache(), Compiler()
+    loader = Loader(Context(cache, compiler))
+    invoker = Invoker()
+    try:
+        source = demo_source(demo)
+        schema = await loader.load(source.kind, source.given())
+        tokens = TokenCache()
+        runner = Runner(
+            registry=Registry(Base(schema), cache),
+            invoker=invoker,
+            limits=CallLimits(),
+            tokens=tokens,
+        )
+        req = pb.SavedRequest(
+            name="with a token",
+            service="weather.v1.WeatherService",
+            method="GetCurrentConditions",
+            endpoint=demo.address,
+            transport=catalog_pb.Transport.GRPC,
+            request_messages_json=['{"location": {"city": "Lisbon"}}'],
+            assertions=[pb.Assertion(kind="status", op="eq", value="OK")],
+        )
+        env = Resolved(name="ci", auth=_helper(issuer))
+        done = await runner.run_all([req, req], env)
+        assert done.passed == 2, done.to_json()
+        assert tokens.fetches == 1
+        token = await tokens.token(_helper(issuer))
+        shown = done.to_json()
+        assert token not in shown and "ci-runner-secret-value" not in shown
+    finally:
+        await invoker.close()
+        await loader.close()
+        await compiler.close()
+        demo.stop()
