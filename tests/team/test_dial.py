@@ -275,6 +275,22 @@ def test_git_remotes_outside_the_allow_list_are_refused(repo: str) -> None:
     assert resolver.names and resolver.names[0] in ("git.rebind.test", "github.com")
 
 
+def test_git_over_ssh_connects_to_the_checked_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "ssh-args"
+    fake_ssh = tmp_path / "ssh"
+    fake_ssh.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\nexit 1\n')
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake_ssh))
+    with catalog() as (url, resolver):
+        r = _load(url, {"protoRepo": "ssh://git@git.rebind.test:2222/acme/apis.git"})
+    assert r.status_code in (200, 503) and not r.json().get("success"), r.text
+    args = record.read_text().splitlines()
+    assert resolver.names == ["git.rebind.test"]
+    assert "HostName=127.0.0.1" in args and "HostKeyAlias=git.rebind.test" in args, args
+
+
 def test_short_names_through_the_operators_git_mirror_are_not_checked() -> None:
     with catalog(allow="10.0.0.0/8", git_base_url="https://mirror.rebind.test/") as (url, res):
         r = _load(url, {"protoRepo": "github.com/acme/apis"})
