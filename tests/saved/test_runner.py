@@ -49,7 +49,7 @@ PASSING = [
     pb.Assertion(kind="status", op="eq", value="OK"),
     pb.Assertion(kind="field", path="$.placeName", op="eq", value='"Lisbon"'),
     pb.Assertion(kind="header", path="x-skylark-station", op="exists"),
-    pb.Assertion(kind="duration", op="lt", value="10000"),
+    pb.Assertion(kind="duration", op="ge", value="0"),  # the mechanism, not a time
 ]
 FAILING = [pb.Assertion(kind="field", path="$.placeName", op="eq", value='"Paris"')]
 
