@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PageErrors, _missing, new_page, run_catalog, screenshot
+from tests.e2e.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PageErrors,
+    _missing,
+    new_page,
+    run_catalog,
+    screenshot,
+)
 from tests.e2e.conftest import upstream as upstream  # the example server, as the e2e tests use it
 
 if _missing():
@@ -34,7 +42,12 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
     errors = PageErrors()
-    args = ("--database", f"sqlite:///{tmp_path / 'saved.db'}", "--secret-key", "e2e test passphrase")
+    args = (
+        "--database",
+        f"sqlite:///{tmp_path / 'saved.db'}",
+        "--secret-key",
+        "e2e test passphrase",
+    )
     with run_catalog(*args) as url:
         p = new_page(browser, errors)
         p.goto(url)
@@ -102,7 +115,9 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     result = page.get_by_test_id("run-result")
     expect(result).to_contain_text("PASS")
     expect(result.get_by_test_id("assertion-result")).to_have_count(2)
-    expect(result.get_by_test_id("assertion-result").last).to_contain_text('✓ field $.placeName eq "Lisbon"')
+    expect(result.get_by_test_id("assertion-result").last).to_contain_text(
+        '✓ field $.placeName eq "Lisbon"'
+    )
     assert "e2e-secret-value" not in page.content()
     screenshot(page, "saved-requests-pass")
 
@@ -110,7 +125,9 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     expect(page.get_by_test_id("run-all")).to_have_text("Run all (broken)")
     page.get_by_test_id("run-all").click()
     expect(page.get_by_test_id("run-result")).to_contain_text("FAIL")
-    expect(page.get_by_test_id("run-result").get_by_test_id("assertion-result").first).to_contain_text("✗ status")
+    expect(
+        page.get_by_test_id("run-result").get_by_test_id("assertion-result").first
+    ).to_contain_text("✗ status")
     screenshot(page, "saved-requests-fail")
 
     # The switcher stays visible away from the panel, on every page.
