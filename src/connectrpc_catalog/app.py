@@ -12,7 +12,9 @@ from typing import Any
 from connectrpc.codec import proto_binary_codec
 
 from .api.auth import AuthGate, authenticator_for
+from .api.coalesce import Coalesce
 from .api.collections import CollectionService
+from .api.compression import CompressLarge
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .api.health import ops_routes
@@ -244,7 +246,12 @@ class App:
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
         self._api: ASGIApp = api_stack(
-            api, _SERVICE, API_PREFIX, self.manager, s.limits, self.replica
+            Coalesce(CompressLarge(api)),
+            _SERVICE,
+            API_PREFIX,
+            self.manager,
+            s.limits,
+            self.replica,
         )
         self.saved = Opener(
             s.saved.database, Sealer(s.saved.secret_key), everyone=s.auth.mode in ("none", "token")
