@@ -190,18 +190,33 @@ async def post(
     return answer
 
 
-async def one_client(client: httpx.AsyncClient, url: str, upstream: str, calls: int) -> float:
-    """One session's load + list + `calls` invokes + close; its duration in ms."""
-    t0 = time.perf_counter()
+async def one_client(
+    client: httpx.AsyncClient, url: str, upstream: str, calls: int
+) -> dict[str, float]:
+    """One session's load + list + `calls` invokes + close: ms for each step and in all."""
+    steps: dict[str, float] = {}
+    t0 = last = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        steps[step] = steps.get(step, 0) + (now - last) * 1000
+        last = now
+
     sid = (await post(client, url, "LoadProtos", {"protoPath": str(PROTOS)}))["sid"]
+    lap("load")
     await post(client, url, "ListServices", {}, sid)
+    lap("list")
     invoke = {"endpoint": upstream, "service": "acme.weather.v1.WeatherService",
               "method": "GetCurrent", "requestJson": '{"location": {"latitude": 52}}',
               "transport": "TRANSPORT_GRPC"}  # fmt: skip
     for _ in range(calls):
         await post(client, url, "InvokeGRPC", invoke, sid)
+    lap("invoke")
     await post(client, url, "CloseSession", {}, sid)
-    return (time.perf_counter() - t0) * 1000
+    lap("close")
+    steps["all"] = (last - t0) * 1000
+    return steps
 
 
 async def figures(client: httpx.AsyncClient, url: str, pid: int) -> tuple[float, float, float]:
@@ -225,12 +240,13 @@ async def concurrent(ctx: Ctx, quick: bool) -> list[Row]:
         )
     async with httpx.AsyncClient(timeout=30) as client:  # the 200 connections are closed
         after = await figures(client, cat.url, cat.proc.pid)
-    times = [r for r in runs if isinstance(r, float)]
-    errors = [r for r in runs if not isinstance(r, float)]
+    done = [r for r in runs if isinstance(r, dict)]
+    errors = [r for r in runs if not isinstance(r, dict)]
     if errors:
         ctx.note(f"concurrent sessions: first error: {type(errors[0]).__name__}: {errors[0]}")
+    times = [r["all"] for r in done]
     note = f"{clients} clients, {calls} call(s) each; one Python client process"
-    return [
+    rows = [
         Row("c200.errors", float(len(errors)), note=note),
         Row(
             "c200.p99",
@@ -242,6 +258,12 @@ async def concurrent(ctx: Ctx, quick: bool) -> list[Row]:
         Row("c200.sessions", after[1] - before[1]),
         Row("c200.fds", after[2] - before[2], note=f"{before[2]:.0f} → {after[2]:.0f}"),
     ]
+    for step in ("load", "list", "invoke", "close"):
+        got = [r[step] for r in done]
+        rows.append(Row(f"c200.{step}_p99", pct(got, 0.99) if got else None, unit="ms",
+                        label=f"200 sessions at once: p99 of the {step} step (info)",
+                        note=f"p50 {pct(got, 0.5):,.0f} ms" if got else ""))  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":
