@@ -70,11 +70,8 @@ class Scenario:
     timeout: float = 300  # seconds for one call (quick: a fifth)
     attr: str = "scenario"  # the module's function to call
     full_only: bool = False  # too slow for --quick
-    adapt: Callable[[list[dict[str, Any]]], list[common.Row]] | None = None
     parse: Callable[[str], list[common.Row]] | None = None
     """For a stand-alone script with only `main()`: parses what it prints (run once)."""
-    """For a module that has `run(quick) -> list[dict]` (its own rounds) and no `scenario`
-    yet: turns its rows into ours; the runner calls it once, in round 1."""
 
     @property
     def name(self) -> str:
@@ -83,44 +80,6 @@ class Scenario:
 
 MS, RPS, MSG = "ms", "req/s", "msg/s"
 QUICK_BUDGET = 100  # seconds: --quick stops starting scenarios past this
-
-
-def streams_rows(got: list[dict[str, Any]]) -> list[common.Row]:
-    """bench/streams.py's rows (one per path, its own rounds) as ours."""
-    direct = next((r for r in got if r["path"].startswith("direct")), None)
-    base = direct["msg_per_s"] if direct else None
-    out = []
-    for r in got:
-        rss0, peak, after = r["catalog_rss_mib"]
-        row = common.Row(f"stream.path.{r['path']}", r["msg_per_s"], baseline=base,
-                         unit=MSG, label=f"stream: {r['path']}", lo=r["msg_per_s_min"],
-                         hi=r["msg_per_s_max"],
-                         note=f"{r['messages']:,} messages, {r['rounds']} round(s)")  # fmt: skip
-        if r is direct:
-            continue
-        out.append(row)
-        if "rawPayload" in r["path"] and "Connect" in r["path"]:  # the web UI's path
-            note = f"{row.note}; Connect JSON with rawPayload, the web UI's path"
-            out.append(common.Row("stream.relay", row.value, base, note, lo=row.lo, hi=row.hi))
-            rss = f"RSS {rss0:.0f} → peak {peak:.0f} → {after:.0f} MiB"
-            out.append(common.Row("stream.memory", peak - rss0, note=rss))
-            out.append(common.Row("stream.stall", r["worst_other_client_ms"]))
-    return out
-
-
-def latency_text(out: str) -> list[common.Row]:
-    """bench/latency.py's table: | path | p50 ms | p90 ms | p99 ms | ratio |."""
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
-             if line.startswith("| ") and "---" not in line and "p50 ms" not in line]  # fmt: skip
-    p50s = {c[0]: float(c[1]) for c in cells if len(c) >= 4}
-    direct = next((v for k, v in p50s.items() if k.startswith("direct")), None)
-    rows = []
-    for path, p50 in p50s.items():
-        key = ("unary.connect_json" if "Connect JSON" in path else
-               "unary.grpc" if "gRPC" in path else "unary.path." + path)  # fmt: skip
-        if not path.startswith("direct"):
-            rows.append(common.Row(key, p50, direct, unit=MS, label=f"unary p50: {path}"))
-    return rows
 
 
 def schema_text(out: str) -> list[common.Row]:
@@ -147,7 +106,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "direct grpcio call p50", "≤ 2.5x", 2.5),
         Spec("unary.grpc", "unary InvokeGRPC p50, gRPC (h2c)", MS,
              "direct grpcio call p50", "≤ 2.5x", 2.5),
-    ), parse=latency_text),
+    )),
     Scenario("throughput", (
         Spec("tput.list_services", "ListServices throughput (Connect JSON)", RPS,
              "hello-world, fastest ASGI server", "≥ 0.5x", 0.5, higher=True),
@@ -163,7 +122,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "", "flat (≤ 20 MiB)", 20, on="value"),
         Spec("stream.stall", "… longest GetSession of another client meanwhile", MS,
              "", "≤ 50 ms", 50, on="value"),
-    ), adapt=streams_rows),
+    )),
     Scenario("loads", (
         Spec("load.cold", "cold load, 500 files / 5,000 messages (CPU)", "s",
              "bare protoc CPU", "≤ 1.3x", 1.3),
@@ -201,7 +160,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ), once=True),
     # Modules whose rows are their own (shown as they return them, no fixed rows here).
     Scenario("servers", (), once=True, full_only=True),  # the stack comparison (design.md)
-    Scenario("scale", (), once=True),
+    Scenario("scale", ()),
     Scenario("browser", (), once=True, full_only=True),
 )  # fmt: skip
 
@@ -262,24 +221,11 @@ def load(sc: Scenario) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row
     except Exception as exc:  # a broken module must not stop the other rows
         return f"bench/{sc.module}.py does not import: {type(exc).__name__}: {exc}"
     fn = getattr(mod, sc.attr, None)
-    if fn is None and sc.adapt is not None and hasattr(mod, "run"):
-        fn = adapted(mod.run, sc.adapt)
     if fn is None and sc.parse is not None and hasattr(mod, "main"):
         fn = script(sc.module, sc.parse)
     if fn is None:
         return f"module missing: bench/{sc.module}.py has no {sc.attr}() yet"
     return fn  # type: ignore[no-any-return]
-
-
-def adapted(
-    run: Callable[[bool], Awaitable[list[dict[str, Any]]]],
-    adapt: Callable[[list[dict[str, Any]]], list[common.Row]],
-) -> Callable[[common.Ctx, bool], Awaitable[list[common.Row]]]:
-    async def scenario(ctx: common.Ctx, quick: bool) -> list[common.Row]:
-        return adapt(await run(quick))
-
-    scenario.once = True  # type: ignore[attr-defined]  # it runs its own rounds
-    return scenario
 
 
 def script(
