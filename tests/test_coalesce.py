@@ -25,9 +25,11 @@ class Wire:
         self.gate = asyncio.Event()
         self.gate.set()
         self.arrived = asyncio.Event()
+        self.waiting = asyncio.Event()
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.body":
+            self.waiting.set()
             await self.gate.wait()
         self.sent.append(message)
         self.arrived.set()
@@ -161,3 +163,29 @@ async def test_a_failed_timed_write_is_raised_to_the_app() -> None:
     with pytest.raises(Gone):
         await Coalesce(app, max_delay=0.001)({"type": "http"}, receive, broken)
     assert len(seen) == 1
+
+
+async def test_cancelling_the_response_leaves_no_write_behind() -> None:
+    """A stream cancelled while a timed write waits on a client that does not read: the
+    write is cancelled with it, not left running."""
+    started = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(START)
+        await send(chunk(b"a"))
+        started.set()
+        await asyncio.Event().wait()  # an upstream that never sends again
+
+    wire = Wire()
+    wire.gate.clear()  # the client does not read: the timed write blocks
+    task = asyncio.create_task(serve(app, wire, max_delay=0.001))
+    await started.wait()
+    await asyncio.wait_for(wire.waiting.wait(), 10)  # the timer's write waits on the client
+    assert [t for t in asyncio.all_tasks() if "_timed_write" in repr(t.get_coro())]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() if "_timed_write" in repr(t.get_coro())]
+    assert wire.body() == b""

@@ -45,10 +45,10 @@ class Coalesce:
         writer = _Writer(send, self.max_delay, self.max_bytes)
         try:
             await self.app(scope, receive, writer.send)
-        except BaseException:
+            await writer.finish()
+        except BaseException:  # failed or cancelled (the client went away): no timed write lingers
             writer.abandon()
             raise
-        await writer.finish()
 
 
 class _Writer:
