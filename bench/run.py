@@ -130,7 +130,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "cold load", "≤ 0.10x", 0.10),
         Spec("load.concurrent_p99", "200 concurrent distinct first loads, p99", "s",
              "", "≤ 5 s", 5, on="value"),
-    ), once=True),
+    ), once=True, timeout=600),
     Scenario("schema", (
         Spec("schema.time", "GetServiceSchema, one service of the 500-file schema", MS,
              "", "≤ 100 ms", 100, on="value"),
@@ -158,10 +158,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              "", "0", 0, on="value"),
         Spec("c200.fds", "… open fds after - before", "", "", "≤ 10", 10, on="value"),
     ), once=True),
-    # Modules whose rows are their own (shown as they return them, no fixed rows here).
-    Scenario("servers", (), once=True, full_only=True),  # the stack comparison (design.md)
+    # Modules whose rows are their own (shown as they return them); servers: the stack comparison.
+    Scenario("servers", (), once=True, full_only=True, timeout=900),
     Scenario("scale", ()),
-    Scenario("browser", (), once=True, full_only=True),
+    Scenario("browser", (), once=True, full_only=True, timeout=900),
 )  # fmt: skip
 
 
