@@ -128,6 +128,11 @@ class Registry:
         return "conflict: " + exc.describe(name, hint)
 
     @property
+    def load_count(self) -> int:
+        """How many schemas the session loaded."""
+        return len(self._own)
+
+    @property
     def loads(self) -> tuple[tuple[str, Schema], ...]:
         """What the session loaded, in order: (label, schema) — its manifest."""
         return tuple(zip(self._labels, self._own, strict=True))

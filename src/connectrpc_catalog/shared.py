@@ -117,7 +117,10 @@ class Replica:
 
     async def save(self, state: State, created: bool) -> None:
         """Write what a successful request changed: a new session, or its new loads."""
-        loads = _registry(state).loads
+        registry = _registry(state)
+        if not created and 0 <= registry.load_count <= state.stored:
+            return  # nothing new (most requests)
+        loads = registry.loads
         entries = tuple(ManifestEntry(label, schema.key) for label, schema in loads)
         parts = [schema for _, schema in loads]
         if created or state.stored < 0:
