@@ -210,6 +210,12 @@ class Store:
 
     async def save_collection(self, who: Identity, req: pb.SaveCollectionRequest) -> pb.Collection:
         """Create a collection (`req.id` empty) or rename/redescribe one."""
+        async with self._session() as s:
+            return await self._save_collection(s, who, req)
+
+    async def _save_collection(
+        self, s: AsyncSession, who: Identity, req: pb.SaveCollectionRequest
+    ) -> pb.Collection:
         name = check_name(req.name, "name")
         description = req.description
         if len(description) > LIMITS.description:
@@ -217,49 +223,48 @@ class Store:
                 f"description: at most {LIMITS.description} characters", field="description"
             )
         now = self.clock()
-        async with self._session() as s:
-            if req.id:
-                row = await self._collection(s, who, req.id)
-                if req.team and req.team != row.team:
-                    raise Invalid("a collection's team is fixed once it is created", field="team")
-                row.name, row.description, row.updated_at = name, description, now
-            else:
-                team = req.team.strip()
-                if team and team not in self.teams(who):
-                    raise RequestError(
-                        f"you are not in the group {team[:100]!r}: share with one of "
-                        f"{', '.join(self.teams(who)) or 'your groups (you have none)'}",
-                        code=Code.PERMISSION_DENIED,
-                        field="team",
-                    )
-                owned = (
-                    await s.scalar(
-                        select(func.count())
-                        .select_from(CollectionRow)
-                        .where(
-                            CollectionRow.owner == (who.key if not team else ""),
-                            CollectionRow.team == team,
-                        )
-                    )
-                    or 0
+        if req.id:
+            row = await self._collection(s, who, req.id)
+            if req.team and req.team != row.team:
+                raise Invalid("a collection's team is fixed once it is created", field="team")
+            row.name, row.description, row.updated_at = name, description, now
+        else:
+            team = req.team.strip()
+            if team and team not in self.teams(who):
+                raise RequestError(
+                    f"you are not in the group {team[:100]!r}: share with one of "
+                    f"{', '.join(self.teams(who)) or 'your groups (you have none)'}",
+                    code=Code.PERMISSION_DENIED,
+                    field="team",
                 )
-                if owned >= LIMITS.collections_per_owner:
-                    raise TooMany(
-                        f"at most {LIMITS.collections_per_owner} collections per person or team"
+            owned = (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(CollectionRow)
+                    .where(
+                        CollectionRow.owner == (who.key if not team else ""),
+                        CollectionRow.team == team,
                     )
-                row = CollectionRow(
-                    id=_new_id(),
-                    name=name,
-                    description=description,
-                    owner="" if team else who.key,
-                    team=team,
-                    created_by=who.key,
-                    created_at=now,
-                    updated_at=now,
                 )
-                s.add(row)
-            counts = (await self._counts(s, [row.id])).get(row.id, (0, 0))
-            return self._collection_pb(row, who, counts)
+                or 0
+            )
+            if owned >= LIMITS.collections_per_owner:
+                raise TooMany(
+                    f"at most {LIMITS.collections_per_owner} collections per person or team"
+                )
+            row = CollectionRow(
+                id=_new_id(),
+                name=name,
+                description=description,
+                owner="" if team else who.key,
+                team=team,
+                created_by=who.key,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+        counts = (await self._counts(s, [row.id])).get(row.id, (0, 0))
+        return self._collection_pb(row, who, counts)
 
     async def delete_collection(self, who: Identity, cid: str) -> bool:
         """Delete a collection with everything in it."""
@@ -296,38 +301,43 @@ class Store:
     async def save_request(self, who: Identity, req: pb.SavedRequest) -> pb.SavedRequest:
         """Save a request: new (appended to its collection) or an update (it may move to
         another collection that `who` may see, at its end)."""
+        async with self._session() as s:
+            return await self._save_request(s, who, req)
+
+    async def _save_request(
+        self, s: AsyncSession, who: Identity, req: pb.SavedRequest
+    ) -> pb.SavedRequest:
         name = check_name(req.name, "name")
         body = json.dumps(request_body(req), sort_keys=True, ensure_ascii=False)
-        async with self._session() as s:
-            target = await self._collection(s, who, req.collection_id)
-            row = await self._request(s, who, req.id) if req.id else None
-            if row is None or row.collection_id != target.id:
-                count = (
-                    await s.scalar(
-                        select(func.count())
-                        .select_from(RequestRow)
-                        .where(RequestRow.collection_id == target.id)
-                    )
-                    or 0
+        target = await self._collection(s, who, req.collection_id)
+        row = await self._request(s, who, req.id) if req.id else None
+        if row is None or row.collection_id != target.id:
+            count = (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(RequestRow)
+                    .where(RequestRow.collection_id == target.id)
                 )
-                if count >= LIMITS.requests_per_collection:
-                    raise TooMany(
-                        f"a collection holds at most {LIMITS.requests_per_collection} requests"
-                    )
-                position = int(
-                    await s.scalar(
-                        select(func.coalesce(func.max(RequestRow.position) + 1, 0)).where(
-                            RequestRow.collection_id == target.id
-                        )
-                    )
-                    or 0
+                or 0
+            )
+            if count >= LIMITS.requests_per_collection:
+                raise TooMany(
+                    f"a collection holds at most {LIMITS.requests_per_collection} requests"
                 )
-                if row is None:
-                    row = RequestRow(id=_new_id())
-                    s.add(row)
-                row.collection_id, row.position = target.id, position
-            _fill(row, req, name, body, who, self.clock())
-            return _request_pb(row)
+            position = int(
+                await s.scalar(
+                    select(func.coalesce(func.max(RequestRow.position) + 1, 0)).where(
+                        RequestRow.collection_id == target.id
+                    )
+                )
+                or 0
+            )
+            if row is None:
+                row = RequestRow(id=_new_id())
+                s.add(row)
+            row.collection_id, row.position = target.id, position
+        _fill(row, req, name, body, who, self.clock())
+        return _request_pb(row)
 
     async def delete_request(self, who: Identity, rid: str) -> bool:
         """Delete one saved request."""
@@ -419,61 +429,72 @@ class Store:
     async def import_collection(
         self, who: Identity, team: str, imported: Imported
     ) -> pb.Collection:
-        """A new collection holding what the files hold."""
-        made = await self.save_collection(
-            who,
-            pb.SaveCollectionRequest(
-                name=imported.name, description=imported.description, team=team
-            ),
+        """A new collection holding what the files hold (one transaction: all or
+        nothing)."""
+        head = pb.SaveCollectionRequest(
+            name=imported.name, description=imported.description, team=team
         )
-        try:
-            for req in imported.requests:
-                req.collection_id = made.id
-                await self.save_request(who, req)
+        async with self._session() as s:
+            made = await self._save_collection(s, who, head)
+            await s.flush()
+            if len(imported.requests) > LIMITS.requests_per_collection:
+                raise TooMany(
+                    f"a collection holds at most {LIMITS.requests_per_collection} requests"
+                )
+            now = self.clock()
+            for position, req in enumerate(imported.requests):  # checked, then added at once
+                name = check_name(req.name, "name")
+                body = json.dumps(request_body(req), sort_keys=True, ensure_ascii=False)
+                row = RequestRow(id=_new_id(), collection_id=made.id, position=position)
+                _fill(row, req, name, body, who, now)
+                s.add(row)
             for env in imported.environments:
                 env.collection_id = made.id
-                await self.save_environment(who, env)
-        except RequestError:
-            await self.delete_collection(who, made.id)  # all or nothing
-            raise
-        return (await self.get_collection(who, made.id))[0]
+                await self._save_environment(s, who, env)
+            made.request_count = len(imported.requests)
+            made.environment_count = len(imported.environments)
+        return made
 
     # -- environments ---------------------------------------------------------------
 
     async def save_environment(self, who: Identity, env: pb.Environment) -> pb.Environment:
         """Create or update an environment; secrets sent empty keep their stored value."""
-        check_environment(env)
         async with self._session() as s:
-            coll = await self._collection(s, who, env.collection_id)
-            row = None
-            if env.id:
-                row = await s.get(EnvironmentRow, env.id)
-                if row is None or row.collection_id != coll.id:
-                    raise NotFound(f"no environment {env.id[:64]!r} in this collection", field="id")
-            else:
-                count = (
-                    await s.scalar(
-                        select(func.count())
-                        .select_from(EnvironmentRow)
-                        .where(EnvironmentRow.collection_id == coll.id)
-                    )
-                    or 0
+            return await self._save_environment(s, who, env)
+
+    async def _save_environment(
+        self, s: AsyncSession, who: Identity, env: pb.Environment
+    ) -> pb.Environment:
+        check_environment(env)
+        coll = await self._collection(s, who, env.collection_id)
+        row = None
+        if env.id:
+            row = await s.get(EnvironmentRow, env.id)
+            if row is None or row.collection_id != coll.id:
+                raise NotFound(f"no environment {env.id[:64]!r} in this collection", field="id")
+        else:
+            count = (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(EnvironmentRow)
+                    .where(EnvironmentRow.collection_id == coll.id)
                 )
-                if count >= LIMITS.environments_per_collection:
-                    raise TooMany(
-                        f"a collection holds at most {LIMITS.environments_per_collection} "
-                        "environments"
-                    )
-            old = json.loads(row.body) if row is not None else {}
-            body = _seal_environment(env, old, self.sealer)
-            if row is None:
-                row = EnvironmentRow(id=_new_id(), collection_id=coll.id)
-                s.add(row)
-            row.name = env.name.strip()
-            row.body = json.dumps(body, sort_keys=True)
-            row.updated_at = self.clock()
-            await s.flush()
-            return _environment_pb(row)
+                or 0
+            )
+            if count >= LIMITS.environments_per_collection:
+                raise TooMany(
+                    f"a collection holds at most {LIMITS.environments_per_collection} environments"
+                )
+        old = json.loads(row.body) if row is not None else {}
+        body = _seal_environment(env, old, self.sealer)
+        if row is None:
+            row = EnvironmentRow(id=_new_id(), collection_id=coll.id)
+            s.add(row)
+        row.name = env.name.strip()
+        row.body = json.dumps(body, sort_keys=True)
+        row.updated_at = self.clock()
+        await s.flush()
+        return _environment_pb(row)
 
     async def delete_environment(self, who: Identity, eid: str) -> bool:
         """Delete one environment."""
