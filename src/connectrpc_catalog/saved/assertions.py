@@ -11,6 +11,7 @@ in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -114,9 +115,15 @@ def _document(out: Outcome) -> Any:
     return values[0] if values else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(path: str) -> Any:
+    """A JSONPath compiled once (paths are bounded in length when saved)."""
+    return jsonpath.compile(path)
+
+
 def _field(a: pb.Assertion, out: Outcome) -> tuple[bool, str]:
     try:
-        query = jsonpath.compile(a.path.strip() or "$")
+        query = _compiled(a.path.strip() or "$")
     except jsonpath.JSONPathError:
         return False, f"{a.path[:100]!r} is not a valid JSONPath"
     document = _document(out)
