@@ -34,7 +34,7 @@ import secrets
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,8 +58,11 @@ _log = logging.getLogger(__name__)
 
 _RELAY_TIMEOUT = 10.0
 """Seconds a relayed live-call request waits for the owner's first answer."""
-_RELAY_QUEUE = 1024
-"""Relayed watch events buffered for one watcher before the relay gives up on it."""
+_RELAY_WINDOW = 256
+"""Relayed answers the owner sends ahead of the asker's acknowledgements (flow control:
+past it the owner stops reading the call's events, so the call's own bounds apply)."""
+_ACK_TIMEOUT = 60.0
+"""Seconds the owner waits for an acknowledgement before it gives the asker up."""
 _RECONNECT_S = 0.5
 """Pause between two attempts to reach Redis again."""
 _STATS_EVERY_S = 2.0
@@ -348,6 +351,8 @@ class RedisStore:
         self._listener: asyncio.Task[None] | None = None
         self._replies: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._serving: dict[str, asyncio.Task[None]] = {}
+        self._credit: dict[str, _Credit] = {}
+        """Relayed requests served here: answers each asker may still be sent."""
         self._base_gen = b""
         self._stats: tuple[int, float | None, float | None] | None = None
         self._scripts = {
@@ -519,6 +524,11 @@ class RedisStore:
             serving = self._serving.get(str(msg.get("id", "")))
             if serving is not None:
                 serving.cancel()
+        elif kind == "ack":
+            credit = self._credit.get(str(msg.get("id", "")))
+            if credit is not None:
+                credit.left += min(max(int(msg.get("n", 0) or 0), 0), _RELAY_WINDOW)
+                credit.wake.set()
         else:
             queue = self._replies.get(str(msg.get("id", "")))
             if queue is not None:
@@ -686,9 +696,10 @@ class RedisStore:
         retryable `unavailable` naming it."""
         owner = call_id.partition("-")[0]
         rid = secrets.token_hex(8)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_RELAY_QUEUE)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(2 * _RELAY_WINDOW)
         self._replies[rid] = queue
         finished = False
+        read = 0
         try:
             heard = await self._publish(
                 {**request, "k": "req", "id": rid, "reply": self.node},
@@ -718,6 +729,10 @@ class RedisStore:
                 yield msg
                 if finished:
                     return
+                read += 1
+                if read % (_RELAY_WINDOW // 2) == 0:  # room for as many more
+                    ack = {"k": "ack", "id": rid, "n": _RELAY_WINDOW // 2}
+                    await self._publish(ack, self._node_prefix + owner)
         finally:
             self._replies.pop(rid, None)
             if not finished and self._up:
@@ -728,8 +743,16 @@ class RedisStore:
         """Run a request another process relayed here; send each answer back."""
         reply = self._node_prefix + str(msg.get("reply", ""))
         rid = str(msg.get("id", ""))
+        credit = self._credit[rid] = _Credit(_RELAY_WINDOW)
         try:
             async for answer in events.relayed(msg):
+                while credit.left <= 0:
+                    credit.wake.clear()
+                    try:
+                        await asyncio.wait_for(credit.wake.wait(), _ACK_TIMEOUT)
+                    except TimeoutError:
+                        return  # the asker is gone
+                credit.left -= 1
                 await self._publish({**answer, "id": rid}, reply)
             await self._publish({"k": "end", "id": rid}, reply)
         except RequestError as exc:
@@ -751,6 +774,14 @@ class RedisStore:
                     {"k": "err", "id": rid, "code": "INTERNAL", "message": "relay failed"},
                     reply,
                 )
+        finally:
+            self._credit.pop(rid, None)
+
+
+@dataclass(slots=True)
+class _Credit:
+    left: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _gone(call_id: str, owner: str) -> RequestError:

@@ -36,6 +36,7 @@ __all__ = ["RelayDirectory", "Replica"]
 
 _log = logging.getLogger(__name__)
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
+_NODE = re.compile(r"[0-9a-f]{8}")
 
 
 class Replica:
@@ -227,9 +228,9 @@ class RelayDirectory:
         return f"{self._store.node}-{secrets.token_hex(8)}"
 
     def is_remote(self, call_id: str) -> bool:
-        """Whether the id names another process."""
+        """Whether the id names another process (a node id: 8 hex digits)."""
         node, sep, _ = call_id.partition("-")
-        return bool(sep) and node != self._store.node
+        return bool(sep) and node != self._store.node and _NODE.fullmatch(node) is not None
 
     async def relay_unary(self, op: str, session_id: str, call_id: str, text: str = "") -> int:
         """Run SendMessage / CloseSend / CancelCall at the owner; its count."""

@@ -176,3 +176,28 @@ async def test_base_reload_in_a_is_seen_by_b(
                 break
             await asyncio.sleep(0.05)
         assert {"basepkg.v1.First", "basepkg.v1.Second"} <= names, url
+
+
+async def test_a_long_stream_watched_through_b_loses_nothing(
+    pair: list[str], client: Client, grpc_upstream: GrpcServer
+) -> None:
+    """More events than the relay's window: flow control, in order, none dropped."""
+    a, b = pair
+    sid = await _new_session(client, a)
+    count = 2_000
+    body = {
+        "call": {
+            "endpoint": grpc_upstream.address,
+            "service": SERVICE,
+            "method": "ServerStream",
+            "transport": "TRANSPORT_GRPC",
+            "timeoutSeconds": 60,
+            "requestMessagesJson": [json.dumps({"message": "s", "count": count})],
+        }
+    }
+    call_id = (await client.ok(a, "StartCall", body, sid))["callId"]
+    await asyncio.sleep(0.5)  # the owner's buffer fills: the upstream waits for the watcher
+    events = [e async for e in client.watch(b, call_id, sid)]
+    indexes = [json.loads(e["message"]["json"]).get("index", 0) for e in events if "message" in e]
+    assert indexes == list(range(count))
+    assert events[-1]["status"].get("success") is True, events[-1]
