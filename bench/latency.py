@@ -81,9 +81,18 @@ class Clients:
 
     def _connect(self, payload: bytes, ctype: str) -> None:
         headers = {"Content-Type": ctype, "X-Session-ID": self.sid}
-        self.conn.request("POST", "/catalog.v1.CatalogService/InvokeGRPC", payload, headers)
-        resp = self.conn.getresponse()
-        resp.read()
+        for attempt in (1, 2):
+            try:
+                self.conn.request("POST", "/catalog.v1.CatalogService/InvokeGRPC", payload, headers)
+                resp = self.conn.getresponse()
+                resp.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed the idle keep-alive connection (its keep-alive timeout
+                # passed while the other paths ran, on a busy machine): connect again once.
+                self.conn.close()
+                if attempt == 2:
+                    raise
         if resp.status != 200:
             raise RuntimeError(f"HTTP {resp.status}")
 
