@@ -191,3 +191,17 @@ async def test_secrets_sealed_and_masked(database_url: str) -> None:
         assert cannot_open.value.code is Code.FAILED_PRECONDITION
     finally:
         await keyless.close()
+
+
+async def test_replicas_migrate_together(database_url: str) -> None:
+    """Several processes (here: engines) opening a new database at once: one migrates,
+    the others wait for it and find the tables made."""
+    import asyncio
+
+    stores = await asyncio.gather(*(Store.open(database_url, Sealer(KEY)) for _ in range(4)))
+    try:
+        made = await stores[0].save_collection(ALICE, pb.SaveCollectionRequest(name="one"))
+        assert [c.id for c in await stores[3].list_collections(ALICE)] == [made.id]
+    finally:
+        for store in stores:
+            await store.close()

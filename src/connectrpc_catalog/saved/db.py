@@ -8,6 +8,7 @@ is brought to the current schema before the first query.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ __all__ = ["DatabaseError", "default_url", "describe", "engine_url", "open_engin
 
 _log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x5A7ED_0001
+"""The PostgreSQL advisory lock that migrations hold (one process at a time)."""
 
 
 class DatabaseError(ValueError):
@@ -93,6 +96,31 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Run the migrations up to the newest (a no-op on a current database)."""
+    """Run the migrations up to the newest (a no-op on a current database), one process
+    at a time: PostgreSQL by an advisory lock, SQLite by a lock file beside the database
+    (SQLite runs DDL outside transactions, so two processes would both see it empty)."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        await _upgrade_locked(engine)
+        return
+    with open(f"{database}.migrate.lock", "a+b") as lock:  # noqa: ASYNC230 - opening is instant
+        await asyncio.to_thread(_flock, lock.fileno(), True)
+        try:
+            await _upgrade_locked(engine)
+        finally:
+            _flock(lock.fileno(), False)
+
+
+def _flock(fd: int, take: bool) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock (one process per file there)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
+
+
+async def _upgrade_locked(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # replicas starting together migrate in turn
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         await conn.run_sync(_upgrade)

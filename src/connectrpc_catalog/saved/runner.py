@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         "--secret-key-file",
         default="",
         metavar="FILE",
-        help="the catalog's --secret-key-file (to open secrets in --database)",
+        help="the catalog's --secret-key-file (to open secrets in --database; or set "
+        "CONNECTRPC_CATALOG_SECRET_KEY)",
     )
     p.add_argument(
         "--proto",
@@ -170,7 +171,7 @@ async def _collection(args: argparse.Namespace) -> tuple[str, list[pb.SavedReque
     if await asyncio.to_thread(folder.is_dir):
         imported = import_files(await asyncio.to_thread(read_folder, folder))
         return imported.name or folder.name, imported.requests, _from_files(imported, args.env)
-    key = ""
+    key = os.environ.get("CONNECTRPC_CATALOG_SECRET_KEY", "")
     if args.secret_key_file:
         key = (
             await asyncio.to_thread(Path(args.secret_key_file).read_text, encoding="utf-8")
