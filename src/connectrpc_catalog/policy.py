@@ -707,7 +707,7 @@ class GuardedInvoker(Invoker):
                 who=self.owner, session=self.session, what=f"call {method.path}", reason=exc.message
             )
             raise
-        return target if dial is None else replace(target, dial=dial)
+        return target if dial in (None, target.host) else replace(target, dial=dial)
 
     def _report(self, target: CallTarget, method: MethodRef, code: str, start: float) -> None:
         self.observer.called(

@@ -161,6 +161,25 @@ async def test_tls_checks_the_name_while_dialling_the_address(
         await invoker.close()
 
 
+@pytest.mark.parametrize("protocol", list(WireProtocol))
+async def test_an_address_target_with_tls_is_called_as_before(
+    protocol: WireProtocol,
+    tls_material: Any,
+    grpc_tls_upstream: GrpcServer,
+    connect_tls_upstream: ConnectServer,
+) -> None:
+    port = grpc_tls_upstream.port if protocol is WireProtocol.GRPC else connect_tls_upstream.port
+    invoker = _invoker(AccessPolicy.build(allow_targets=["127.0.0.1"]))
+    tls = TLSConfig(ca_pem=tls_material.ca_pem)
+    try:
+        for host in ("127.0.0.1", "localhost"):  # the certificate names both
+            target = CallTarget(host=host, port=port, protocol=protocol, tls=tls)
+            result = await invoker.unary(target, ECHO, b"", timeout_s=10)
+            assert result.status.name == "OK", (host, result.status)
+    finally:
+        await invoker.close()
+
+
 # -- the Host header a plaintext HTTP upstream sees ---------------------------------------
 
 
