@@ -721,7 +721,7 @@ class RedisStore:
                     finished = True
                     raise RequestError(
                         str(msg.get("message", "")),
-                        code=Code[str(msg.get("code", "UNAVAILABLE"))],
+                        code=Code.__members__.get(str(msg.get("code")), Code.UNAVAILABLE),
                         field=str(msg.get("field", "")),
                     )
                 if msg.get("last"):
