@@ -667,12 +667,17 @@ async def _relay(
     try:
         async for event in events:
             if isinstance(event, ResponseMessage):
-                try:
+                payload = event.payload
+                try:  # small messages are converted here, without a coroutine per message
                     if call.raw:
-                        data = await _response_binary(registry, output, event.payload, codec)
-                        message = _event_raw(data, count, start)
+                        if codec == "json":
+                            payload = await _response_binary(registry, output, payload, codec)
+                        message = _event_raw(payload, count, start)
+                    elif len(payload) <= _OFF_LOOP_BYTES:
+                        message = _event_message(_decode(registry, output, payload, codec), count,
+                                                 start)
                     else:
-                        text = await _response_json(registry, output, event.payload, codec)
+                        text = await _response_json(registry, output, payload, codec)
                         message = _event_message(text, count, start)
                 except ValueError as exc:
                     bad = CallStatus(code=Code.INTERNAL, message=str(exc), error=str(exc))
