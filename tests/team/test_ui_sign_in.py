@@ -96,7 +96,7 @@ def test_openid_sign_in_shows_the_person_and_signs_out(
     browser: Any,
     oidc: tuple[RunningCatalog, str, Clock, Path],  # noqa: F811
 ) -> None:
-    catalog, issuer, _clock, _audit = oidc
+    catalog, issuer, clock, _audit = oidc
     context = browser.new_context()
     page = context.new_page()
     page.goto(catalog.url + "/")
@@ -110,6 +110,16 @@ def test_openid_sign_in_shows_the_person_and_signs_out(
     assert "erin@example.com" in who.inner_text()
     assert "team-erin" in (who.locator("span").first.get_attribute("title") or "")
     _shot(page, "sign-in-oidc")
+    clock.offset = 2 * 3600.0  # the ID token (1 h) has expired: the next call is refused
+    try:
+        page.fill("input[name=proto_path]", "/srv/protos")
+        page.click("text=Load folder")
+        prompt = page.get_by_test_id("sign-in-prompt")
+        prompt.wait_for()
+        assert "expired" in prompt.inner_text()
+        assert prompt.get_by_role("link", name="Sign in").get_attribute("href") == "/auth/login"
+    finally:
+        clock.offset = 0.0
     page.click("text=Sign out")
     page.wait_for_url(f"{issuer}/**")
     if page.locator("button[autofocus], button[type=submit]").count():  # the provider asks
