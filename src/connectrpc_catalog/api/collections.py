@@ -18,6 +18,8 @@ from ..gen.catalog.v1 import collections_pb as pb
 from ..identity import current_identity
 from ..invocation import CallLimits
 from ..policy import AccessPolicy
+from ..problems import Code as ProblemCode
+from ..problems import RequestError
 from ..registry import Registry
 from ..saved.authhelpers import TokenCache
 from ..saved.files import export_files, import_files
@@ -29,6 +31,9 @@ from .sessions import current_session
 __all__ = ["CollectionService"]
 
 Ctx = RequestContext[Any, Any]
+
+MAX_RUN = 500
+"""The most saved requests one RunRequests runs (one after the other)."""
 
 
 class CollectionService(collections_connect.CollectionService):
@@ -133,6 +138,13 @@ class CollectionService(collections_connect.CollectionService):
         cid, requests = await store.requests_for_run(
             who, request.collection_id, list(request.request_ids)
         )
+        if len(requests) > MAX_RUN:
+            raise RequestError(
+                f"the run holds {len(requests)} requests; at most {MAX_RUN} run in one "
+                "RunRequests (name some with requestIds, or use `connectrpc-catalog run`)",
+                code=ProblemCode.RESOURCE_EXHAUSTED,
+                field="requestIds",
+            )
         env = await store.resolve_environment(who, cid, request.environment)
         state = current_session()
         state.used = True  # it holds connections now
