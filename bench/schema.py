@@ -108,6 +108,42 @@ def build_set(files: int, tag: str = "r0") -> tuple[dict[str, bytes], str, str]:
     return out, f"{last.package}.Service{packages - 1}", f"{last.package}.AllService"
 
 
+_SCALARS = {_F.TYPE_STRING: "string", _F.TYPE_INT64: "int64"}
+
+
+def proto_text(fd: descriptor_pb2.FileDescriptorProto) -> str:
+    """The .proto source of a file built by `build_file`, with a comment on everything."""
+    out = ['syntax = "proto3";', f"package {fd.package};", ""]
+    out += [f'import "{dep}";' for dep in fd.dependency]
+    for enum in fd.enum_type:
+        out.append(f"// {enum.name} is the status of a file's things.\nenum {enum.name} {{")
+        out += [f"  // The {v.name} state.\n  {v.name} = {v.number};" for v in enum.value]
+        out.append("}")
+    for msg in fd.message_type:
+        out.append(f"// {msg.name} is a message of the bench schema.\nmessage {msg.name} {{")
+        for f in msg.field:
+            kind = _SCALARS.get(f.type) or f.type_name
+            many = "repeated " if f.label == _F.LABEL_REPEATED else ""
+            out.append(f"  // The {f.name} field.\n  {many}{kind} {f.name} = {f.number};")
+        out.append("}")
+    for svc in fd.service:
+        out.append(f"// {svc.name} serves the package.\nservice {svc.name} {{")
+        for m in svc.method:
+            out.append(f"  // {m.name} gets one.\n  rpc {m.name}({m.input_type}) returns "
+                       f"({m.output_type});")  # fmt: skip
+        out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def proto_sources(files: int, tag: str = "r0") -> dict[str, str]:
+    """The schema of `build_set` as .proto sources: import path -> text (for protoc)."""
+    built, _, _ = build_set(files, tag)
+    return {
+        name: proto_text(descriptor_pb2.FileDescriptorProto.FromString(data))
+        for name, data in built.items()
+    }
+
+
 def descriptor_set(files: dict[str, bytes]) -> bytes:
     fds = descriptor_pb2.FileDescriptorSet()
     for data in files.values():

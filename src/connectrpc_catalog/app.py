@@ -165,7 +165,11 @@ class App:
         self.base = Base()
         self._base_loaded = not s.base.sources
         self.schemas = SchemaCache(s.limits.schema_cache_entries)
-        self.compiler = Compiler()
+        self.compiler = Compiler(
+            workers=s.limits.compile_workers,
+            max_queue=s.limits.compile_queue,
+            max_worker_rss=s.limits.compile_worker_max_rss,
+        )
         self.loader = Loader(
             Context(
                 self.schemas,
@@ -176,6 +180,7 @@ class App:
                 cache_dir=s.cache_dir or None,
                 proto_roots=s.policy.proto_roots,
                 import_paths=s.import_paths,
+                max_compiled_bytes=s.limits.compiled_cache_bytes,
             )
         )
         """The loader of the start-up sources (the operator's: no policy applies)."""
@@ -334,14 +339,12 @@ class App:
 
     async def ready(self) -> dict[str, bool]:
         """/readyz: the start-up sources are loaded and the compiler's worker runs."""
-        worker = getattr(self.compiler, "_proc", None)
-        if worker is None or worker.returncode is not None:
+        if not self.compiler.alive():
             try:
                 await asyncio.wait_for(self.compiler.warm_up(), 5.0)
             except Exception:  # reported as not ready
                 _log.warning("the compiler's worker does not start", exc_info=True)
-            worker = getattr(self.compiler, "_proc", None)
-        alive = worker is not None and worker.returncode is None
+        alive = self.compiler.alive()
         checks = {"base_loaded": self._base_loaded, "worker_alive": alive}
         if self.manager.store.shared:  # --session-store: sessions live there
             checks["session_store"] = await self.manager.store.ready()

@@ -93,6 +93,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _compile_workers(text: str) -> int:
+    """--compile-workers: 0 (one per core) to 64 protoc worker processes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value}: use 1 to 64 (0 = one per core)")
+    return value
+
+
 def _origin(text: str) -> str:
     origin = text.strip().rstrip("/")
     if origin == "*":
@@ -553,6 +564,45 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         group=_G_SEC,
         help="most JSON Schema bytes one GetServiceSchema answer carries",
+    ),
+    Option(
+        key="compile_workers",
+        path="limits.compile_workers",
+        default=0,
+        parse=_compile_workers,
+        metavar="N",
+        group=_G_LOAD,
+        shown_default="0, one per core",
+        help="protoc worker processes compiling at once",
+    ),
+    Option(
+        key="compile_queue",
+        path="limits.compile_queue",
+        default=256,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        help="compiles that may wait for a worker (past it: resource_exhausted)",
+    ),
+    Option(
+        key="compile_worker_max_rss",
+        path="limits.compile_worker_max_rss",
+        default=512 << 20,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        shown_default="536870912, 512 MiB",
+        help="bytes of memory past which a compile worker is replaced after its job",
+    ),
+    Option(
+        key="compiled_cache_bytes",
+        path="limits.compiled_cache_bytes",
+        default=256 << 20,
+        parse=_positive,
+        metavar="N",
+        group=_G_LOAD,
+        shown_default="268435456, 256 MiB",
+        help="compiled files kept so a reload compiles only what changed",
     ),
     Option(
         key="max_load_files",

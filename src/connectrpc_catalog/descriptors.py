@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,10 +35,12 @@ from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from .comments import index_comments
+from .filefacts import Facts, FactsError, scan, split_set
 
 __all__ = [
     "EMPTY",
     "WELL_KNOWN_FILES",
+    "Comments",
     "MergeConflict",
     "Schema",
     "SchemaCache",
@@ -90,26 +92,30 @@ class Schema:
         "service_names",
     )
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
-        """Build from file name → serialized FileDescriptorProto (dependencies included)."""
+    def __init__(
+        self, files: Mapping[str, bytes], facts: Mapping[str, Facts] | None = None
+    ) -> None:
+        """Build from file name → serialized FileDescriptorProto (dependencies included).
+
+        `facts` are the files' `filefacts.Facts` when the caller has them already (the
+        protoc worker ships them); the others are read off the wire. Comments are indexed
+        per file on first lookup (see `Comments`), not here.
+        """
         self.files = dict(files)
         self.key = _key(self.files)
-        protos = [_parse_file(name, data) for name, data in self.files.items()]
+        known = facts or {}
+        by_name = {name: known.get(name) or _scan(name, data) for name, data in self.files.items()}
         self.pool = descriptor_pool.DescriptorPool()
-        for proto in _dependency_order(protos):
+        for fact in _dependency_order(by_name.values()):
             try:
-                self.pool.AddSerializedFile(self.files[proto.name])
+                self.pool.AddSerializedFile(self.files[fact.name])
             except Exception as exc:  # upb raises TypeError; the pure runtime other types
-                raise SchemaError(f"{proto.name}: {_pool_error(exc)}") from None
+                raise SchemaError(f"{fact.name}: {_pool_error(exc)}") from None
         self.file_names = tuple(sorted(self.files))
-        self.comments = index_comments(protos)
-        self.described_files = frozenset(p.name for p in protos if p.source_code_info.location)
+        self.described_files = frozenset(f.name for f in by_name.values() if f.described)
         """Files that came with source info (comments); reflection's never do."""
-        self.service_names = tuple(
-            sorted(
-                f"{p.package}.{s.name}" if p.package else s.name for p in protos for s in p.service
-            )
-        )
+        self.comments = Comments(self.files, self.described_files, self.pool)
+        self.service_names = tuple(sorted(s for f in by_name.values() for s in f.services))
         self._classes: dict[str, type[Message]] = {}
         self._extra: dict[object, Any] = {}
         self._lock = threading.Lock()
@@ -179,6 +185,83 @@ class Schema:
         future.set_result(value)
 
 
+_FILE_COMMENTS: OrderedDict[bytes, dict[str, str]] = OrderedDict()
+"""Comment indexes of recently asked files, by the file's bytes (shared by every schema
+holding the file: a session's merged view, the base)."""
+_FILE_COMMENTS_MAX = 4096
+_FILE_COMMENTS_LOCK = threading.Lock()
+
+
+class Comments(Mapping[str, str]):
+    """A schema's source comments by fully qualified name (see `comments.index_comments`),
+    indexed one file at a time on first lookup.
+
+    Indexing every location of a big schema costs more than protoc's compile of it, and
+    a page shows a few services: a lookup finds the element's file in the pool (its
+    parent's, for enum values, oneofs and methods) and indexes that file only, once.
+    Iterating (or `len`) indexes every file.
+    """
+
+    __slots__ = ("_described", "_files", "_pool")
+
+    def __init__(
+        self,
+        files: Mapping[str, bytes],
+        described: frozenset[str],
+        pool: descriptor_pool.DescriptorPool,
+    ) -> None:
+        self._files = files
+        self._described = described
+        self._pool = pool
+
+    def _file_of(self, name: str) -> str | None:
+        candidate = name
+        for _ in range(3):  # the element, else its parent (an enum value's enum, a method's
+            # service), else the parent's parent
+            try:
+                return str(self._pool.FindFileContainingSymbol(candidate).name)
+            except KeyError:
+                candidate = candidate.rpartition(".")[0]
+                if not candidate:
+                    return None
+        return None
+
+    def _index(self, file: str) -> dict[str, str]:
+        data = self._files[file]
+        with _FILE_COMMENTS_LOCK:
+            hit = _FILE_COMMENTS.get(data)
+            if hit is not None:
+                _FILE_COMMENTS.move_to_end(data)
+                return hit
+        built = index_comments([_parse_file(file, data)])
+        with _FILE_COMMENTS_LOCK:
+            _FILE_COMMENTS[data] = built
+            while len(_FILE_COMMENTS) > _FILE_COMMENTS_MAX:
+                _FILE_COMMENTS.popitem(last=False)
+        return built
+
+    def __getitem__(self, name: str) -> str:
+        file = self._file_of(name) if self._described else None
+        if file is None or file not in self._described:
+            raise KeyError(name)
+        return self._index(file)[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def _all(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for file in sorted(self._described):
+            out.update(self._index(file))
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 class SchemaCache:
     """Shared store of schemas by content, bounded, least recently used evicted.
 
@@ -196,18 +279,23 @@ class SchemaCache:
         """How many lookups found the schema already built (for metrics)."""
 
     def from_set(self, data: bytes) -> Schema:
-        """The schema of a serialized FileDescriptorSet (built if not cached)."""
-        fds = descriptor_pb2.FileDescriptorSet()
-        try:
-            fds.ParseFromString(data)
-        except Exception:
-            raise SchemaError("not a serialized google.protobuf.FileDescriptorSet") from None
+        """The schema of a serialized FileDescriptorSet (built if not cached).
+
+        The set is split and its files read off the wire (`filefacts`), not parsed; a
+        file given twice counts with its last copy.
+        """
         files: dict[str, bytes] = {}
-        for f in fds.file:
-            if not f.name:
-                raise SchemaError("descriptor set holds a file with no name")
-            files[f.name] = f.SerializeToString(deterministic=True)
-        return self.get(_complete(files))
+        facts: dict[str, Facts] = {}
+        try:
+            for part in split_set(data):
+                fact = scan(part)
+                if not fact.name:
+                    raise SchemaError("descriptor set holds a file with no name")
+                files[fact.name], facts[fact.name] = part, fact
+        except FactsError:
+            raise SchemaError("not a serialized google.protobuf.FileDescriptorSet") from None
+        _complete(files, facts)
+        return self.get(files, facts)
 
     def merge(self, parts: Sequence[Schema]) -> Schema:
         """The schema holding every file of `parts`, merged by Protobuf's own rules.
@@ -225,8 +313,8 @@ class SchemaCache:
             return live[0][1]
         return self.get(merge_files(live))
 
-    def get(self, files: Mapping[str, bytes]) -> Schema:
-        """Find or build the schema of exactly these files.
+    def get(self, files: Mapping[str, bytes], facts: Mapping[str, Facts] | None = None) -> Schema:
+        """Find or build the schema of exactly these files (`facts`: see `Schema`).
 
         Threads asking for the same files at once share one build (after a base reload,
         every session with loads of its own merges onto the same new base).
@@ -245,7 +333,7 @@ class SchemaCache:
         if pending is not None:
             return pending.result()
         try:
-            schema = Schema(files)
+            schema = Schema(files, facts)
         except BaseException as exc:
             with self._lock:
                 del self._building[key]
@@ -487,23 +575,28 @@ def _parse_file(name: str, data: bytes) -> descriptor_pb2.FileDescriptorProto:
     return proto
 
 
-def _complete(files: dict[str, bytes]) -> dict[str, bytes]:
+def _scan(name: str, data: bytes) -> Facts:
+    try:
+        return scan(data)
+    except FactsError:
+        raise SchemaError(f"{name}: not a valid FileDescriptorProto") from None
+
+
+def _complete(files: dict[str, bytes], facts: dict[str, Facts]) -> None:
     """Add the well-known-type files a set depends on but does not include."""
     pending = list(files)
     while pending:
         name = pending.pop()
-        for dep in _parse_file(name, files[name]).dependency:
+        for dep in facts[name].deps:
             if dep not in files and dep in WELL_KNOWN_FILES:
                 files[dep] = WELL_KNOWN_FILES[dep]
+                facts[dep] = scan(files[dep])
                 pending.append(dep)
-    return files
 
 
-def _dependency_order(
-    protos: Iterable[descriptor_pb2.FileDescriptorProto],
-) -> list[descriptor_pb2.FileDescriptorProto]:
-    by_name = {p.name: p for p in protos}
-    ordered: list[descriptor_pb2.FileDescriptorProto] = []
+def _dependency_order(facts: Iterable[Facts]) -> list[Facts]:
+    by_name = {f.name: f for f in facts}
+    ordered: list[Facts] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
     for root in by_name:
         stack: list[tuple[str, int]] = [(root, 0)]
@@ -513,7 +606,7 @@ def _dependency_order(
                 if state.get(name) == 2:
                     continue
                 state[name] = 1
-            deps = by_name[name].dependency
+            deps = by_name[name].deps
             if i < len(deps):
                 stack.append((name, i + 1))
                 dep = deps[i]

@@ -88,6 +88,14 @@ class LimitSettings:
     """Upstream calls one identity may start per minute (0: no limit)."""
     streams_per_identity: int = 0
     """Upstream streams one identity may have open at once (0: no limit)."""
+    compile_workers: int = 0
+    """protoc worker processes compiling at once (0: one per core)."""
+    compile_queue: int = 256
+    """Compiles that may wait for a worker; past it a load is refused (resource_exhausted)."""
+    compile_worker_max_rss: int = 512 << 20
+    """A worker whose memory grew past this many bytes during a job is replaced after it."""
+    compiled_cache_bytes: int = 256 << 20
+    """Compiled files kept for incremental loads (bytes of FileDescriptorProtos)."""
     load: Limits = field(default_factory=Limits)
 
 

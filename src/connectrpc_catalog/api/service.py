@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -434,7 +434,7 @@ def _info(view: Schema, svc: ServiceDescriptor, base: Base) -> catalog_pb.Servic
     )
 
 
-def _method_info(m: MethodDescriptor, comments: dict[str, str]) -> catalog_pb.MethodInfo:
+def _method_info(m: MethodDescriptor, comments: Mapping[str, str]) -> catalog_pb.MethodInfo:
     return catalog_pb.MethodInfo(
         name=m.name,
         input_type=m.input_type.full_name,
@@ -498,7 +498,7 @@ def _schemas(view: Schema, svc: ServiceDescriptor, limit: int) -> _Built:
 def _add_documents(
     out: dict[str, str],
     roots: list[Descriptor],
-    comments: dict[str, str],
+    comments: Mapping[str, str],
     budget: int,
     known: dict[str, str] | tuple[()],
 ) -> int:

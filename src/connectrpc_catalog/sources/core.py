@@ -30,6 +30,7 @@ from typing import Protocol
 from ..descriptors import Schema, SchemaCache
 from ..problems import Code, RequestError
 from .compiler import Compiler
+from .incremental import FileMemo
 from .run import remove_stale_dirs
 
 __all__ = [
@@ -223,6 +224,7 @@ class Context:
         "_tmp_lock",
         "buf",
         "cache",
+        "compiled",
         "compiler",
         "git_base_url",
         "import_paths",
@@ -240,6 +242,7 @@ class Context:
         *,
         limits: Limits | None = None,
         max_compiled: int = 128,
+        max_compiled_bytes: int = 256 << 20,
         buf: str | None = None,
         git_base_url: str = "",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -252,7 +255,8 @@ class Context:
         `git_base_url` replaces `https://` in front of short repository names
         (`github.com/o/r`); `cache_dir` holds Git checkouts (default: a temporary folder
         removed with the context); `tls_roots` are PEM CA certificates trusted when
-        reflecting over TLS (default: the system's); `max_compiled` bounds the memo.
+        reflecting over TLS (default: the system's); `max_compiled` bounds the memo (loads),
+        `max_compiled_bytes` the compiled files kept for incremental loads.
         `import_paths` are searched for imports of every disk and upload load
         (`--import-path`); `proto_roots` bound the search for an import root above a
         folder given (`--proto-root`; empty: unbounded but for the level limit).
@@ -266,6 +270,8 @@ class Context:
         self.import_paths = tuple(Path(p).expanduser() for p in import_paths)
         self.proto_roots = tuple(Path(p).expanduser() for p in proto_roots)
         self.memo = Memo(max_compiled)
+        self.compiled = FileMemo(max_compiled_bytes)
+        """Compiled files by text and imports, for incremental loads (`incremental`)."""
         self.runs: Counter[str] = Counter()
         """How often each external step ran ("buf build", "git ls-remote", "git fetch");
         tests use it to prove that a cache hit ran nothing."""

@@ -2,8 +2,9 @@
 way any source compiles `.proto` files (folders read from disk end here too).
 
 Every name is checked before anything else happens (see `core.name_problem`); the
-files then go to the protoc worker (`compiler`), and the result is memoized by the
-content of the files, so the same files loaded again never compile twice.
+files then go to the protoc workers (`compiler`), and the result is memoized by the
+content of the files, so the same files loaded again never compile twice; a load with
+some files changed compiles only those and their importers (`incremental`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..descriptors import Schema
-from .compiler import CompileError
+from ..descriptors import Schema, SchemaError
+from ..identity import session_tag
+from .compiler import Compiled, CompileError, CompilerBusy
 from .core import (
     Context,
     Given,
+    LimitError,
     Limits,
     LoadError,
     SourceError,
@@ -24,8 +27,8 @@ from .core import (
     check_size,
     content_key,
 )
-from .descriptor_set import load_set
 from .imports import check_import_paths, complete, extra_roots, notes, place_uploads
+from .incremental import Plan
 
 __all__ = ["compile_files", "load"]
 
@@ -86,14 +89,63 @@ async def compile_files(
     if any(t not in clean for t in wanted):
         raise SourceError("a file to compile is not among the files")
 
-    async def build() -> Schema:
-        try:
-            data = await ctx.compiler.compile(clean, wanted)
-        except CompileError as exc:
-            raise LoadError(str(exc)) from None
-        return await load_set(ctx, data, origin="compiled sources")
+    key = await asyncio.to_thread(content_key, clean, wanted)
 
-    return await ctx.memo.get("protoc:" + content_key(clean, wanted), build)
+    async def build() -> Schema:
+        compiled = await _compile(ctx, clean, wanted)
+        try:
+            return await asyncio.to_thread(ctx.cache.get, compiled.files, compiled.facts)
+        except SchemaError as exc:  # e.g. two files, neither importing the other, define one name
+            raise LoadError(f"compiled sources: {exc}") from None
+
+    return await ctx.memo.get("protoc:" + key, build)
+
+
+async def _compile(ctx: Context, files: dict[str, bytes], targets: list[str]) -> Compiled:
+    """The compiled targets and all they import: only the files that changed since files
+    of the same names were compiled, and their importers, go to protoc (`incremental`)."""
+    memo = ctx.compiled
+    plan = await asyncio.to_thread(memo.plan, files, targets)
+    result: Compiled | None = None
+    if plan.reuse:
+        result = await _incremental(ctx, plan, targets)
+    if result is None:  # nothing to reuse, or the partial compile could not stand alone
+        result = await _run(ctx, files, targets, None)
+    await asyncio.to_thread(memo.store, files, plan.digests, result)
+    return result
+
+
+async def _incremental(ctx: Context, plan: Plan, targets: list[str]) -> Compiled | None:
+    """The sources compiled against the reused files; None when that fails (a full
+    compile then gives the result, or protoc's own error, as if none were reused)."""
+    partial = _NOTHING
+    if plan.targets:
+        given = await asyncio.to_thread(plan.given)
+        try:
+            partial = await _run(ctx, plan.sources, plan.targets, given)
+        except LoadError:
+            return None
+    return await asyncio.to_thread(ctx.compiled.close_over, targets, partial, plan.reuse)
+
+
+_NOTHING = Compiled({}, {}, frozenset())
+
+
+async def _run(
+    ctx: Context,
+    files: Mapping[str, bytes],
+    targets: list[str],
+    reuse: Mapping[str, bytes] | None,
+) -> Compiled:
+    try:
+        return await ctx.compiler.compile(files, targets, reuse=reuse, owner=session_tag())
+    except CompileError as exc:
+        raise LoadError(str(exc)) from None
+    except CompilerBusy as exc:
+        raise LimitError(
+            f"the catalog is busy compiling ({exc}); try again shortly, or raise "
+            "--compile-queue (and --compile-workers) on the catalog"
+        ) from None
 
 
 def _missing(limits: Limits, files: dict[str, bytes], folders: list[str | Path]) -> dict[str, str]:
