@@ -111,7 +111,7 @@ _WHAT = {
 
 
 async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
-    seconds = 1.0 if quick else 4.0
+    seconds = 1.0 if quick else 3.0
     rounds = 1 if quick else 3
     upstream = (await ctx.upstream()).address
     hellos = await _hellos(ctx)
