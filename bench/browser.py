@@ -43,8 +43,10 @@ from tests.upstream.schema import PROTO_DIR, SERVICE, load_schema
 CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "toplevel"]
 
 
-def main_thread_tasks(trace: bytes) -> list[float]:
-    """Durations (ms) of the renderer main thread's top-level tasks in a Chromium trace."""
+def main_thread_tasks(trace: bytes) -> list[tuple[float, float]]:
+    """(wall, thread) durations (ms) of the renderer main thread's top-level tasks in a
+    Chromium trace. Thread time leaves out the time the OS ran other processes: on a busy
+    machine a task's wall time can be several times the work it did."""
     events = json.loads(trace)
     events = events["traceEvents"] if isinstance(events, dict) else events
     mains = {
@@ -53,17 +55,21 @@ def main_thread_tasks(trace: bytes) -> list[float]:
         if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
     }
     return [
-        e["dur"] / 1000
+        (e["dur"] / 1000, e.get("tdur", e["dur"]) / 1000)
         for e in events
         if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in mains
     ]
 
 
-def summary(tasks: list[float]) -> dict[str, Any]:
+def summary(tasks: list[tuple[float, float]]) -> dict[str, Any]:
+    wall = [w for w, _ in tasks]
+    cpu = [c for _, c in tasks]
     return {
-        "longest_task_ms": round(max(tasks, default=0), 1),
-        "tasks_over_50ms": sum(t > 50 for t in tasks),
-        "tasks_over_100ms": sum(t > 100 for t in tasks),
+        "longest_task_ms": round(max(wall, default=0), 1),
+        "longest_task_thread_ms": round(max(cpu, default=0), 1),
+        "tasks_over_50ms": sum(t > 50 for t in wall),
+        "tasks_over_100ms": sum(t > 100 for t in wall),
+        "tasks_over_100ms_thread": sum(t > 100 for t in cpu),
     }
 
 
@@ -136,7 +142,10 @@ def burst(browser: Browser, url: str, upstream: str, count: int, mode: str) -> d
     with traced(browser, page) as result:
         start = time.perf_counter()
         page.get_by_test_id("send").click()
-        while not page.get_by_test_id("status").count():
+        # The previous (tiny) stream's status may still show: wait for this one's messages.
+        done = f"document.querySelector('[data-testid=status]') && " \
+               f"window.__catalogStats.messages >= {count}"
+        while not page.evaluate(done):
             nodes.append(page.evaluate("document.getElementsByTagName('*').length"))
             page.wait_for_timeout(200)
         result["seconds_to_status"] = round(time.perf_counter() - start, 2)

@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { CatalogService } from "../gen/catalog/v1/catalog_pb";
+import { slicedFetch } from "../lib/slicedFetch";
 import { authInterceptor } from "./auth";
 import { SESSION_HEADER, STATUS_HEADER, session } from "./session";
 
@@ -43,6 +44,7 @@ export function apiBaseUrl(): string {
 export const transport = createConnectTransport({
   baseUrl: apiBaseUrl(),
   useBinaryFormat: false,
+  fetch: slicedFetch,
   interceptors: [authInterceptor, sessionInterceptor],
 });
 

@@ -52,6 +52,7 @@ export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
   const [viewport, setViewport] = useState(DEFAULT_VIEWPORT);
   const scroller = useRef<HTMLDivElement>(null);
   const focusSelected = useRef(false);
+  const pendingFocus = useRef(false);
 
   const load = async (steps: Step[], from: number) => {
     treeStats.pages++;
@@ -101,8 +102,17 @@ export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
     if (top < el.scrollTop) el.scrollTop = top;
     else if (top + ROW > el.scrollTop + el.clientHeight) el.scrollTop = top + ROW - el.clientHeight;
     setScrollTop(el.scrollTop);
-    requestAnimationFrame(() => el.querySelector<HTMLElement>(`[data-pos="${selected}"]`)?.focus({ preventScroll: true }));
+    pendingFocus.current = true;
   }, [selected, rows]);
+  // Focus the selected row as soon as it is rendered (this render, or the one after the
+  // scroll above), so that the next key press finds it.
+  useLayoutEffect(() => {
+    if (!pendingFocus.current) return;
+    const row = scroller.current?.querySelector<HTMLElement>(`[data-pos="${selected}"]`);
+    if (!row) return;
+    pendingFocus.current = false;
+    row.focus({ preventScroll: true });
+  });
 
   const toggle = (n: TreeNode, want?: boolean) => {
     if (!n.size) return;

@@ -74,18 +74,33 @@ export function MessageList({ log, running }: { log: MessageLog; running: boolea
 
   const count = rows ? rows.length : held;
 
+  // The viewport is measured when the list appears and when it is resized, never per
+  // flush: reading layout while messages pour in forced a layout of the page each frame.
   useLayoutEffect(() => {
     const el = scroller.current;
-    if (!el) return;
-    setViewport(el.clientHeight || DEFAULT_VIEWPORT);
-    if (follow.current && running) el.scrollTop = el.scrollHeight;
-  }, [version, count, running]);
+    if (!el) return undefined;
+    const measure = () => setViewport(el.clientHeight || DEFAULT_VIEWPORT);
+    measure();
+    if (typeof ResizeObserver !== "function") return undefined;
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [mode]);
+
+  // Follow the tail: the content height is known (fixed-height rows), so nothing is read.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el || !follow.current || !running) return;
+    const top = Math.max(0, count * ROW_HEIGHT - viewport);
+    el.scrollTop = top;
+    setScrollTop(top);
+  }, [version, count, running, viewport]);
 
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
     setScrollTop(el.scrollTop);
-    follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW_HEIGHT;
+    follow.current = el.scrollTop + viewport >= count * ROW_HEIGHT - ROW_HEIGHT;
   };
 
   const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
