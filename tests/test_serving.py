@@ -251,3 +251,24 @@ def test_workers_stop_when_the_supervisor_is_killed(stack: str) -> None:
         while time.monotonic() < deadline and any(_alive(p) for p in workers):
             time.sleep(0.2)
         assert not any(_alive(p) for p in workers)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_big_bodies_over_http1_and_http2(stack: str) -> None:
+    """A body near the limit is read whole; one past it is refused with a Connect error,
+    over HTTP/1.1 and HTTP/2 alike (Envoy's buffers and flow control, or hypercorn's)."""
+    limit = 4 * 1024 * 1024
+    with run_cli("--server", stack, "--max-request-bytes", str(limit)) as (url, _proc):
+        under = b"{" + b" " * (limit - 1024) + b"}"
+        over = b"{" + b" " * (limit + 1024) + b"}"
+        headers = {"content-type": "application/json"}
+        for http2 in (False, True):
+            with httpx.Client(http1=not http2, http2=http2, timeout=60) as client:
+                ok = client.post(url + API + "GetSession", content=under, headers=headers)
+                assert ok.status_code == 200 and "ttlSeconds" in ok.json()
+                assert ok.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+                refused = client.post(url + API + "GetSession", content=over, headers=headers)
+                assert refused.json()["code"] == "resource_exhausted"
+                assert str(limit) in refused.json()["message"]
+                again = client.post(url + API + "GetSession", json={})  # connection still good
+                assert again.status_code == 200
