@@ -514,3 +514,37 @@ def test_loose_files_with_a_missing_import_get_a_hint(page: Page, tmp_path: Path
     expect(hint).to_contain_text("You uploaded loose files")
     expect(hint).to_contain_text("the folder that contains common/")
     expect(hint).to_contain_text("importPaths")
+
+
+@pytest.fixture(scope="module")
+def connect_upstream() -> Iterator[str]:
+    """The test service on connectrpc + hypercorn (Connect over HTTP/1.1 and h2c)."""
+    from tests.upstream.connect_server import start_connect_server
+
+    server = start_connect_server(Recorder())
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+def test_live_bidi_over_connect_is_a_conversation(page: Page, connect_upstream: str) -> None:
+    """Over the Connect transport (h2c, the full-duplex client) each reply shows while the
+    stream is open, before the next message is sent."""
+    load_test_service(page)
+    page.goto(page.url.split("#")[0] + f"#/m/{SERVICE}/BidiStream")
+    expect(page.get_by_role("heading", level=1, name="BidiStream")).to_be_visible()
+    set_target(page, connect_upstream, "Connect")
+    page.get_by_role("tab", name="JSON").click()
+    editor = page.get_by_test_id("request-json")
+    count = page.get_by_test_id("stream-count")
+    page.get_by_test_id("live-start").click()
+    for i in range(3):
+        editor.fill(json.dumps({"message": f"turn {i}"}))
+        page.get_by_test_id("live-send").click()
+        expect(page.get_by_test_id("live-sent")).to_have_text(f"{i + 1} sent")
+        expect(count).to_have_text(f"{i + 1} message{'s' if i else ''}")  # its reply, now
+        expect(page.get_by_test_id("status")).to_have_count(0)  # the stream is still open
+    expect(page.locator(".msg-row").last).to_contain_text('"message": "turn 2"')
+    page.get_by_test_id("live-close").click()
+    expect(page.get_by_test_id("status")).to_have_text("0 OK")
