@@ -201,3 +201,28 @@ async def test_a_long_stream_watched_through_b_loses_nothing(
     indexes = [json.loads(e["message"]["json"]).get("index", 0) for e in events if "message" in e]
     assert indexes == list(range(count))
     assert events[-1]["status"].get("success") is True, events[-1]
+
+
+async def test_sighup_on_one_process_reloads_every_process(
+    redis_url: str, prefix: str, base_dir: Path, client: Client
+) -> None:
+    """SIGHUP to B's supervisor reloads B's worker, which announces it: A reloads too."""
+    import signal
+
+    from tests.catalog_server import run_cli
+
+    args = store_args(redis_url, prefix, "--proto", str(base_dir))
+    with run_cli(*args) as (a, _), run_cli(*args) as (b, proc_b):
+        r = await client.post(a, "ListServices", {})
+        sid = r.headers["x-session-id"]
+        assert "basepkg.v1.Second" not in _names(r.json())
+        (base_dir / "basepkg" / "v1" / "base.proto").write_text(_BASE_V2)
+        proc_b.send_signal(signal.SIGHUP)
+        for url in (b, a):
+            names: set[str] = set()
+            for _ in range(200):
+                names = _names(await client.ok(url, "ListServices", {}, sid))
+                if "basepkg.v1.Second" in names:
+                    break
+                await asyncio.sleep(0.05)
+            assert "basepkg.v1.Second" in names, url
