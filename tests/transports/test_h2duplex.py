@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import h2.config
@@ -25,12 +25,16 @@ from connectrpc_catalog.transports import (
     MethodRef,
     ResponseHeaders,
     ResponseMessage,
+    TLSConfig,
     WireProtocol,
     h2duplex,
 )
 from connectrpc_catalog.transports.connect import ConnectTransport
 from connectrpc_catalog.transports.envelope import envelope
 from tests.upstream.node import SERVICE, NodeServer
+from tests.upstream.tls import TLSMaterial
+
+pytest_plugins = ["tests.upstream.fixtures"]
 
 BIDI = MethodRef(path=f"/{SERVICE}/Chat", client_streaming=True, server_streaming=True)
 
@@ -281,3 +285,72 @@ async def test_a_broken_stream_ends_with_a_status(raw_server: Start, how: str) -
         "deadline": (Code.DEADLINE_EXCEEDED, "deadline exceeded"),
     }[how]
     assert status.code == want[0] and want[1] in status.message, status
+
+
+@pytest.fixture
+def http1_tls_server(tls_material: TLSMaterial) -> Iterator[int]:
+    """The test service on hypercorn over TLS whose ALPN offers only http/1.1."""
+    import os
+    import socket
+    import tempfile
+    import threading
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from tests.upstream.behaviour import Recorder
+    from tests.upstream.connect_server import TestServiceApp
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.alpn_protocols = ["http/1.1"]
+    config.loglevel = "WARNING"
+    folder = tempfile.mkdtemp(prefix="ui-scale-h1tls-")
+    config.certfile, config.keyfile = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
+    with open(config.certfile, "wb") as fh:
+        fh.write(tls_material.server.cert_chain_pem)
+    with open(config.keyfile, "wb") as fh:
+        fh.write(tls_material.server.key_pem)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    app = TestServiceApp(Recorder())
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(serve(app, config, shutdown_trigger=stop.wait),),  # type: ignore[arg-type]
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        for name in ("c.pem", "k.pem"):
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
+
+
+async def test_a_tls_server_that_picks_http1_gets_the_call_over_http1(
+    http1_tls_server: int, tls_material: TLSMaterial
+) -> None:
+    """ALPN chose http/1.1: the client stream goes over httpx (all sent, then read)."""
+    target = CallTarget(host="127.0.0.1", port=http1_tls_server, protocol=WireProtocol.CONNECT,
+                        tls=TLSConfig(ca_pem=tls_material.ca_pem), codec="json")
+    transport = await ConnectTransport.open(target)
+    method = MethodRef(path="/testsvc.v1.TestService/ClientStream", client_streaming=True)
+    try:
+        for _ in range(2):  # the second call goes straight to HTTP/1.1
+            call = Call.start(target, method, (), 10)
+            events = [e async for e in transport.stream(call, [b'{"message": "a"}',
+                                                               b'{"message": "b"}'])]
+            status = events[-1]
+            assert isinstance(status, CallStatus) and status.ok, status
+            [reply] = [e for e in events if isinstance(e, ResponseMessage)]
+            assert json.loads(reply.payload)["message"]
+            assert transport._tls_speaks_http1  # ALPN said so; remembered for the next call
+    finally:
+        await transport.close()
