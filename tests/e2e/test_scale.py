@@ -291,17 +291,20 @@ def test_copied_commands_run_as_pasted_from_any_folder(
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def all_axe_violations(page: Page) -> list[str]:
-    """Every axe violation (any impact) of the page as it is."""
+def all_axe_violations(page: Page, within: str = "") -> list[str]:
+    """Every axe violation (any impact) of the page as it is (or of the element `within`
+    selects)."""
     page.add_script_tag(path=str(AXE))
     found = page.evaluate(
-        """async () => {
-            const result = await axe.run(document, { resultTypes: ["violations"] });
+        """async (within) => {
+            const where = within ? document.querySelector(within) : document;
+            const result = await axe.run(where, { resultTypes: ["violations"] });
             return result.violations.map((v) => {
                 const where = v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ");
                 return `${v.impact} ${v.id}: ${v.help} (${where})`;
             });
-        }"""
+        }""",
+        within,
     )
     return list(found)
 
@@ -434,6 +437,8 @@ def test_a_big_body_is_a_collapsed_tree_read_off_the_main_thread(
     expect(page.get_by_test_id("tree-path")).to_have_text("$.tags[1]")
     # Parsed and pretty-printed in the worker only: the page never parsed the body.
     assert page.evaluate("window.__docStats.inPage") == 0
+    if AXE.exists():
+        assert not all_axe_violations(page, "[data-testid=response]")
     screenshot(page, "14-big-body-tree", height=1100)
 
 
