@@ -19,7 +19,7 @@ Everything is measured against the catalog started by its CLI, in the same run:
 - **worker RSS**: the compile workers' resident memory after the cold load and after the
   concurrent run (`--compile-worker-max-rss` recycles a worker that grew past it).
 
-    .venv/bin/python bench/loads.py [--quick]
+    .venv/bin/python bench/loads.py [--quick] [-- CATALOG FLAGS, e.g. --server hypercorn]
 
 For bench/run.py: `scenario(ctx, quick)` returns the rows `load.cold`, `load.reload`,
 `load.concurrent_p99` and more (`load.*`).
@@ -184,7 +184,7 @@ async def cold_and_reloads(
     return {"protoc": protoc, "cold": cold, "cold_s": cold_s, "reloads": reloads, "rss": rss}
 
 
-async def concurrent(url: str, sessions: int, tag: str) -> dict[str, Any]:
+async def concurrent(url: str, pid: int, sessions: int, tag: str) -> dict[str, Any]:
     """`sessions` distinct 10-file uploads at once, each in a new session."""
     bodies = [
         json.dumps({"protoFiles": {"files": proto_sources(PER_PACKAGE * 1, f"{tag}s{i}")}}).encode()
@@ -192,9 +192,12 @@ async def concurrent(url: str, sessions: int, tag: str) -> dict[str, Any]:
     ]
     limits = httpx.Limits(max_connections=sessions, max_keepalive_connections=sessions)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        before = cpu_of(pid)
         t0 = time.perf_counter()
         got = await asyncio.gather(*(load(client, b) for b in bodies))
         wall = time.perf_counter() - t0
+        await asyncio.sleep(0.05)
+        cpu = cpu_of(pid) - before
     times = [t for t, _ in got]
     errors = [e for _, e in got if e]
     return {
@@ -202,6 +205,7 @@ async def concurrent(url: str, sessions: int, tag: str) -> dict[str, Any]:
         "p99": pct(times, 0.99),
         "max": max(times),
         "wall": wall,
+        "cpu": cpu,
         "errors": errors,
     }
 
@@ -212,9 +216,18 @@ async def measure(url: str, pid: int, quick: bool, tmp: Path, tag: str) -> dict[
         result = await cold_and_reloads(client, pid, tmp, files, tag)
     result["files"] = files
     result["sessions"] = sessions
-    result["concurrent"] = await concurrent(url, sessions, tag)
+    result["concurrent"] = await concurrent(url, pid, sessions, tag)
     result["rss_after"] = worker_rss(pid)
+    with contextlib.suppress(OSError):
+        result["loadavg"] = os.getloadavg()[0]
     return result
+
+
+_EDITS = {
+    "leaf": "the last file (imports every package; nothing imports it)",
+    "package": "a package's last file (+ its one importer)",
+    "shared": "the common package's last file (~all files recompile)",
+}
 
 
 def rows(r: dict[str, Any]) -> list[Row]:
@@ -225,16 +238,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
     out = [
         Row("load.cold", cold.total, protoc,
             f"{size}: catalog {cold.total:.3f} s CPU (main {cold.main:.3f} + workers "
-            f"{cold.workers:.3f}), {r['cold_s']:.3f} s wall; bare protoc {protoc:.3f} s CPU"),
+            f"{cold.workers:.3f}), {r['cold_s']:.3f} s wall; bare protoc {protoc:.3f} s CPU; "
+            f"machine load average {r.get('loadavg', 0):.1f} on {os.cpu_count()} cores"),
         Row("load.cold_main", cold.main, protoc, unit="s",
             label="… the main process's share of the cold load (CPU)",
             note="main process CPU / bare protoc CPU"),
     ]  # fmt: skip
     for label, (cpu, wall) in r["reloads"].items():
         key = "load.reload" if label == "leaf" else f"load.reload_{label}"
-        what = {"leaf": "the last file (imports every package; nothing imports it)",
-                "package": "a package's last file (+ its one importer)",
-                "shared": "the common package's last file (~all files recompile)"}[label]  # fmt: skip
+        what = _EDITS[label]
         out.append(
             Row(
                 key,
@@ -244,11 +256,16 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 label=f"reload after one file changed: {what} (CPU)",
                 note=f"CPU main {cpu.main:.3f} + workers {cpu.workers:.3f} s; wall {wall:.3f} s "
                 f"= {wall / r['cold_s']:.2f}x the cold load's {r['cold_s']:.3f} s",
-            )  # fmt: skip
+            )
         )
     c = r["concurrent"]
     n = r["sessions"]
-    note = f"{n} sessions, 10 files / 100 messages each; p50 {c['p50']:.2f} s, max {c['max']:.2f} s"
+    per = c["cpu"]
+    note = (
+        f"{n} sessions, 10 files / 100 messages each; p50 {c['p50']:.2f} s, max {c['max']:.2f} s, "
+        f"all done in {c['wall']:.2f} s; CPU per load: main {per.main / n * 1000:.1f} ms + "
+        f"workers {per.workers / n * 1000:.1f} ms"
+    )
     out += [
         Row("load.concurrent_p99", c["p99"], note=f"{note}; {len(c['errors'])} errors"),
         Row("load.concurrent_p50", c["p50"], unit="s", label=f"{n} concurrent first loads, p50"),
@@ -275,10 +292,12 @@ async def scenario(ctx: Any, quick: bool) -> list[Row]:
 
 
 def main() -> int:
-    quick = "--quick" in sys.argv[1:]
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    extra = args[args.index("--") + 1 :] if "--" in args else []  # catalog flags
     port = free_port()
     cmd = [sys.executable, "-m", "connectrpc_catalog", "--port", str(port),
-           "--log-level", "warning"]  # fmt: skip
+           "--log-level", "warning", *extra]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-loads-") as tmp:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         try:

