@@ -48,7 +48,7 @@ export function CollectionsBar() {
   const current = list.find((c) => c.id === choice.collection);
   const env = choice.env[choice.collection] ?? "";
   return (
-    <div class="coll-bar" data-testid="collections-bar">
+    <div class="coll-bar" role="region" aria-label="Saved requests" data-testid="collections-bar">
       <button type="button" class="btn btn-ghost btn-sm" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="collections-toggle">
         Collections
       </button>
