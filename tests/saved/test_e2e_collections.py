@@ -26,7 +26,7 @@ if _missing():
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.test_ui import load_weather, open_method, send, set_target
+from tests.e2e.test_ui import AXE, axe_violations, load_weather, open_method, send, set_target
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,8 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     )
     assert "e2e-secret-value" not in page.content()
     screenshot(page, "saved-requests-pass")
+    if AXE.exists():  # the open panel too: no serious or critical violation
+        assert axe_violations(page) == []
 
     switcher.select_option("broken")
     expect(page.get_by_test_id("run-all")).to_have_text("Run all (broken)")
