@@ -93,22 +93,27 @@ class Schema:
     )
 
     def __init__(
-        self, files: Mapping[str, bytes], facts: Mapping[str, Facts] | None = None
+        self,
+        files: Mapping[str, bytes],
+        facts: Mapping[str, Facts] | None = None,
+        bare: Mapping[str, bytes] | None = None,
     ) -> None:
         """Build from file name → serialized FileDescriptorProto (dependencies included).
 
         `facts` are the files' `filefacts.Facts` when the caller has them already (the
-        protoc worker ships them); the others are read off the wire. Comments are indexed
-        per file on first lookup (see `Comments`), not here.
+        protoc worker ships them); the others are read off the wire. `bare` has some of
+        the files without source info, which the pool (it keeps none) builds faster
+        from. Comments are indexed per file on first lookup (see `Comments`), not here.
         """
         self.files = dict(files)
         self.key = _key(self.files)
         known = facts or {}
         by_name = {name: known.get(name) or _scan(name, data) for name, data in self.files.items()}
         self.pool = descriptor_pool.DescriptorPool()
+        pool_bytes = bare or {}
         for fact in _dependency_order(by_name.values()):
             try:
-                self.pool.AddSerializedFile(self.files[fact.name])
+                self.pool.AddSerializedFile(pool_bytes.get(fact.name) or self.files[fact.name])
             except Exception as exc:  # upb raises TypeError; the pure runtime other types
                 raise SchemaError(f"{fact.name}: {_pool_error(exc)}") from None
         self.file_names = tuple(sorted(self.files))
@@ -313,8 +318,13 @@ class SchemaCache:
             return live[0][1]
         return self.get(merge_files(live))
 
-    def get(self, files: Mapping[str, bytes], facts: Mapping[str, Facts] | None = None) -> Schema:
-        """Find or build the schema of exactly these files (`facts`: see `Schema`).
+    def get(
+        self,
+        files: Mapping[str, bytes],
+        facts: Mapping[str, Facts] | None = None,
+        bare: Mapping[str, bytes] | None = None,
+    ) -> Schema:
+        """Find or build the schema of exactly these files (`facts`, `bare`: see `Schema`).
 
         Threads asking for the same files at once share one build (after a base reload,
         every session with loads of its own merges onto the same new base).
@@ -333,7 +343,7 @@ class SchemaCache:
         if pending is not None:
             return pending.result()
         try:
-            schema = Schema(files, facts)
+            schema = Schema(files, facts, bare)
         except BaseException as exc:
             with self._lock:
                 del self._building[key]

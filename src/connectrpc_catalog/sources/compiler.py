@@ -74,6 +74,9 @@ class Compiled:
     files: dict[str, bytes]
     facts: dict[str, Facts]
     compiled: frozenset[str]
+    bare: Mapping[str, bytes] = field(default_factory=dict)
+    """Some of the files without their source info (the reused ones, which were given
+    to protoc so): what the schema's descriptor pool is built from, where present."""
 
 
 @dataclass(slots=True, eq=False)

@@ -48,6 +48,11 @@ class Kept:
             self._bare = without_source_info(self.data)
         return self._bare
 
+    @property
+    def stripped(self) -> bytes | None:
+        """`bare` if it was computed, else None."""
+        return self._bare
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -131,6 +136,7 @@ class FileMemo:
         kept well-known types; None when one is missing (compile it all then)."""
         files: dict[str, bytes] = {}
         facts: dict[str, Facts] = {}
+        bare: dict[str, bytes] = {}
         pending = list(targets)
         while pending:
             name = pending.pop()
@@ -143,8 +149,10 @@ class FileMemo:
                 if kept is None:
                     return None
                 files[name], facts[name] = kept.data, kept.facts
+                if kept.stripped is not None:
+                    bare[name] = kept.stripped
             pending.extend(facts[name].deps)
-        return Compiled(files, facts, compiled.compiled)
+        return Compiled(files, facts, compiled.compiled, bare)
 
     def _external(self, name: str) -> Kept | None:
         with self._lock:

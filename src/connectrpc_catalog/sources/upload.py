@@ -94,7 +94,9 @@ async def compile_files(
     async def build() -> Schema:
         compiled = await _compile(ctx, clean, wanted)
         try:
-            return await asyncio.to_thread(ctx.cache.get, compiled.files, compiled.facts)
+            return await asyncio.to_thread(
+                ctx.cache.get, compiled.files, compiled.facts, compiled.bare
+            )
         except SchemaError as exc:  # e.g. two files, neither importing the other, define one name
             raise LoadError(f"compiled sources: {exc}") from None
 
