@@ -124,6 +124,9 @@ def test_run_from_database(demo: DemoServer, tmp_path: Path) -> None:
     done = _run("Weather", "--database", url, "--env", "local")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("1 passed, 0 failed")
+    protos = Path(__file__).resolve().parents[2] / "examples" / "weather"
+    from_folder = _run("Weather", "--database", url, "--env", "local", "--proto", str(protos))
+    assert from_folder.returncode == 0, from_folder.stdout + from_folder.stderr
     unknown = _run("Nope", "--database", url)
     assert unknown.returncode == 2 and "no collection is named 'Nope'" in unknown.stderr
     no_env = _run("Weather", "--database", url, "--env", "staging")
