@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -35,6 +34,14 @@ def _answers(host: str, port: int) -> bool:
         with socket.create_connection((host, port), 1.0) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
             return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), 1.0):
+            return True
     except OSError:
         return False
 
@@ -146,6 +153,8 @@ class OwnRedis:
     port: int
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()
+    """More redis-server flags (a password, TLS)."""
 
     @property
     def url(self) -> str:
@@ -168,12 +177,13 @@ class OwnRedis:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _answers("127.0.0.1", self.port):
+        while not _listens(self.port):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
@@ -204,8 +214,3 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         if server.proc is not None:
             server.proc.kill()
             server.proc.wait()
-
-
-def env_without_store() -> dict[str, str]:
-    """This environment minus any CONNECTRPC_CATALOG_SESSION_STORE of the caller's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CONNECTRPC_CATALOG_")}
