@@ -12,6 +12,19 @@ from tests.upstream.schema import PROTO_DIR, SERVICE
 from .conftest import Client, OwnRedis, catalogs, free_port, store_args
 
 
+def _grpc_code(url: str) -> str:
+    """GetSession by a grpcio client (h2c): its status code's name."""
+    import grpc
+
+    with grpc.insecure_channel(url.removeprefix("http://")) as channel:
+        call = channel.unary_unary("/catalog.v1.CatalogService/GetSession")
+        try:
+            call(b"", timeout=10)
+        except grpc.RpcError as exc:
+            return str(exc.code().name)  # type: ignore[attr-defined]
+    return "OK"
+
+
 def test_unreachable_redis_at_start_is_a_clear_error() -> None:
     url = f"redis://127.0.0.1:{free_port()}/9"
     done = subprocess.run(
@@ -40,6 +53,7 @@ async def test_redis_stopped_and_restarted(own_redis: OwnRedis, client: Client) 
                 assert r.json()["code"] == "unavailable"
                 assert "session store" in r.json()["message"]
                 assert "x-session-id" not in r.headers  # no new, empty session
+            assert await asyncio.to_thread(_grpc_code, url) == "UNAVAILABLE"  # gRPC too
             ready = await client.http.get(url + "/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["session_store"] is False
@@ -57,3 +71,4 @@ async def test_redis_stopped_and_restarted(own_redis: OwnRedis, client: Client) 
             assert r.headers["x-session-status"] == "active"
             assert SERVICE in {s["name"] for s in r.json()["services"]}
             assert (await client.http.get(url + "/readyz")).status_code == 200
+            assert await asyncio.to_thread(_grpc_code, url) == "OK"
