@@ -135,3 +135,15 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     # The switcher stays visible away from the panel, on every page.
     page.get_by_test_id("collections-toggle").click()
     expect(page.get_by_test_id("env-switcher")).to_have_value("broken")
+
+    # Edit in the method's own editor: call it for Tokyo, then update the saved request
+    # from that call; its assertion on "Lisbon" now fails (with the local environment).
+    page.locator(".request-editor").locator('[data-path="location.city"]').fill("Tokyo")
+    send(page)
+    expect(page.get_by_test_id("response-json")).to_contain_text('"placeName": "Tokyo"')
+    switcher.select_option("local")
+    page.get_by_test_id("collections-toggle").click()
+    page.get_by_test_id("update-from-call").click()
+    page.get_by_test_id("run-all").click()
+    failed = page.get_by_test_id("run-result").get_by_test_id("assertion-result").last
+    expect(failed).to_contain_text('✗ field $.placeName eq "Lisbon" — "Tokyo"')

@@ -4,8 +4,8 @@ import { useEffect, useState } from "preact/hooks";
 import { errorText } from "../../api/client";
 import { Transport } from "../../gen/catalog/v1/catalog_pb";
 import type { Assertion, Collection, Environment, RunResult, SavedRequest } from "../../gen/catalog/v1/collections_pb";
-import { loadHistory, methodKey } from "../../lib/history";
-import { navigate, shareHash } from "../../lib/route";
+import { loadHistory, methodKey, type HistoryEntry } from "../../lib/history";
+import { navigate, shareHash, type Route } from "../../lib/route";
 import { transportLabel } from "../../lib/target";
 import { toast, useAppState } from "../../state/store";
 import { collectionLink, collections } from "./api";
@@ -18,6 +18,7 @@ interface Props {
 }
 
 export function CollectionView({ collection, env, onChanged }: Props) {
+  const { route } = useAppState();
   const [requests, setRequests] = useState<SavedRequest[]>([]);
   const [envs, setEnvs] = useState<Environment[]>([]);
   const [results, setResults] = useState<Record<string, RunResult>>({});
@@ -99,6 +100,16 @@ export function CollectionView({ collection, env, onChanged }: Props) {
                 <button type="button" class="btn btn-ghost btn-sm" onClick={() => setEditing(editing === r.id ? "" : r.id)}>
                   Edit
                 </button>
+                {lastCallOf(route, r) && (
+                  <button
+                    type="button"
+                    class="btn btn-ghost btn-sm"
+                    data-testid="update-from-call"
+                    onClick={() => act(() => collections.saveRequest({ request: { ...requestInit(r), ...lastCall(lastCallOf(route, r)!) } }))}
+                  >
+                    Update from last call
+                  </button>
+                )}
                 <button type="button" class="btn btn-ghost btn-sm" onClick={() => act(() => collections.duplicateRequest({ id: r.id }))}>
                   Duplicate
                 </button>
@@ -174,6 +185,26 @@ function openHash(r: SavedRequest): string {
   });
 }
 
+/** What a call from the history puts into a saved request: where and what it sent. */
+function lastCall(last: HistoryEntry) {
+  const t = last.target;
+  return {
+    endpoint: t.endpoint,
+    transport: t.transport ?? Transport.GRPC,
+    metadata: Object.fromEntries(t.metadata.filter((m) => m.enabled && m.key).map((m) => [m.key, m.value])),
+    requestMessagesJson: last.requests,
+    tls: { useTls: t.useTls, serverName: t.serverName, insecureSkipVerify: t.insecureSkipVerify },
+    timeoutSeconds: t.timeoutSeconds,
+    connectCodec: t.connectCodec,
+  };
+}
+
+/** The last call of the method on screen, when it is `r`'s method. */
+function lastCallOf(route: Route, r: SavedRequest): HistoryEntry | undefined {
+  if (route.page !== "method" || route.service !== r.service || route.method !== r.method) return undefined;
+  return loadHistory(methodKey(r.service, r.method))[0];
+}
+
 function SaveCurrent({ collectionId, onSaved }: { collectionId: string; onSaved: () => Promise<void> }) {
   const { route } = useAppState();
   const [name, setName] = useState("");
@@ -182,7 +213,6 @@ function SaveCurrent({ collectionId, onSaved }: { collectionId: string; onSaved:
   if (!last) return <p class="muted coll-hint">Call {route.method} once to save the call here.</p>;
   const save = async (e: Event) => {
     e.preventDefault();
-    const t = last.target;
     try {
       await collections.saveRequest({
         request: {
@@ -190,13 +220,7 @@ function SaveCurrent({ collectionId, onSaved }: { collectionId: string; onSaved:
           name: name.trim() || route.method,
           service: route.service,
           method: route.method,
-          endpoint: t.endpoint,
-          transport: t.transport ?? Transport.GRPC,
-          metadata: Object.fromEntries(t.metadata.filter((m) => m.enabled && m.key).map((m) => [m.key, m.value])),
-          requestMessagesJson: last.requests,
-          tls: { useTls: t.useTls, serverName: t.serverName, insecureSkipVerify: t.insecureSkipVerify },
-          timeoutSeconds: t.timeoutSeconds,
-          connectCodec: t.connectCodec,
+          ...lastCall(last),
           assertions: [{ kind: "status", op: "eq", value: "OK" }],
         },
       });
