@@ -36,6 +36,8 @@ class WorkerSpec:
     port: int
     loop: str
     log_level: str
+    log_format: str
+    """text or json, as the catalog's own lines."""
     scratch: Path
     """A private folder for the server's own files (Envoy's admin address)."""
 
@@ -94,7 +96,12 @@ class Hypercorn:
         await _end(proc, grace)  # SIGTERM: hypercorn's own graceful shutdown (graceful_timeout)
 
 
-_ENVOY_LOG = {"debug": "info", "info": "error", "warning": "error", "error": "critical"}
+_ENVOY_LOG = {"debug": "warning", "info": "error", "warning": "error", "error": "critical"}
+_ENVOY_FORMAT = {
+    "text": "%Y-%m-%d %T,%e %l envoy.%n: %v",
+    "json": '{"ts":"%Y-%m-%dT%T.%e%z","level":"%l","logger":"envoy.%n","message":"%j"}',
+}
+"""Envoy's own log lines in the catalog's formats (serving/logs.py)."""
 
 
 class Pyvoy:
@@ -133,6 +140,8 @@ class Pyvoy:
             "--use-dynamic-base-id",
             "--log-level",
             _ENVOY_LOG.get(spec.log_level, "error"),
+            "--log-format",
+            _ENVOY_FORMAT.get(spec.log_format, _ENVOY_FORMAT["text"]),
         ]
         return Command(argv, get_envoy_environ())
 

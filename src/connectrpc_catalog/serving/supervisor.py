@@ -141,6 +141,7 @@ class Supervisor:
             port=self.port,
             loop=self.settings.server.loop,
             log_level=self.settings.log_level,
+            log_format=self.settings.server.log_format,
             scratch=scratch,
         )
         command = self.server.command(spec)

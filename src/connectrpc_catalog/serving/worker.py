@@ -148,5 +148,15 @@ async def reload(app: App) -> None:
     _log.info("reloaded the base: %d services", len(loaded.schema.service_names))
 
 
+if sys.version_info < (3, 12):  # pyvoy 1.3 passes 3.12's timeout (--loop asyncio)
+    _shutdown_executor = asyncio.BaseEventLoop.shutdown_default_executor
+
+    async def _shutdown_default_executor(
+        self: asyncio.BaseEventLoop, timeout: float | None = None  # noqa: ASYNC109
+    ) -> None:
+        await _shutdown_executor(self)
+
+    asyncio.BaseEventLoop.shutdown_default_executor = _shutdown_default_executor  # type: ignore[method-assign]
+
 app = WorkerApp()
 """What the servers import: `connectrpc_catalog.serving.worker:app`."""
