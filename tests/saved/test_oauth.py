@@ -123,6 +123,12 @@ async def test_policy_checks_the_token_endpoint(issuer: str) -> None:
         await TokenCache().token(_helper(issuer), check)
     assert refused.value.code is Code.PERMISSION_DENIED
     assert asked == [("127.0.0.1", int(issuer.rsplit(":", 1)[1]))]
+    # A token someone else fetched is no way around the caller's policy.
+    tokens = TokenCache()
+    await tokens.token(_helper(issuer))
+    with pytest.raises(RequestError):
+        await tokens.token(_helper(issuer), check)
+    assert tokens.fetches == 1 and len(asked) == 2
 
 
 async def test_a_run_sends_the_token_without_showing_it(issuer: str) -> None:

@@ -49,8 +49,24 @@ class _Token:
 def _where(url: str) -> str:
     """The URL as messages show it: no credentials, no query."""
     parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TokenError(
+            f"auth.tokenUrl {_where(url)!r} is not an http(s) URL", field="auth.tokenUrl"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise TokenError(f"auth.tokenUrl {_where(url)!r} has no valid port") from None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 class TokenCache:
@@ -77,7 +93,11 @@ class TokenCache:
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     async def token(self, auth: pb.AuthHelper, check: TargetCheck | None = None) -> str:
-        """A valid access token for the client `auth` names, fetched when needed."""
+        """A valid access token for the client `auth` names, fetched when needed. The
+        token endpoint is checked (`check`) on every call, cached token or not: a token
+        another caller fetched is no way around the caller's own policy."""
+        if check is not None:
+            await check(*_host_port(auth.token_url))
         key = self._key(auth)
         cached = self._fresh(key)
         if cached is not None:
@@ -87,7 +107,7 @@ class TokenCache:
             cached = self._fresh(key)
             if cached is not None:
                 return cached
-            token = await self._fetch(auth, check)
+            token = await self._fetch(auth)
             self._tokens[key] = token
             self._tokens.move_to_end(key)
             while len(self._tokens) > self.max_entries:
@@ -101,16 +121,10 @@ class TokenCache:
             return None
         return token.value
 
-    async def _fetch(self, auth: pb.AuthHelper, check: TargetCheck | None) -> _Token:
+    async def _fetch(self, auth: pb.AuthHelper) -> _Token:
         url = auth.token_url.strip()
         where = _where(url)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TokenError(
-                f"auth.tokenUrl {where!r} is not an http(s) URL", field="auth.tokenUrl"
-            )
-        if check is not None:
-            await check(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        _host_port(url)  # an http(s) URL with a host
         form = {"grant_type": "client_credentials"}
         if auth.scopes.strip():
             form["scope"] = auth.scopes.strip()
@@ -147,7 +161,7 @@ def _parse(status: int, body: bytes, where: str, started: float) -> _Token:
 
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
         raise TokenError(f"the token endpoint {where} answered HTTP {status} without JSON")
@@ -159,7 +173,9 @@ def _parse(status: int, body: bytes, where: str, started: float) -> _Token:
         )
     lifetime = data.get("expires_in")
     seconds = (
-        float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else _DEFAULT_LIFETIME
+        float(lifetime)
+        if isinstance(lifetime, int | float) and 0 < lifetime <= 10**9  # a float, not inf
+        else _DEFAULT_LIFETIME
     )
     margin = min(30.0, seconds / 10)  # renewed a little before it expires
     return _Token(data["access_token"], started + seconds - margin)
