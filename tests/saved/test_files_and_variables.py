@@ -143,3 +143,30 @@ async def test_assertions_compare_as_documented() -> None:
         _outcome(['{"n": 1}', '{"n": 2}'], True),
     )
     assert stream[0].passed
+
+
+def test_run_command_overrides_from_flags_and_environment() -> None:
+    """--var and CONNECTRPC_CATALOG_VAR_* fill what exported files leave out."""
+    from connectrpc_catalog.saved.runner import _overrides, _with_overrides
+    from connectrpc_catalog.saved.variables import Resolved
+
+    env = Resolved(
+        name="staging",
+        variables={"host": "api:443", "api-token": ""},
+        auth=pb.AuthHelper(kind="oauth2_client_credentials", client_id="ci"),
+    )
+    given = _overrides(
+        ["host=127.0.0.1:50051", "extra=1"],
+        {
+            "CONNECTRPC_CATALOG_VAR_API_TOKEN": "tok-from-ci",
+            "CONNECTRPC_CATALOG_VAR_AUTH_CLIENT_SECRET": "secret-from-ci",
+            "UNRELATED": "x",
+        },
+    )
+    out = _with_overrides(env, given)
+    assert out.variables["host"] == "127.0.0.1:50051" and out.variables["extra"] == "1"
+    assert out.variables["api-token"] == "tok-from-ci"
+    assert out.auth.client_secret == "secret-from-ci" and "secret-from-ci" in out.secret_values
+    assert "UNRELATED" not in out.variables
+    with pytest.raises(RequestError):
+        _overrides(["no-equals-sign"], {})
