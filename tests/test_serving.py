@@ -280,3 +280,36 @@ def test_big_bodies_over_http1_and_http2(stack: str) -> None:
                 assert str(limit) in refused.json()["message"]
                 again = client.post(url + API + "GetSession", json={})  # connection still good
                 assert again.status_code == 200
+
+
+def test_worker_count_follows_the_session_store() -> None:
+    from dataclasses import replace
+
+    from connectrpc_catalog.serving import worker_count
+    from connectrpc_catalog.settings import Settings
+
+    plain = Settings()
+    shared = replace(plain, sessions=replace(plain.sessions, store=REDIS))
+    assert worker_count(plain) == 1
+    assert worker_count(shared) == len(os.sched_getaffinity(0))
+    assert worker_count(replace(shared, server=replace(shared.server, workers=3))) == 3
+
+
+async def test_channel_frames_and_their_bound() -> None:
+    import asyncio
+    import struct
+
+    from connectrpc_catalog.serving.channel import ChannelClosed, frame, read_frame
+
+    reader = asyncio.StreamReader()
+    reader.feed_data(frame(b"reload") + frame(b""))
+    assert await read_frame(reader) == b"reload"
+    assert await read_frame(reader) == b""
+    reader.feed_data(struct.pack(">I", 1 << 30))  # a length past the bound: no allocation
+    with pytest.raises(ChannelClosed):
+        await read_frame(reader)
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"\x00\x00")
+    reader.feed_eof()
+    with pytest.raises(ChannelClosed):
+        await read_frame(reader)

@@ -159,6 +159,9 @@ class Supervisor:
         reader, writer = await asyncio.open_connection(sock=ours)
         writer.write(frame(pickle.dumps(self.settings)))
         worker = _Worker(spec, proc, writer)
+        old = self._workers.get(index)
+        if old is not None:  # the channel of the worker this one replaces
+            old.writer.close()
         self._workers[index] = worker
         answer = await self._answer(worker, reader)
         if "failed" in answer:
