@@ -65,9 +65,7 @@ class _Slot:
             set_session_tag(self.state.id)
         return self.state
 
-    async def settle(
-        self, message: Message, replica: Replica | None
-    ) -> list[tuple[bytes, bytes]]:
+    async def settle(self, message: Message, replica: Replica | None) -> list[tuple[bytes, bytes]]:
         """At the response start: the X-Session-ID and X-Session-Status headers to send.
 
         A session this request created is kept only if the request succeeded; with a
