@@ -23,6 +23,7 @@ with one call each.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import statistics
@@ -66,6 +67,7 @@ async def per_session_bytes(path: str, counts: list[int]) -> dict[str, float]:
     states: list[Any] = []
 
     async def sessions(n: int, real_load: bool = False) -> float:
+        gc.collect()  # garbage freed meanwhile must not offset what the sessions hold
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(n):
             state, _ = app.manager.get_or_create(None)
@@ -74,6 +76,7 @@ async def per_session_bytes(path: str, counts: list[int]) -> dict[str, float]:
                 raise RuntimeError("a load of the same file did not return the shared schema")
             await state.registry.add(got)
             states.append(state)
+        gc.collect()
         return (tracemalloc.get_traced_memory()[0] - before) / n
 
     tracemalloc.start()
