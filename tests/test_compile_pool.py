@@ -10,19 +10,24 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from google.protobuf import descriptor_pb2
 
+from connectrpc_catalog.app import App
 from connectrpc_catalog.comments import index_comments
 from connectrpc_catalog.config import ConfigError, load_settings
 from connectrpc_catalog.descriptors import Schema, SchemaCache
 from connectrpc_catalog.filefacts import scan, split_set, without_source_info
 from connectrpc_catalog.problems import Code
+from connectrpc_catalog.settings import LimitSettings, Settings
 from connectrpc_catalog.sources.compiler import CompileError, Compiler, CompilerBusy
 from connectrpc_catalog.sources.core import Context, LimitError, LoadError
 from connectrpc_catalog.sources.files import load_path
 from connectrpc_catalog.sources.upload import compile_files
+from connectrpc_catalog.startup import BaseSpec, StartupSource
 
+from .catalog_server import run_catalog
 from .sourcehelp import write_tree
 
 PACKAGES = 4
@@ -361,3 +366,34 @@ async def test_a_set_of_garbage_is_refused_without_parsing_it(ctx: Context) -> N
     for garbage in (b"\x0a\xff", b"\x0b", b"\x0a\x03\x0a\x05a"):
         with pytest.raises(Exception, match=r"FileDescriptor|no name|not a valid"):
             cache.from_set(garbage)
+
+
+# --- through the app ----------------------------------------------------------------------
+
+
+def test_a_base_reload_compiles_only_the_edited_file(tmp_path: Path) -> None:
+    files = package_files()
+    write_tree(tmp_path, files)
+    spec = BaseSpec(sources=[StartupSource(kind="proto_path", value=str(tmp_path))])
+    settings = Settings(limits=LimitSettings(compile_workers=2, compile_queue=8), base=spec)
+    with run_catalog(app=App(settings)) as cat:
+        app = cat.app
+        assert app.compiler.size == 2 and app.compiler.max_queue == 8
+        cat.call(app.reload_base())
+        edit(tmp_path / f"t/p{PACKAGES - 1}/v1/f{PER_PACKAGE - 1}.proto", 3)
+        reused = app.loader.context.compiled.reused
+        cat.call(app.reload_base())  # what SIGHUP and ReloadBase run
+        assert app.loader.context.compiled.reused - reused == len(files) - 1
+        assert app.compiler.compiles == 2
+        services = httpx.post(
+            cat.url + "/catalog.v1.CatalogService/ListServices", json={}, timeout=30
+        ).json()["services"]
+        assert {s["name"] for s in services} == {f"t.p{k}.v1.Svc" for k in range(PACKAGES)}
+        svc = next(s for s in services if s["name"] == "t.p1.v1.Svc")
+        assert svc["documentation"] == "Svc serves package 1."  # comments, indexed on lookup
+        assert "t.p3.v1.Edited3" in {
+            m.full_name
+            for m in app.base.schema.pool.FindFileByName(
+                f"t/p{PACKAGES - 1}/v1/f{PER_PACKAGE - 1}.proto"
+            ).message_types_by_name.values()
+        }
