@@ -136,6 +136,14 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     page.get_by_test_id("collections-toggle").click()
     expect(page.get_by_test_id("env-switcher")).to_have_value("broken")
 
+    # A collection's link opens it, in a browser that never saw it.
+    chosen = page.evaluate("JSON.parse(localStorage.getItem('catalog.collections.v1')).collection")
+    other = new_page(page.context.browser, PageErrors())  # type: ignore[arg-type]
+    other.goto(page.url.split("#")[0] + f"#/?collection={chosen}")
+    expect(other.get_by_test_id("collection-view")).to_contain_text("Team weather")
+    expect(other.get_by_test_id("saved-request")).to_contain_text("Lisbon now")
+    other.context.close()
+
     # Edit in the method's own editor: call it for Tokyo, then update the saved request
     # from that call; its assertion on "Lisbon" now fails (with the local environment).
     page.locator(".request-editor").locator('[data-path="location.city"]').fill("Tokyo")

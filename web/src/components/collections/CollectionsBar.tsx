@@ -42,7 +42,10 @@ export function CollectionsBar() {
     collections
       .getCollection({ id: choice.collection })
       .then((r) => setEnvs(r.environments))
-      .catch(() => setEnvs([]));
+      .catch((e) => {
+        setEnvs([]);
+        if (choice.collection === linkedCollection()) toast(`The linked collection: ${errorText(e)}`, "error", 8000);
+      });
   }, [choice.collection, open, list]);
 
   const current = list.find((c) => c.id === choice.collection);
