@@ -13,7 +13,14 @@ from connectrpc.protocol import ProtocolType
 from google.protobuf import json_format
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
-from connectrpc_catalog.invocation import invoke_stream, invoke_unary
+from connectrpc_catalog.invocation import (
+    CallLimits,
+    encode_messages,
+    invoke_stream,
+    invoke_unary,
+    prepare_stream,
+    relay,
+)
 from connectrpc_catalog.problems import Code, RequestError
 from connectrpc_catalog.transports import Invoker
 from tests.upstream.connect_server import ConnectServer
@@ -324,6 +331,29 @@ async def test_raw_payload_events_carry_the_messages_bytes(
                     out_cls.FromString(m.payload), descriptor_pool=schema.pool))
             assert decoded == from_events(plain).messages
             assert from_events(plain).code == 0
+
+
+async def test_raw_payload_reaches_live_calls(
+    schema: TestSchema, registry: StubRegistry, invoker: Invoker, grpc_upstream: GrpcServer,
+) -> None:
+    """Live calls (calls.py) prepare and relay through the same functions: a prepared
+    call with rawPayload relays binary messages, fed one payload at a time."""
+    req = stream_req(grpc_upstream.address, "BidiStream", [], T.GRPC, raw_payload=True)
+    limits = CallLimits()
+    prepared = await prepare_stream(registry, req, limits)
+    texts = ['{"message": "a"}', '{"message": "b"}']
+    payloads = await encode_messages(registry, prepared, texts, "messageJson", limits)
+
+    async def one_at_a_time() -> Any:
+        for p in payloads:
+            yield p
+
+    events = [e async for e in relay(registry, invoker, prepared, one_at_a_time())]
+    out_cls = schema.cls(schema.method("BidiStream").output_type.full_name)
+    msgs = [e.event.value for e in events if e.event and e.event.field == "message"]
+    assert [out_cls.FromString(m.payload).message for m in msgs] == ["a", "b"]  # type: ignore[union-attr,attr-defined]
+    assert all(m.json == "" for m in msgs)  # type: ignore[union-attr]
+    assert events[-1].event is not None and events[-1].event.field == "status"
 
 
 # -- catalog request errors --------------------------------------------------------
