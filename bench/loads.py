@@ -80,19 +80,34 @@ def _is_worker(pid: int) -> bool:
     return False
 
 
+def _on_cpu(pid: int) -> float | None:
+    """Seconds `pid` (all its threads) has run, from schedstat (nanoseconds; None where
+    the kernel has no schedstat)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
+
+
 def cpu_of(pid: int) -> Cpu:
-    """Main and worker CPU of the catalog at `pid` (its own time and its children's;
-    workers that have exited count through their parent's `cutime`)."""
-    main = workers = 0
+    """Main and worker CPU of the catalog at `pid` (its processes' own time, in ns where
+    the kernel tells, and their children's: workers that have exited count through their
+    parent's `cutime`, in clock ticks)."""
+    main = workers = 0.0
     for p in tree(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
             utime, stime, cutime, cstime = _stat(p)
+            own = _on_cpu(p)
+            own = (utime + stime) / _TICK if own is None else own
             if _is_worker(p):
-                workers += utime + stime
+                workers += own
             else:
-                main += utime + stime
-                workers += cutime + cstime  # reaped children: compile workers (no git/buf here)
-    return Cpu(main / _TICK, workers / _TICK)
+                main += own
+                workers += (cutime + cstime) / _TICK  # reaped children: compile workers
+    return Cpu(main, workers)
 
 
 def worker_rss(pid: int) -> list[int]:
