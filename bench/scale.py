@@ -109,22 +109,31 @@ async def _session(url: str) -> str:
         return r.headers["x-session-id"]
 
 
-async def _servers(ctx: Ctx) -> dict[str, list[str]]:
-    """Start (once) every catalog of the scenario; the URLs of each setup."""
-    got: dict[str, list[str]] | None = ctx.state.get("scale")
-    if got is not None:
-        return got
-    prefix = f"bench-{secrets.token_hex(4)}"
-    ctx.at_exit(lambda: _delete_prefix(prefix))
+_SETUPS = {
+    "mem": (("--workers", "1", "--memory"),),
+    "w1": (("--workers", "1"),),
+    "w2": (("--workers", "2"),),
+    "p2": (("--workers", "1"), ("--workers", "1")),
+}
+"""Each setup's processes, by their flags ("--memory": no session store)."""
+
+
+async def _urls(ctx: Ctx, setup: str) -> list[str]:
+    """The URLs of one setup's processes (started on first use, kept for every round)."""
+    started: dict[str, list[str]] = ctx.state.setdefault("scale", {})
+    if setup in started:
+        return started[setup]
+    prefix = ctx.state.get("scale-prefix")
+    if prefix is None:
+        prefix = ctx.state["scale-prefix"] = f"bench-{secrets.token_hex(4)}"
+        ctx.at_exit(lambda: _delete_prefix(prefix))
     store = ["--session-store", REDIS, "--session-store-prefix", prefix]
-    mem = await ctx.catalog("--workers", "1", name="scale-mem")
-    w1 = await ctx.catalog(*store, "--workers", "1", name="scale-w1")
-    w2 = await ctx.catalog(*store, "--workers", "2", name="scale-w2")
-    pa = await ctx.catalog(*store, "--workers", "1", name="scale-pa")
-    pb = await ctx.catalog(*store, "--workers", "1", name="scale-pb")
-    got = {"mem": [mem.url], "w1": [w1.url], "w2": [w2.url], "p2": [pa.url, pb.url]}
-    ctx.state["scale"] = got
-    return got
+    urls = []
+    for n, flags in enumerate(_SETUPS[setup]):
+        args = [f for f in flags if f != "--memory"] + ([] if "--memory" in flags else store)
+        urls.append((await ctx.catalog(*args, name=f"scale-{setup}-{n}")).url)
+    started[setup] = urls
+    return urls
 
 
 async def _rate(ctx: Ctx, urls: list[str], seconds: float) -> float:
@@ -187,14 +196,17 @@ async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
     help_text = await ctx.catalog_help()
     if "--workers" not in help_text or "--session-store" not in help_text:
         return [Row(k, None, note="this catalog has no --workers/--session-store") for k in KEYS]
-    servers = await _servers(ctx)
     seconds = 1 if quick or ctx.warmup else 4
     rows = []
     for key, setup in zip(KEYS, ("w1", "w2", "p2"), strict=False):
-        base = await _rate(ctx, servers["mem"], seconds)  # just before: the same machine load
-        rows.append(Row(key, await _rate(ctx, servers[setup], seconds), baseline=base,
+        if quick and setup == "w2":  # --quick: fewer processes to start
+            rows.append(Row(key, None, note="full mode only", label=LABELS[key]))
+            continue
+        urls = await _urls(ctx, setup)
+        base = await _rate(ctx, await _urls(ctx, "mem"), seconds)  # just before: same load
+        rows.append(Row(key, await _rate(ctx, urls, seconds), baseline=base,
                         unit="req/s", label=LABELS[key]))  # fmt: skip
-    return rows + await _latencies(ctx, *servers["p2"], quick)
+    return rows + await _latencies(ctx, *await _urls(ctx, "p2"), quick)
 
 
 async def main() -> None:
@@ -215,18 +227,21 @@ async def main() -> None:
                     results[row.key].append(row)
         finally:
             await ctx.close()
-    print("| row | median | baseline (median) | ratio |")
-    print("|---|---|---|---|")
+    print("| row | median | baseline (median) | ratio (median of rounds) | ratios by round |")
+    print("|---|---|---|---|---|")
     for key, got in results.items():
-        values = [r.value for r in got if r.value is not None]
-        bases = [r.baseline for r in got if r.baseline is not None]
-        if not values or not bases:
-            print(f"| {LABELS[key]} | not measured ({got[0].note if got else '-'}) | | |")
+        pairs = [(r.value, r.baseline) for r in got if r.value is not None and r.baseline]
+        if not pairs:
+            note = got[0].note if got else "-"
+            print(f"| {LABELS[key]} | not measured ({note}) | | | |")
             continue
-        v, b = statistics.median(values), statistics.median(bases)
+        v = statistics.median(p[0] for p in pairs)
+        b = statistics.median(p[1] for p in pairs)
+        ratios = [p[0] / p[1] for p in pairs]
         shown = f"{v:,.0f} | {b:,.0f}" if v > 100 else f"{v:.2f} | {b:.2f}"
-        print(f"| {LABELS[key]} | {shown} | {v / b:.2f}x |")
-    print(json.dumps({k: [r.value for r in v] for k, v in results.items()}))
+        each = " / ".join(f"{r:.2f}" for r in ratios)
+        print(f"| {LABELS[key]} | {shown} | {statistics.median(ratios):.2f}x | {each} |")
+    print(json.dumps({k: [(r.value, r.baseline) for r in v] for k, v in results.items()}))
 
 
 if __name__ == "__main__":
