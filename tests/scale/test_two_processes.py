@@ -226,3 +226,34 @@ async def test_sighup_on_one_process_reloads_every_process(
                     break
                 await asyncio.sleep(0.05)
             assert "basepkg.v1.Second" in names, url
+
+
+async def test_a_call_whose_process_is_gone_is_a_retryable_unavailable(
+    redis_url: str, prefix: str, client: Client, grpc_upstream: GrpcServer
+) -> None:
+    from tests.catalog_server import run_cli
+
+    args = store_args(redis_url, prefix)
+    with run_cli(*args) as (b, _):
+        with run_cli(*args) as (a, proc_a):
+            sid = await _new_session(client, a)
+            body = {
+                "call": {
+                    "endpoint": grpc_upstream.address,
+                    "service": SERVICE,
+                    "method": "BidiStream",
+                    "transport": "TRANSPORT_GRPC",
+                    "timeoutSeconds": 20,
+                }
+            }
+            call_id = (await client.ok(a, "StartCall", body, sid))["callId"]
+            proc_a.terminate()
+            proc_a.wait(30)
+        message = {"callId": call_id, "messageJson": json.dumps({"message": "late"})}
+        r = await client.post(b, "SendMessage", message, sid)
+        assert r.status_code == 503, r.text
+        error = r.json()
+        assert error["code"] == "unavailable"
+        assert f"lives in catalog process {call_id.partition('-')[0]}" in error["message"]
+        # The session itself lives on in B.
+        assert SERVICE in _names(await client.ok(b, "ListServices", {}, sid))
