@@ -7,6 +7,7 @@ code and message from `grpc-status`/`grpc-message` headers (a trailers-only answ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -66,6 +67,8 @@ def _is_grpc(scope: Scope) -> bool:
     return content_type.startswith(b"application/grpc")
 
 
+_REPEAT_POLL_S = 0.05
+"""Pause between two receive() calls that bring nothing new after the body (see DrainFirst)."""
 _DRAIN_LIMIT = 256 * 1024 * 1024
 """Most request bytes read (and dropped) before a refusal; past it the connection may close."""
 
@@ -106,6 +109,12 @@ class DrainFirst:
 
         async def tracking_receive() -> Message:
             nonlocal done
+            if done:  # after the body only a disconnect is news; pyvoy repeats the last
+                while True:  # body message at once, which made connectrpc's watch spin
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return message
+                    await asyncio.sleep(_REPEAT_POLL_S)
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
@@ -173,6 +182,9 @@ async def refuse(
         body = json.dumps({"code": code.value, "message": message}).encode()
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    # A HEAD answer has no body (a server that sends it anyway breaks keep-alive).
+    if scope.get("method") == "HEAD":
+        body = b""
     await send({"type": "http.response.body", "body": body})
 
 
