@@ -126,6 +126,8 @@ def _load(file: pb.ExportedFile) -> Any:
         return json.loads(file.content)
     except json.JSONDecodeError as exc:
         raise Invalid(f"{file.path[:200]} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise Invalid(f"{file.path[:200]} nests its JSON too deeply") from None
 
 
 def _environment_from(data: Any, where: str) -> pb.Environment:

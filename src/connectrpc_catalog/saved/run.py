@@ -19,9 +19,13 @@ from ..transports import Invoker
 from .assertions import Outcome, check_all
 from .authhelpers import TargetCheck, TokenCache, auth_headers
 from .secrets import MASK
-from .variables import Resolved, substitute
+from .variables import MAX_RESULT, Resolved, VariableLimit, substitute
 
 __all__ = ["Runner", "summary"]
+
+MAX_CALL_TEXT = 4 * MAX_RESULT
+"""The most characters a call's fields may hold together once their variables are in
+(each field is bounded by MAX_RESULT; a request has up to 1,000 messages)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,10 +60,21 @@ class Runner:
         self, req: pb.SavedRequest, env: Resolved, secrets: set[str]
     ) -> catalog_pb.InvokeStreamRequest:
         values = env.variables
-        metadata = {
-            key: substitute(value, values, f"metadata {key!r}")
-            for key, value in req.metadata.items()
-        }
+        total = 0
+
+        def sub(text: str, where: str) -> str:
+            nonlocal total
+            out = substitute(text, values, where)
+            total += len(out)
+            if total > MAX_CALL_TEXT:
+                raise VariableLimit(
+                    f"the request would hold more than {MAX_CALL_TEXT} characters with its "
+                    f"variables in (at {where})",
+                    field=where,
+                )
+            return out
+
+        metadata = {key: sub(value, f"metadata {key!r}") for key, value in req.metadata.items()}
         added = await auth_headers(env.auth, self.tokens, self.check_target)
         for key, value in added.items():
             metadata.setdefault(key, value)  # a header the request names itself wins
@@ -68,15 +83,15 @@ class Runner:
         return catalog_pb.InvokeStreamRequest(
             service=req.service,
             method=req.method,
-            endpoint=substitute(req.endpoint, values, "endpoint"),
+            endpoint=sub(req.endpoint, "endpoint"),
             transport=req.transport,
             metadata=metadata,
             request_messages_json=[
-                substitute(m, values, f"requestMessagesJson[{i}]")
+                sub(m, f"requestMessagesJson[{i}]")
                 for i, m in enumerate(req.request_messages_json)
             ],
             use_tls=tls.use_tls,
-            server_name=substitute(tls.server_name, values, "tls.serverName"),
+            server_name=sub(tls.server_name, "tls.serverName"),
             insecure_skip_verify=tls.insecure_skip_verify,
             ca_cert_pem=tls.ca_cert_pem or env.tls.ca_cert_pem,
             client_cert_pem=env.tls.client_cert_pem,

@@ -16,6 +16,7 @@ from typing import Any
 from ..gen.catalog.v1 import catalog_pb
 from ..gen.catalog.v1 import collections_pb as pb
 from ..problems import Code, RequestError
+from .assertions import path_problem
 
 __all__ = [
     "ASSERTION_KINDS",
@@ -137,6 +138,8 @@ def _check_request(req: pb.SavedRequest) -> None:
         if a.op not in ASSERTION_OPS:
             raise Invalid(f"{where}.op must be one of {', '.join(ASSERTION_OPS)}", field=where)
         _bounded(a.path, f"{where}.path", LIMITS.assertion_text)
+        if a.kind == "field" and path_problem(a.path):
+            raise Invalid(f"{where}.path {path_problem(a.path)}", field=where)
         _bounded(a.value, f"{where}.value", LIMITS.assertion_text)
     tls = req.tls or pb.TlsChoice()
     _bounded(tls.ca_cert_pem, "tls.caCertPem", LIMITS.pem)
@@ -198,7 +201,7 @@ def apply_body(req: pb.SavedRequest, body: Mapping[str, Any]) -> pb.SavedRequest
 def _message_out(text: str) -> Any:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     return value if isinstance(value, dict) else text
 

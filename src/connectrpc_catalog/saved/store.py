@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets as _random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -45,6 +46,8 @@ from .shapes import (
 from .variables import Resolved
 
 __all__ = ["EVERYONE", "OPERATOR", "NotFound", "Opener", "Store", "Unavailable"]
+
+_log = logging.getLogger(__name__)
 
 EVERYONE = "*"
 OPERATOR = Identity(name="operator", via="operator")
@@ -94,7 +97,13 @@ class Store:
     @classmethod
     async def open(cls, url: str, sealer: Sealer, *, everyone: bool = True) -> Store:
         """Open the database at `url` and bring its tables up to date."""
-        engine = db.open_engine(url)
+        try:
+            engine = db.open_engine(url)  # a SQLite file's folder is made here
+        except OSError as exc:
+            raise Unavailable(
+                f"the saved-requests database {db.describe(url)} cannot be opened "
+                f"({type(exc).__name__})"
+            ) from None
         try:
             await db.upgrade(engine)
         except (OperationalError, DBAPIError, OSError) as exc:
@@ -688,7 +697,16 @@ class Opener:
         if self._store is None:
             async with self._lock:
                 if self._store is None:
-                    self._store = await Store.open(self.url, self.sealer, everyone=self.everyone)
+                    try:
+                        self._store = await Store.open(
+                            self.url, self.sealer, everyone=self.everyone
+                        )
+                    except Unavailable as exc:  # its URL (a path, a host) is for the log
+                        _log.error("%s", exc.message)
+                        raise Unavailable(
+                            "the saved-requests database cannot be opened (the catalog's "
+                            "log says which and why); try again later"
+                        ) from None
         return self._store
 
     async def close(self) -> None:
