@@ -48,6 +48,15 @@ _MAX_HEADER_LIST = 64 * 1024
 _MAX_ERROR_BODY = 1 << 20
 _READ_BYTES = 64 * 1024
 _CLOSE_TIMEOUT = 1.0
+_MAX_EMPTY_FRAMES = 10_000
+"""Frames bringing no response bytes (empty DATA, PING, SETTINGS, PRIORITY, unknown types,
+1xx heads) a call takes: a flood of them kept the loop busy and queued PING answers
+until the deadline."""
+_CARRY_NOTHING = (
+    h2.events.PingReceived, h2.events.PingAckReceived, h2.events.RemoteSettingsChanged,
+    h2.events.SettingsAcknowledged, h2.events.PriorityUpdated, h2.events.UnknownFrameReceived,
+    h2.events.InformationalResponseReceived,
+)
 _HOP_BY_HOP = frozenset(
     ("host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
      "te")
@@ -105,7 +114,8 @@ async def open_duplex(endpoint: Endpoint, deadline: float) -> DuplexConnection:
 class DuplexConnection:
     """One HTTP/2 connection carrying one call; see `exchange`."""
 
-    __slots__ = ("_conn", "_endpoint", "_inbox", "_reader", "_sid", "_window", "_writer")
+    __slots__ = ("_conn", "_empty", "_endpoint", "_inbox", "_reader", "_sid", "_window",
+                 "_writer")
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, endpoint: Endpoint
@@ -129,6 +139,8 @@ class DuplexConnection:
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         """What the socket brought, in order; bounded by the receive windows."""
         self._window = asyncio.Event()
+        self._empty = 0
+        """Frames that brought nothing so far (see `_MAX_EMPTY_FRAMES`)."""
 
     def abort(self) -> None:
         """Drop the connection (the transport closes): the call ends as unavailable."""
@@ -242,6 +254,13 @@ class DuplexConnection:
             self._window.set()
 
     def _on(self, event: h2.events.Event) -> None:
+        if isinstance(event, _CARRY_NOTHING) or (
+            isinstance(event, h2.events.DataReceived) and not event.flow_controlled_length
+        ):
+            self._empty += 1
+            if self._empty == _MAX_EMPTY_FRAMES:
+                self._inbox.put_nowait(_Gone(f"a flood of {_MAX_EMPTY_FRAMES} frames that "
+                                             "carry no response"))
         if isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
             self._window.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
