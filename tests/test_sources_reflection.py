@@ -430,3 +430,15 @@ def test_reflection_of_a_running_server_through_the_api(
     with grpc_server(OneFileReflection(pool, USER_SERVICES).handler()) as endpoint:
         data, _ = load_ok(http, catalog_url, {"reflectionEndpoint": endpoint})
     assert data["loadedServices"] == USER_SERVICES
+
+
+async def test_the_catalog_reflects_every_catalog_v1_service(
+    reflecting_catalog: str, ctx: Context
+) -> None:
+    """CollectionService is discoverable too, with the comments of its shipped descriptor set."""
+    endpoint = reflecting_catalog.removeprefix("http://")
+    reflected = await reflect(parse_endpoint(endpoint))
+    assert "catalog.v1.CollectionService" in reflected.services
+    schema = await load_reflection(ctx, endpoint)
+    assert "catalog.v1.CollectionService" in schema.service_names
+    assert schema.comments.get("catalog.v1.CollectionService", "").strip()
