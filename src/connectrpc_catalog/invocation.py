@@ -14,6 +14,7 @@ inside a JSON string field, so a UI pretty-prints it for display.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -178,28 +179,12 @@ def _prepare(
         raise _invalid(f"connectCodec must be 'proto' or 'json', not {req.connect_codec!r}")
     if protocol is not WireProtocol.CONNECT:
         codec = "proto"  # the codec choice applies to the Connect transport only
-    tls = None
-    if (
-        use_tls
-        or endpoint.lower().startswith("https://")
-        or req.ca_cert_pem
-        or (req.client_cert_pem or req.client_key_pem or req.insecure_skip_verify)
-    ):
-        tls = TLSConfig(
-            server_name=server_name.strip(),
-            ca_pem=req.ca_cert_pem,
-            client_cert_pem=req.client_cert_pem,
-            client_key_pem=req.client_key_pem,
-            insecure_skip_verify=req.insecure_skip_verify,
-        )
-    if endpoint.lower().startswith("http://") and tls is not None and not use_tls:
-        raise _invalid("TLS settings were given for an http:// endpoint: use https://")
-    try:
-        target = CallTarget.parse(
-            endpoint, protocol=protocol, use_tls=tls is not None, tls=tls, codec=codec
-        )
-    except ValueError as exc:
-        raise _invalid(f"endpoint: {exc}") from None
+    pems = (req.ca_cert_pem, req.client_cert_pem, req.client_key_pem)
+    args = (endpoint, protocol, use_tls, server_name, req.insecure_skip_verify, codec)
+    if any(pems) or len(endpoint) + len(server_name) > _CACHED_TARGET_CHARS:
+        target = _target(*args, *pems)
+    else:  # the usual call: the same few targets again and again
+        target = _cached_target(*args)
     if req.timeout_seconds < 0:
         raise _invalid("timeoutSeconds must not be negative")
     if req.timeout_seconds > limits.max_timeout:
@@ -218,6 +203,46 @@ def _prepare(
         timeout=float(req.timeout_seconds or DEFAULT_TIMEOUT_SECONDS),
         raw=isinstance(req, catalog_pb.InvokeStreamRequest) and req.raw_payload,
     )
+
+
+def _target(
+    endpoint: str,
+    protocol: WireProtocol,
+    use_tls: bool,
+    server_name: str,
+    insecure_skip_verify: bool,
+    codec: str,
+    ca_pem: str = "",
+    cert_pem: str = "",
+    key_pem: str = "",
+) -> CallTarget:
+    """Where the call goes; RequestError for an endpoint or TLS settings that do not fit."""
+    tls = None
+    lower = endpoint.lower()
+    if use_tls or lower.startswith("https://") or ca_pem or cert_pem or key_pem or (
+        insecure_skip_verify
+    ):
+        tls = TLSConfig(
+            server_name=server_name.strip(),
+            ca_pem=ca_pem,
+            client_cert_pem=cert_pem,
+            client_key_pem=key_pem,
+            insecure_skip_verify=insecure_skip_verify,
+        )
+    if lower.startswith("http://") and tls is not None and not use_tls:
+        raise _invalid("TLS settings were given for an http:// endpoint: use https://")
+    try:
+        return CallTarget.parse(
+            endpoint, protocol=protocol, use_tls=tls is not None, tls=tls, codec=codec
+        )
+    except ValueError as exc:
+        raise _invalid(f"endpoint: {exc}") from None
+
+
+_CACHED_TARGET_CHARS = 512
+"""Targets whose endpoint and server name are longer than this are parsed every time (the
+cache holds at most 256 entries of short strings, never PEM material)."""
+_cached_target = functools.lru_cache(maxsize=256)(_target)
 
 
 def _metadata(metadata: Mapping[str, str]) -> list[tuple[str, str | bytes]]:
