@@ -152,7 +152,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sessions", attr="concurrent", specs=(
         Spec("c200.errors", "200 sessions load+list+invoke at once: errors", "",
              "", "0", 0, on="value"),
-        Spec("c200.p99", "… p99 of one session's load+list+invoke", MS),
+        Spec("c200.p99", "… p99 of one session's load+list+invoke", MS,
+             "the same clients' requests to a hello-world"),
         Spec("c200.rss", "… catalog RSS after - before", "MiB"),
         Spec("c200.sessions", "… live sessions after - before (closed)", "",
              "", "0", 0, on="value"),

@@ -33,7 +33,6 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import httpx
 from common import PROTOS, Ctx, Row, open_fds, pct, rss_bytes
 
 API = "/catalog.v1.CatalogService/"
@@ -173,29 +172,63 @@ async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
 # --- 200 sessions at once against the CLI ---------------------------------------------
 
 
-async def active_sessions(client: httpx.AsyncClient, url: str) -> float | None:
-    r = await client.get(url + "/metrics")
-    match = re.search(r"^catalog_sessions_active(?:\{[^}]*\})? ([\d.e+]+)$", r.text, re.M)
-    return float(match.group(1)) if match else None
+class Http1:
+    """One keep-alive HTTP/1.1 connection, a client of its own (one per session, like a
+    browser tab). httpx with 200 connections in one process was the bottleneck: ~300
+    req/s against a hello-world, so its p99 measured the client."""
+
+    def __init__(self, url: str) -> None:
+        self.host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.port = int(port)
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        method = "POST" if body else "GET"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        head += f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        got: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            got[name.strip().lower()] = value.strip()
+        return status, got, await self._body(got)
+
+    async def _body(self, headers: dict[str, str]) -> bytes:
+        if "content-length" in headers:
+            return await self.reader.readexactly(int(headers["content-length"]))
+        if headers.get("transfer-encoding", "").lower() != "chunked":
+            return await self.reader.read()
+        chunks = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            chunks.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+        await self.reader.readline()
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
-async def post(
-    client: httpx.AsyncClient, url: str, method: str, body: object, sid: str = ""
-) -> dict[str, Any]:
-    headers = {"x-session-id": sid} if sid else {}
-    r = await client.post(url + API + method, json=body, headers=headers)
-    if r.status_code != 200:
-        raise RuntimeError(f"{method}: HTTP {r.status_code}: {r.text[:160]}")
-    answer: dict[str, Any] = r.json()
-    answer["sid"] = r.headers.get("x-session-id", sid)
+async def post(conn: Http1, method: str, body: object, sid: str = "") -> dict[str, Any]:
+    headers = {"content-type": "application/json", **({"x-session-id": sid} if sid else {})}
+    status, got, data = await conn.request(API + method, json.dumps(body).encode(), headers)
+    if status != 200:
+        raise RuntimeError(f"{method}: HTTP {status}: {data[:160]!r}")
+    answer: dict[str, Any] = json.loads(data)
+    answer["sid"] = got.get("x-session-id", sid)
     if answer.get("success") is False:
-        raise RuntimeError(f"{method} failed: {r.text[:160]}")
+        raise RuntimeError(f"{method} failed: {data[:160]!r}")
     return answer
 
 
-async def one_client(
-    client: httpx.AsyncClient, url: str, upstream: str, calls: int
-) -> dict[str, float]:
+async def one_client(url: str, upstream: str, calls: int) -> dict[str, float]:
     """One session's load + list + `calls` invokes + close: ms for each step and in all."""
     steps: dict[str, float] = {}
     t0 = last = time.perf_counter()
@@ -206,56 +239,77 @@ async def one_client(
         steps[step] = steps.get(step, 0) + (now - last) * 1000
         last = now
 
-    sid = (await post(client, url, "LoadProtos", {"protoPath": str(PROTOS)}))["sid"]
-    lap("load")
-    await post(client, url, "ListServices", {}, sid)
-    lap("list")
-    invoke = {"endpoint": upstream, "service": "acme.weather.v1.WeatherService",
-              "method": "GetCurrent", "requestJson": '{"location": {"latitude": 52}}',
-              "transport": "TRANSPORT_GRPC"}  # fmt: skip
-    for _ in range(calls):
-        await post(client, url, "InvokeGRPC", invoke, sid)
-    lap("invoke")
-    await post(client, url, "CloseSession", {}, sid)
-    lap("close")
+    conn = Http1(url)
+    try:
+        sid = (await post(conn, "LoadProtos", {"protoPath": str(PROTOS)}))["sid"]
+        lap("load")
+        await post(conn, "ListServices", {}, sid)
+        lap("list")
+        invoke = {"endpoint": upstream, "service": "acme.weather.v1.WeatherService",
+                  "method": "GetCurrent", "requestJson": '{"location": {"latitude": 52}}',
+                  "transport": "TRANSPORT_GRPC"}  # fmt: skip
+        for _ in range(calls):
+            await post(conn, "InvokeGRPC", invoke, sid)
+        lap("invoke")
+        await post(conn, "CloseSession", {}, sid)
+        lap("close")
+    finally:
+        conn.close()
     steps["all"] = (last - t0) * 1000
     return steps
 
 
-async def figures(client: httpx.AsyncClient, url: str, pid: int) -> tuple[float, float, float]:
+async def hello_client(url: str, requests: int) -> float:
+    """The client's floor: as many POSTs to a hello-world on a connection of its own (ms)."""
+    conn, t0 = Http1(url), time.perf_counter()
+    try:
+        for _ in range(requests):
+            await conn.request("/", b"{}", {"content-type": "application/json"})
+    finally:
+        conn.close()
+    return (time.perf_counter() - t0) * 1000
+
+
+async def figures(url: str, pid: int) -> tuple[float, float, float]:
     """RSS (MiB), live sessions and open fds of the catalog now."""
     await asyncio.sleep(0.5)  # let closed connections and sessions settle
-    rss = (rss_bytes(pid) or 0) / (1 << 20)
-    return rss, (await active_sessions(client, url)) or 0, float(open_fds(pid) or 0)
+    conn = Http1(url)
+    try:
+        _, _, text = await conn.request("/metrics")
+    finally:
+        conn.close()
+    match = re.search(rb"^catalog_sessions_active(?:\{[^}]*\})? ([\d.e+]+)$", text, re.M)
+    live = float(match.group(1)) if match else 0.0
+    return (rss_bytes(pid) or 0) / (1 << 20), live, float(open_fds(pid) or 0)
 
 
 async def concurrent(ctx: Ctx, quick: bool) -> list[Row]:
     clients, calls = 200, 1 if quick else 5
     upstream = await ctx.upstream()
     cat = await ctx.catalog("--max-sessions", "1000", name="catalog-concurrent")
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        await one_client(client, cat.url, upstream.address, calls)  # warm-up: caches fill
-        before = await figures(client, cat.url, cat.proc.pid)
-        runs = await asyncio.gather(
-            *(one_client(client, cat.url, upstream.address, calls) for _ in range(clients)),
-            return_exceptions=True,
-        )
-    async with httpx.AsyncClient(timeout=30) as client:  # the 200 connections are closed
-        after = await figures(client, cat.url, cat.proc.pid)
+    await one_client(cat.url, upstream.address, calls)  # warm-up: caches fill
+    before = await figures(cat.url, cat.proc.pid)
+    runs = await asyncio.gather(
+        *(one_client(cat.url, upstream.address, calls) for _ in range(clients)),
+        return_exceptions=True,
+    )
+    after = await figures(cat.url, cat.proc.pid)
+    floor, server = await client_floor(ctx, clients, calls + 3)
     done = [r for r in runs if isinstance(r, dict)]
     errors = [r for r in runs if not isinstance(r, dict)]
     if errors:
         ctx.note(f"concurrent sessions: first error: {type(errors[0]).__name__}: {errors[0]}")
     times = [r["all"] for r in done]
-    note = f"{clients} clients, {calls} call(s) each; one Python client process"
+    note = f"{clients} clients, {calls} call(s) each, one connection each, one client process"
     rows = [
         Row("c200.errors", float(len(errors)), note=note),
         Row(
             "c200.p99",
             pct(times, 0.99) if times else None,
+            baseline=floor,
             lo=min(times, default=None),
             hi=max(times, default=None),
+            note=f"baseline: the same clients' requests to a hello-world on {server}",
         ),
         Row("c200.rss", after[0] - before[0], note=f"{before[0]:.0f} → {after[0]:.0f} MiB"),
         Row("c200.sessions", after[1] - before[1]),
@@ -267,6 +321,20 @@ async def concurrent(ctx: Ctx, quick: bool) -> list[Row]:
                         label=f"200 sessions at once: p99 of the {step} step (info)",
                         note=f"p50 {pct(got, 0.5):,.0f} ms" if got else ""))  # fmt: skip
     return rows
+
+
+async def client_floor(ctx: Ctx, clients: int, requests: int) -> tuple[float | None, str]:
+    """p99 of `clients` clients each making `requests` POSTs to a hello-world at once."""
+    from throughput import hellos
+
+    servers = await hellos(ctx)
+    if not servers:
+        return None, "none"
+    name, url = next(iter(servers.items()))
+    url = url.rstrip("/")
+    await hello_client(url, requests)
+    got = await asyncio.gather(*(hello_client(url, requests) for _ in range(clients)))
+    return pct(got, 0.99), name
 
 
 if __name__ == "__main__":
