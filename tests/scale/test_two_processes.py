@@ -15,7 +15,7 @@ import pytest
 from tests.upstream.grpc_server import GrpcServer
 from tests.upstream.schema import PROTO_DIR, SERVICE
 
-from .conftest import Client, catalogs, store_args
+from .conftest import API, Client, catalogs, store_args
 
 ADMIN = "scale-admin-token-0123456789"
 _BASE_V1 = (
@@ -257,3 +257,30 @@ async def test_a_call_whose_process_is_gone_is_a_retryable_unavailable(
         assert f"lives in catalog process {call_id.partition('-')[0]}" in error["message"]
         # The session itself lives on in B.
         assert SERVICE in _names(await client.ok(b, "ListServices", {}, sid))
+
+
+async def test_a_session_stays_its_owners_in_every_process(
+    redis_url: str, prefix: str, client: Client
+) -> None:
+    """Signed in through a proxy: Bob presenting Alice's session id to the other process
+    gets a session of his own; Alice gets hers, loads included."""
+    sign_in = ("--auth", "proxy", "--trusted-proxy", "127.0.0.1/32")
+    with catalogs(2, *store_args(redis_url, prefix, *sign_in)) as (a, b):
+
+        async def post(url: str, who: str, method: str, sid: str = "") -> httpx.Response:
+            headers = {"x-forwarded-email": who, **({"x-session-id": sid} if sid else {})}
+            return await client.http.post(url + API + method, json={}, headers=headers)
+
+        loaded = await client.http.post(
+            a + API + "LoadProtos",
+            json={"protoPath": str(PROTO_DIR)},
+            headers={"x-forwarded-email": "alice@example.com"},
+        )
+        assert loaded.json()["success"], loaded.text
+        sid = loaded.headers["x-session-id"]
+        bob = await post(b, "bob@example.com", "ListServices", sid)
+        assert bob.headers["x-session-id"] != sid
+        assert SERVICE not in _names(bob.json())
+        alice = await post(b, "alice@example.com", "ListServices", sid)
+        assert alice.headers["x-session-id"] == sid
+        assert SERVICE in _names(alice.json())
