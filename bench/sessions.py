@@ -33,7 +33,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from common import PROTOS, Ctx, Row, open_fds, pct, rss_bytes
+from common import PROTOS, Ctx, Http1, Row, open_fds, pct, rss_bytes
 
 API = "/catalog.v1.CatalogService/"
 
@@ -170,50 +170,6 @@ async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
 
 
 # --- 200 sessions at once against the CLI ---------------------------------------------
-
-
-class Http1:
-    """One keep-alive HTTP/1.1 connection, a client of its own (one per session, like a
-    browser tab). httpx with 200 connections in one process was the bottleneck: ~300
-    req/s against a hello-world, so its p99 measured the client."""
-
-    def __init__(self, url: str) -> None:
-        self.host, port = url.removeprefix("http://").rsplit(":", 1)
-        self.port = int(port)
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(
-        self, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        method = "POST" if body else "GET"
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        head += f"Content-Length: {len(body)}\r\n{extra}\r\n"
-        self.writer.write(head.encode() + body)
-        status = int((await self.reader.readline()).split()[1])
-        got: dict[str, str] = {}
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            got[name.strip().lower()] = value.strip()
-        return status, got, await self._body(got)
-
-    async def _body(self, headers: dict[str, str]) -> bytes:
-        if "content-length" in headers:
-            return await self.reader.readexactly(int(headers["content-length"]))
-        if headers.get("transfer-encoding", "").lower() != "chunked":
-            return await self.reader.read()
-        chunks = []
-        while size := int((await self.reader.readline()).split(b";")[0], 16):
-            chunks.append(await self.reader.readexactly(size))
-            await self.reader.readline()
-        await self.reader.readline()
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def post(conn: Http1, method: str, body: object, sid: str = "") -> dict[str, Any]:

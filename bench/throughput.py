@@ -30,10 +30,11 @@ import shlex
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from common import BENCH, PROTOS, ROOT, Ctx, Row, free_port, have
+from common import BENCH, PROTOS, ROOT, Ctx, Http1, Row, free_port, have
 
 CONNECTIONS = 50
 API = "/catalog.v1.CatalogService/"
@@ -191,8 +192,25 @@ async def h2load(ctx: Ctx, url: str, body: bytes, headers: dict[str, str], secon
 
 async def py_http(url: str, body: bytes, headers: dict[str, str], seconds: float) -> float:
     """Fallback load generator: CONNECTIONS keep-alive HTTP/1.1 clients in this process."""
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONNECTIONS)) as client:
-        return await py_loop(lambda: client.post(url, content=body, headers=headers), seconds)
+    base, _, path = url.removeprefix("http://").partition("/")
+    conns: list[Http1] = []
+
+    def client(_: int) -> Callable[[], Awaitable[None]]:
+        conn = Http1("http://" + base)  # each worker its own connection
+        conns.append(conn)
+
+        async def send() -> None:
+            status, _, _ = await conn.request("/" + path, body, headers)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status} from {url}")
+
+        return send
+
+    try:
+        return await py_loop(client, seconds)
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 async def py_grpc(address: str, path: str, body: bytes, sid: str, seconds: float) -> float:
@@ -202,23 +220,30 @@ async def py_grpc(address: str, path: str, body: bytes, sid: str, seconds: float
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(path)
         meta = (("x-session-id", sid),) if sid else ()
-        return await py_loop(lambda: call(body, metadata=meta, timeout=30), seconds)
+
+        def client(_: int) -> Callable[[], Awaitable[None]]:
+            async def send() -> None:
+                await call(body, metadata=meta, timeout=30)
+
+            return send
+
+        return await py_loop(client, seconds)
 
 
-async def py_loop(send: object, seconds: float) -> float:
+async def py_loop(client: Callable[[int], Callable[[], Awaitable[None]]], seconds: float) -> float:
+    """Requests per second of CONNECTIONS workers, each sending with its own `client(i)`."""
     done = 0
     end = time.monotonic() + seconds
 
-    async def worker() -> None:
+    async def worker(i: int) -> None:
         nonlocal done
+        send = client(i)
         while time.monotonic() < end:
-            r = await send()  # type: ignore[operator]
-            if getattr(r, "status_code", 200) != 200:
-                raise RuntimeError(f"HTTP {r.status_code}")
+            await send()
             done += 1
 
     t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+    await asyncio.gather(*(worker(i) for i in range(CONNECTIONS)))
     return done / (time.monotonic() - t0)
 
 
