@@ -374,3 +374,26 @@ def test_a_database_that_cannot_open_is_unavailable_without_its_path(tmp_path: P
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert str(blocked) in err  # the operator learns where
+
+
+def test_failed_token_fetches_leave_no_lock_behind(token_endpoint: TokenEndpoint) -> None:
+    """Each distinct client whose token fetch failed used to keep a lock forever."""
+    from connectrpc_catalog.saved.authhelpers import TokenCache, TokenError
+
+    token_endpoint.body = b'{"error": "invalid_client"}'
+    cache = TokenCache(max_entries=4)
+
+    async def fail_many() -> None:
+        for i in range(20):
+            auth = pb.AuthHelper(
+                kind="oauth2_client_credentials",
+                token_url=token_endpoint.url,
+                client_id="c",
+                client_secret=f"secret-{i}",
+            )
+            with pytest.raises(TokenError):
+                await cache.token(auth)
+
+    asyncio.run(fail_many())
+    assert cache.fetches == 20
+    assert len(cache._locks) == 0

@@ -107,7 +107,12 @@ class TokenCache:
             cached = self._fresh(key)
             if cached is not None:
                 return cached
-            token = await self._fetch(auth)
+            try:
+                token = await self._fetch(auth)
+            except BaseException:  # no token: no lock kept for it (one per failed client)
+                if key not in self._tokens:
+                    self._locks.pop(key, None)
+                raise
             self._tokens[key] = token
             self._tokens.move_to_end(key)
             while len(self._tokens) > self.max_entries:
