@@ -285,6 +285,8 @@ class Runner:
         t0 = time.perf_counter()
         try:
             rows = await asyncio.wait_for(fn(self.ctx, self.ctx.quick), limit)
+            if not self.ctx.warmup:
+                self.keep(sc, list(rows))
         except TimeoutError:
             self.fail(sc, f"timed out after {limit:.0f} s")
             return
@@ -294,8 +296,6 @@ class Runner:
             return
         finally:
             self.seconds[sc.name] = self.seconds.get(sc.name, 0) + time.perf_counter() - t0
-        if not self.ctx.warmup:
-            self.keep(sc, rows)
 
     def fail(self, sc: Scenario, why: str) -> None:
         self.fns.pop(sc.name, None)  # a failed scenario is not retried every round
@@ -307,6 +307,10 @@ class Runner:
 
     def keep(self, sc: Scenario, rows: list[common.Row]) -> None:
         for row in rows:
+            if not isinstance(row.value, int | float | None) or not isinstance(
+                row.baseline, int | float | None
+            ):
+                row = common.Row(row.key, None, note=f"bench/{sc.module}.py gave no number")
             res = self.results.get(row.key)
             if res is None:
                 label = row.label or row.key
