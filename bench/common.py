@@ -11,6 +11,8 @@ keys are listed in run.py's `SCENARIOS` table), each with its value and, where t
 has one, its baseline measured in the same call. The runner takes medians and spreads
 over the rounds, the ratios, and checks the targets: a scenario never asserts on times.
 A row that cannot be measured here is returned with `value=None` and a `note` saying why.
+Heavy scenarios are listed with `once=True` and called in round 1 only (no warm-up call);
+rows a module returns that the table does not list are shown too, as info rows.
 
 Long-lived things (servers, upstreams, built schemas) live in the context: `ctx.catalog`,
 `ctx.upstream`, `ctx.demo` and `ctx.start` start a server once and keep it for every
