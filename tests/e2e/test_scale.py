@@ -465,6 +465,8 @@ message Order {
   bytes token = 8 [(buf.validate.field).bytes.min_len = 4];
   string note = 9 [(buf.validate.field).required = true];
   string code = 10 [(buf.validate.field).string = {example: "AB-12", min_len: 5}];
+  string server = 11 [(buf.validate.field).string.host_and_port = true];
+  string origin = 12 [(buf.validate.field).string.ip = true];
 }
 """
 
@@ -497,6 +499,7 @@ def test_prefill_meets_buf_validate_rules(
             assert 0 < body["share"] < 1 and body["speed"] == "SPEED_FAST", body
             assert len(set(body["tags"])) == 2 and int(body["cents"]) >= 100, body
             assert body["note"] and body["code"] == "AB-12" and len(body["token"]) >= 8, body
+            assert body["server"] == "example.com:443" and body["origin"] == "192.0.2.1", body
             # The catalog checks the rules with protovalidate before sending: it sends.
             page.get_by_test_id("send").click()
             expect(page.get_by_test_id("status")).to_have_text("0 OK")

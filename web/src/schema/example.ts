@@ -93,6 +93,8 @@ export function fitRules(v: Json | undefined, t: TypeInfo, s: JSONSchema, rules:
 function fitString(v: string, s: JSONSchema, r: Record<string, unknown>, required: boolean): string {
   if (s.enum?.length) return String(s.enum[0]);
   if (s.format && FORMAT_EXAMPLES[s.format] && (v === "" || !FORMAT_CHECK[s.format]?.(v))) v = FORMAT_EXAMPLES[s.format];
+  const ruleFormat = Object.keys(RULE_FORMATS).find((k) => r[k] === true);
+  if (ruleFormat && !s.format) v = RULE_FORMATS[ruleFormat];
   const prefix = typeof r.prefix === "string" ? r.prefix : "";
   const suffix = typeof r.suffix === "string" ? r.suffix : "";
   const contains = typeof r.contains === "string" ? r.contains : "";
@@ -109,6 +111,20 @@ function fitString(v: string, s: JSONSchema, r: Record<string, unknown>, require
   if (max !== undefined && [...body].length + fixed > max) body = [...body].slice(0, Math.max(0, max - fixed)).join("");
   return prefix + body + suffix;
 }
+
+/** String rules with no JSON Schema format: a value that passes each. */
+const RULE_FORMATS: Record<string, string> = {
+  ip: "192.0.2.1",
+  address: "example.com",
+  tuuid: "8f2b6a4e5c1d4e3a9b7f0a1b2c3d4e5f",
+  hostAndPort: "example.com:443",
+  ipWithPrefixlen: "192.0.2.1/24",
+  ipv4WithPrefixlen: "192.0.2.1/24",
+  ipv6WithPrefixlen: "2001:db8::1/64",
+  ipPrefix: "192.0.2.0/24",
+  ipv4Prefix: "192.0.2.0/24",
+  ipv6Prefix: "2001:db8::/32",
+};
 
 const FORMAT_CHECK: Record<string, (v: string) => boolean> = {
   email: (v) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v),
