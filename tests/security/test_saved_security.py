@@ -397,3 +397,41 @@ def test_failed_token_fetches_leave_no_lock_behind(token_endpoint: TokenEndpoint
     asyncio.run(fail_many())
     assert cache.fetches == 20
     assert len(cache._locks) == 0
+
+
+def test_the_token_endpoint_is_reached_at_the_address_the_policy_checked(
+    token_endpoint: TokenEndpoint,
+) -> None:
+    """The policy resolves the token URL's name and checks each address; the fetch then
+    connects to the checked address. Before, httpx resolved the name again, so a second
+    DNS answer (rebinding) reached an address no one checked."""
+    import ipaddress
+    from dataclasses import replace
+
+    from connectrpc_catalog.identity import Identity
+    from connectrpc_catalog.policy import AccessPolicy
+    from connectrpc_catalog.saved.authhelpers import TokenCache
+
+    answers = ["127.0.0.1", "192.0.2.1"]  # then TEST-NET-1, which the policy refuses
+
+    async def rebinding(host: str, port: int) -> list[Any]:
+        return [ipaddress.ip_address(answers.pop(0) if len(answers) > 1 else answers[0])]
+
+    policy = replace(AccessPolicy.build(allow_targets=["127.0.0.0/8"]), resolver=rebinding)
+    who = Identity(name="alice@example.com")
+    port = token_endpoint.url.split(":")[2].split("/")[0]
+    auth = pb.AuthHelper(
+        kind="oauth2_client_credentials",
+        token_url=f"http://token.rebind.test:{port}/token",  # resolves nowhere but here
+        client_id="c",
+        client_secret=CLIENT_SECRET,
+    )
+    token_endpoint.body = b'{"access_token": "pinned-token", "expires_in": 60}'
+
+    async def check(host: str, port: int) -> str | None:
+        return await policy.check_target(host, port, who)
+
+    async def fetch() -> str:
+        return await TokenCache().token(auth, check)
+
+    assert asyncio.run(fetch()) == "pinned-token"

@@ -151,9 +151,9 @@ class CollectionService(collections_connect.CollectionService):
         state.used = True  # it holds connections now
         policy = self.policy
 
-        async def check(host: str, port: int) -> None:
-            if policy is not None:
-                await policy.check_target(host, port, who)
+        async def check(host: str, port: int) -> str | None:
+            """The address to dial (the one checked), or None when any target goes."""
+            return await policy.check_target(host, port, who) if policy is not None else None
 
         registry, invoker = state.registry, state.invoker
         if not isinstance(registry, Registry) or not isinstance(invoker, Invoker):

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -25,8 +25,9 @@ from ..problems import Code, RequestError
 
 __all__ = ["TokenCache", "TokenError", "auth_headers"]
 
-TargetCheck = Callable[[str, int], Awaitable[None]]
-"""Refuses (raises a RequestError) a host and port the caller may not reach."""
+TargetCheck = Callable[[str, int], Awaitable[str | None]]
+"""Refuses (raises a RequestError) a host and port the caller may not reach; else the
+address to connect to (the one checked: the name is not resolved again), or None."""
 
 _MAX_TOKEN_RESPONSE = 64 * 1024
 _TIMEOUT = 10.0
@@ -96,8 +97,7 @@ class TokenCache:
         """A valid access token for the client `auth` names, fetched when needed. The
         token endpoint is checked (`check`) on every call, cached token or not: a token
         another caller fetched is no way around the caller's own policy."""
-        if check is not None:
-            await check(*_host_port(auth.token_url))
+        dial = await check(*_host_port(auth.token_url)) if check is not None else None
         key = self._key(auth)
         cached = self._fresh(key)
         if cached is not None:
@@ -108,7 +108,7 @@ class TokenCache:
             if cached is not None:
                 return cached
             try:
-                token = await self._fetch(auth)
+                token = await self._fetch(auth, dial)
             except BaseException:  # no token: no lock kept for it (one per failed client)
                 if key not in self._tokens:
                     self._locks.pop(key, None)
@@ -126,10 +126,17 @@ class TokenCache:
             return None
         return token.value
 
-    async def _fetch(self, auth: pb.AuthHelper) -> _Token:
+    async def _fetch(self, auth: pb.AuthHelper, dial: str | None = None) -> _Token:
         url = auth.token_url.strip()
         where = _where(url)
-        _host_port(url)  # an http(s) URL with a host
+        host, port = _host_port(url)  # an http(s) URL with a host
+        headers, extensions = {"accept": "application/json"}, {}
+        if dial and dial != host:  # connect to the checked address (DNS rebinding)
+            parts = urlsplit(url)
+            headers["host"] = parts.netloc.rpartition("@")[2]
+            extensions["sni_hostname"] = host  # and check the certificate for the name
+            address = f"[{dial}]" if ":" in dial else dial
+            url = urlunsplit(parts._replace(netloc=f"{address}:{port}"))
         form = {"grant_type": "client_credentials"}
         if auth.scopes.strip():
             form["scope"] = auth.scopes.strip()
@@ -145,7 +152,8 @@ class TokenCache:
                     "POST",
                     url,
                     data=form,
-                    headers={"authorization": f"Basic {basic}", "accept": "application/json"},
+                    headers={"authorization": f"Basic {basic}", **headers},
+                    extensions=extensions,
                 ) as response,
             ):
                 body = bytearray()
