@@ -295,6 +295,22 @@ def test_worker_count_follows_the_session_store() -> None:
     assert worker_count(replace(shared, server=replace(shared.server, workers=3))) == 3
 
 
+def test_each_worker_gets_its_share_of_the_compile_pool() -> None:
+    from dataclasses import replace
+
+    from connectrpc_catalog.serving.supervisor import _share
+    from connectrpc_catalog.settings import Settings
+
+    cores = len(os.sched_getaffinity(0))
+    auto = Settings()
+    assert _share(auto, 1) is auto  # one worker: the pool sizes itself to the cores
+    assert _share(auto, cores).limits.compile_workers == 1
+    assert _share(auto, 2 * cores).limits.compile_workers == 1
+    assert _share(auto, 2).limits.compile_workers == max(1, -(-cores // 2))
+    fixed = replace(auto, limits=replace(auto.limits, compile_workers=3))
+    assert _share(fixed, 4).limits.compile_workers == 3  # --compile-workers is kept
+
+
 async def test_channel_frames_and_their_bound() -> None:
     import asyncio
     import struct

@@ -23,7 +23,7 @@ import pickle
 import shutil
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..settings import Settings
@@ -42,16 +42,27 @@ class StartupFailed(Exception):
     """The catalog could not start; the message is for the person who started it."""
 
 
-def worker_count(settings: Settings) -> int:
-    """`--workers`, or automatically: every core with a shared session store, else 1."""
-    if settings.server.workers:
-        return settings.server.workers
-    if not settings.sessions.store:
-        return 1
+def _cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def worker_count(settings: Settings) -> int:
+    """`--workers`, or automatically: every core with a shared session store, else 1."""
+    if settings.server.workers:
+        return settings.server.workers
+    return _cores() if settings.sessions.store else 1
+
+
+def _share(settings: Settings, workers: int) -> Settings:
+    """The settings one of `workers` workers gets: with the automatic compile pool (one
+    protoc worker per core), its share of the cores, so N workers do not start N x cores."""
+    if workers <= 1 or settings.limits.compile_workers:
+        return settings
+    share = max(1, -(-_cores() // workers))
+    return replace(settings, limits=replace(settings.limits, compile_workers=share))
 
 
 def resolve_host(host: str) -> str:
@@ -157,7 +168,7 @@ class Supervisor:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
-        writer.write(frame(pickle.dumps(self.settings)))
+        writer.write(frame(pickle.dumps(_share(self.settings, self.count))))
         worker = _Worker(spec, proc, writer)
         old = self._workers.get(index)
         if old is not None:  # the channel of the worker this one replaces
