@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -149,6 +149,20 @@ class Store:
         if row is None or not self._visible(row, who):
             raise NotFound(f"no collection {cid[:64]!r} that you may see", field="collectionId")
         return row
+
+    async def _lock_order(self, s: AsyncSession, row: CollectionRow) -> None:
+        """Hold the collection until the transaction ends, before its positions are read:
+        writers of one collection's order go one at a time (a unique position each). One
+        statement for both databases: an UPDATE of the collection's row takes its row lock
+        on PostgreSQL and the write lock on SQLite (whose driver opens the transaction at
+        the first write, so no older snapshot is read from)."""
+        row.updated_at = self.clock()
+        await s.execute(
+            update(CollectionRow)
+            .where(CollectionRow.id == row.id)
+            .values(updated_at=row.updated_at)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _request(self, s: AsyncSession, who: Identity, rid: str) -> RequestRow:
         row = await s.get(RequestRow, rid.strip()) if rid.strip() else None
@@ -321,6 +335,7 @@ class Store:
         target = await self._collection(s, who, req.collection_id)
         row = await self._request(s, who, req.id) if req.id else None
         if row is None or row.collection_id != target.id:
+            await self._lock_order(s, target)
             count = (
                 await s.scalar(
                     select(func.count())
@@ -358,6 +373,7 @@ class Store:
         """A copy right after the original ("<name> copy")."""
         async with self._session() as s:
             row = await self._request(s, who, rid)
+            await self._lock_order(s, await self._collection(s, who, row.collection_id))
             rows = await self._requests(s, row.collection_id)
             if len(rows) >= LIMITS.requests_per_collection:
                 raise TooMany(
@@ -388,6 +404,7 @@ class Store:
         """Put the collection's requests in the order of `ids` (each id exactly once)."""
         async with self._session() as s:
             row = await self._collection(s, who, cid)
+            await self._lock_order(s, row)
             rows = {r.id: r for r in await self._requests(s, row.id)}
             if len(ids) != len(set(ids)) or set(ids) != rows.keys():
                 raise Invalid(
