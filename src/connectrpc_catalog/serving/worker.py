@@ -9,6 +9,7 @@ channel closes — the supervisor is gone — the worker stops itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -83,7 +84,8 @@ class WorkerApp:
         await writer.drain()
         if "failed" in answer:
             if self.app is not None:
-                await self.app.shutdown()
+                with contextlib.suppress(Exception):  # half started: close what it can
+                    await self.app.shutdown()
             sys.stderr.flush()
             os._exit(1)  # the supervisor reports it; the server has nothing to serve
         task = asyncio.create_task(self._obey(reader, self.app))
