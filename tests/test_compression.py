@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from pathlib import Path
@@ -63,6 +64,25 @@ async def test_big_answers_are_gzipped_when_accepted() -> None:
     for refused in (b"identity", b"gzip;q=0", b"br"):
         sent, _ = await answer(body, refused)
         assert b"content-encoding" not in _headers(sent[0]) and sent[1]["body"] == body
+
+
+async def test_very_big_answers_are_compressed_off_the_loop() -> None:
+    """Past 64 KiB the gzip runs in a worker thread: the loop keeps ticking meanwhile."""
+    body = json.dumps([f"row {i} " * 20 for i in range(20_000)]).encode()  # ~3 MB
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    sent, _ = await answer(body, b"gzip")
+    task.cancel()
+    assert _headers(sent[0])[b"content-encoding"] == b"gzip"
+    assert gzip.decompress(sent[1]["body"]) == body
+    assert ticks > 1  # inline, the ticker would not have run until the answer was sent
 
 
 async def test_streams_keep_their_own_negotiation() -> None:
