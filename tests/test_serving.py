@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -259,6 +260,10 @@ def test_workers_stop_when_the_supervisor_is_killed(stack: str) -> None:
         while time.monotonic() < deadline and any(_alive(p) for p in workers):
             time.sleep(0.2)
         assert not any(_alive(p) for p in workers)
+    left = list(Path(tempfile.gettempdir()).glob(f"connectrpc-catalog-serving-{proc.pid}-*"))
+    assert left  # the killed supervisor could not remove its folder ...
+    with run_cli("--server", stack):
+        assert not any(p.exists() for p in left)  # ... the next one did
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..settings import Settings
+from ..sources.run import remove_stale_dirs
 from .channel import FD_ENV, RELOAD, REOPEN, frame, read_frame
 from .servers import Server, ServingError, WorkerSpec
 
@@ -36,6 +37,8 @@ _log = logging.getLogger("connectrpc_catalog.serving")
 GRACE = 5.0
 """Seconds a stopping worker gives requests in flight."""
 _REUSE_PORT = hasattr(socket, "SO_REUSEPORT")
+_SCRATCH = "connectrpc-catalog-serving-"
+"""The supervisor's folder (Envoy's admin address files): `<prefix><pid>-*` in the temp dir."""
 
 
 class StartupFailed(Exception):
@@ -99,7 +102,7 @@ class Supervisor:
         """The first worker's start-up report: services and start-up sources loaded."""
         self._workers: dict[int, _Worker] = {}
         self._hold: socket.socket | None = None
-        self._scratch = Path(tempfile.mkdtemp(prefix="connectrpc-catalog-"))
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH}{os.getpid()}-"))
         self._stopping = False
 
     @property
@@ -109,6 +112,8 @@ class Supervisor:
 
     async def start(self) -> None:
         """Reserve the port and start every worker; StartupFailed (all stopped) if one fails."""
+        # the folders of supervisors that were killed
+        await asyncio.to_thread(remove_stale_dirs, Path(tempfile.gettempdir()), _SCRATCH)
         self.port = self._reserve()
         results = await asyncio.gather(
             *(self._spawn(i) for i in range(self.count)), return_exceptions=True
