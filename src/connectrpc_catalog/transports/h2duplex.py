@@ -159,7 +159,13 @@ class DuplexConnection:
         yields headers, messages and one final status. Closing it early resets the stream.
         The connection is closed when it ends."""
         self._sid = self._conn.get_next_available_stream_id()
-        self._conn.send_headers(self._sid, self._request_head(call, headers))
+        try:
+            self._conn.send_headers(self._sid, self._request_head(call, headers))
+        except h2.exceptions.H2Error as exc:  # a header h2 refuses to send
+            self._writer.close()
+            yield failure(Code.INVALID_ARGUMENT, f"the request headers cannot be sent "
+                                                 f"over HTTP/2: {exc}")
+            return
         self._flush()
         pump = asyncio.ensure_future(self._pump())
         sender = asyncio.ensure_future(self._send(payloads))
