@@ -159,6 +159,18 @@ SCENARIOS: tuple[Scenario, ...] = (
              "", "0", 0, on="value"),
         Spec("c200.fds", "… open fds after - before", "", "", "≤ 10", 10, on="value"),
     ), once=True),
+    Scenario("saved", (
+        Spec("saved.save.sqlite", "SaveRequest (one transaction), SQLite", MS),
+        Spec("saved.concurrent.sqlite", "20 SaveRequests into one collection at once, SQLite",
+             MS, "the same 20 one after the other", "≤ 1.5x", 1.5),
+        Spec("saved.get.sqlite", "GetCollection of its requests, SQLite", MS),
+        Spec("saved.save.postgresql", "SaveRequest (one transaction), PostgreSQL", MS),
+        Spec("saved.concurrent.postgresql", "20 SaveRequests into one collection at once, "
+             "PostgreSQL", MS, "the same 20 one after the other", "≤ 1.5x", 1.5),
+        Spec("saved.get.postgresql", "GetCollection of its requests, PostgreSQL", MS),
+        Spec("saved.run", "a saved request's run (2 variables, 2 assertions)", MS,
+             "bare invoke_stream of the same unary call", "≤ 1.5x", 1.5),
+    )),
     # Modules whose rows are their own (shown as they return them); servers: the stack comparison.
     Scenario("servers", (), once=True, full_only=True, timeout=900),
     Scenario("scale", ()),

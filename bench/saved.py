@@ -3,6 +3,13 @@ to a call. Standalone: `.venv/bin/python bench/saved.py` (PostgreSQL at
 CATALOG_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test, is skipped
 when absent). Prints one line per database and one for the run; times are for this
 machine at the time, so compare the ratios of one run.
+
+In `bench/run.py`, `scenario()` gives the `saved.*` rows each round (bench/common.py's
+interface): SaveRequest one at a time and 20 at once into one collection (the
+collection's lock makes them take turns: its baseline is the same 20 one after the
+other), GetCollection, per database, and a saved request's run against a bare
+`invoke_stream` of the same call. The databases, the demo server and the runner are
+made in the first round and kept in `ctx.state`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,10 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from common import Ctx, Row
 
 from connectrpc_catalog.base import Base
 from connectrpc_catalog.demo import demo_source
@@ -145,6 +155,116 @@ async def run_overhead() -> None:
         await loader.close()
         await compiler.close()
         demo.stop()
+
+
+# --- bench/run.py's scenario ---------------------------------------------------------
+
+
+async def _stores(ctx: Ctx) -> dict[str, Store]:
+    """The SQLite store, and the PostgreSQL one when the server answers (made once)."""
+    stores: dict[str, Store] | None = ctx.state.get("saved.stores")
+    if stores is not None:
+        return stores
+    stores = ctx.state["saved.stores"] = {}
+    sealer = Sealer("bench passphrase of 16+")
+    stores["sqlite"] = await Store.open(f"sqlite:///{ctx.tmp / 'saved-bench.db'}", sealer)
+    ctx.at_exit(stores["sqlite"].close)
+    try:
+        import asyncpg
+
+        admin = await asyncpg.connect(PG.replace("postgresql://", "postgres://"), timeout=5)
+    except Exception as exc:
+        ctx.note(f"bench/saved.py: PostgreSQL rows not measured ({type(exc).__name__})")
+        return stores
+    name = f"saved_bench_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    stores["postgresql"] = await Store.open(f"{PG.rsplit('/', 1)[0]}/{name}", sealer)
+
+    async def drop() -> None:
+        await stores["postgresql"].close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+    ctx.at_exit(drop)
+    return stores
+
+
+async def _store_rows(store: Store, db: str, n: int) -> list[Row]:
+    coll = await store.save_collection(ANONYMOUS, pb.SaveCollectionRequest(name="bench"))
+    counter = iter(range(10**9))
+
+    async def save() -> None:
+        await store.save_request(ANONYMOUS, _saved(coll.id, next(counter)))
+
+    one = await _ms(n, save)
+    start = time.perf_counter()
+    for _ in range(20):
+        await save()
+    serial = (time.perf_counter() - start) * 1000
+    start = time.perf_counter()
+    await asyncio.gather(*(save() for _ in range(20)))
+    together = (time.perf_counter() - start) * 1000
+    get = await _ms(10, lambda: store.get_collection(ANONYMOUS, coll.id))
+    held = n + 40
+    return [
+        Row(f"saved.save.{db}", one),
+        Row(f"saved.concurrent.{db}", together, baseline=serial),
+        Row(f"saved.get.{db}", get, note=f"{held} requests"),
+    ]
+
+
+async def _run_pair(ctx: Ctx) -> tuple[Callable[[], Awaitable[None]], ...]:
+    """A bare invoke_stream of the demo's unary call and the saved request's run of it."""
+    pair: tuple[Callable[[], Awaitable[None]], ...] | None = ctx.state.get("saved.run")
+    if pair is not None:
+        return pair
+    demo = await asyncio.to_thread(start, "127.0.0.1", 0)
+    cache, compiler = SchemaCache(), Compiler()
+    loader = Loader(Context(cache, compiler))
+    invoker = Invoker()
+
+    async def close() -> None:
+        await invoker.close()
+        await loader.close()
+        await compiler.close()
+        await asyncio.to_thread(demo.stop)
+
+    ctx.at_exit(close)
+    source = demo_source(demo)
+    registry = Registry(Base(await loader.load(source.kind, source.given())), cache)
+    runner = Runner(registry=registry, invoker=invoker, limits=CallLimits(), tokens=TokenCache())
+    saved = _saved("", 0)
+    env = Resolved(variables={"host": demo.address, "city": "Lisbon"})
+    bare = catalog_pb.InvokeStreamRequest(
+        service=saved.service,
+        method=saved.method,
+        endpoint=demo.address,
+        transport=catalog_pb.Transport.GRPC,
+        request_messages_json=['{"location": {"city": "Lisbon"}}'],
+    )
+
+    async def direct() -> None:
+        async for _ in invoke_stream(registry, invoker, bare, CallLimits()):
+            pass
+
+    async def run() -> None:
+        await runner.run(saved, env)
+
+    pair = ctx.state["saved.run"] = (direct, run)
+    return pair
+
+
+async def scenario(ctx: Ctx, quick: bool) -> list[Row]:
+    """One round of the `saved.*` rows (see the module's docstring)."""
+    rows: list[Row] = []
+    for db, store in (await _stores(ctx)).items():
+        rows += await _store_rows(store, db, 30 if quick else N)
+    direct, run = await _run_pair(ctx)
+    calls = 50 if quick else 200
+    bare = await _ms(calls, direct)
+    saved = await _ms(calls, run)
+    rows.append(Row("saved.run", saved, baseline=bare))
+    return rows
 
 
 async def main() -> None:

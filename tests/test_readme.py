@@ -19,7 +19,11 @@ tests), with the servers it needs started here on the ports the README uses:
   serves the UI; the test command collects the suite (it is not run from inside itself);
 - a block whose first line is `# needs network` (the BSR, GitHub, example hosts) is only
   syntax-checked, then skipped with that reason; one that calls `buf` or loads a
-  `bufModule` is skipped when the Buf CLI is not installed.
+  `bufModule` is skipped when the Buf CLI is not installed;
+- a block (or one it depends on) that uses a local service the test cannot start — Redis
+  or PostgreSQL, seen by its URL (`redis://127.0.0.1:6379/0`, `postgresql://…@localhost`)
+  or its client (`redis-cli`, `psql`) — is skipped, naming the service and its address,
+  when nothing listens there (`LOCAL_SERVICES`).
 
 A block passes when it exits 0, prints no Connect error or failed call (unless its
 expected output shows one), and its output holds the key parts of the expected output
@@ -73,6 +77,24 @@ SERVICES: dict[int, tuple[str, list[str]]] = {
         [".venv/bin/python", "examples/connect_server.py", "--port", str(CONNECT_PORT)],
     ),
 }
+# Services a block may use that this test does not start: what marks a block as using
+# one (in its code), the port it listens on at 127.0.0.1, and its name in a skip reason.
+LOCAL_SERVICES: list[tuple[re.Pattern[str], int, str]] = [
+    (
+        re.compile(
+            r"\brediss?://(?:[^@/\s]*@)?(?:127\.0\.0\.1|localhost)(?::(\d+))?|\bredis-cli\b"
+        ),
+        6379,
+        "Redis",
+    ),
+    (
+        re.compile(
+            r"\bpostgres(?:ql)?://(?:[^@/\s]*@)?(?:127\.0\.0\.1|localhost)(?::(\d+))?|\bpsql\b"
+        ),
+        5432,
+        "PostgreSQL",
+    ),
+]
 EXAMPLE_DEFAULT_PORTS = {"server.py": GRPC_PORT, "connect_server.py": CONNECT_PORT}
 ENV_NAMES = {"PWD", "HOME", "PATH", "USER", "TMPDIR", "OLDPWD"}
 
@@ -115,6 +137,17 @@ class Block:
     def needs_buf(self) -> bool:
         return bool(re.search(r"(^|[|;&(]\s*)buf\s", self.code, re.M)) or (
             '"bufModule"' in self.code
+        )
+
+    @property
+    def local_services(self) -> list[tuple[int, str]]:
+        """The ports and names of the `LOCAL_SERVICES` the block uses."""
+        return sorted(
+            {
+                (int(m.group(1) or port), name)
+                for mark, port, name in LOCAL_SERVICES
+                for m in mark.finditer(self.code)
+            }
         )
 
     @property
@@ -448,6 +481,19 @@ def test_the_readme_has_shell_examples() -> None:
     assert BLOCKS[0].line < 10 and BLOCKS[1].line < 20, "the README starts with two commands"
 
 
+def test_blocks_using_redis_or_postgresql_are_seen() -> None:
+    def uses(code: str) -> list[tuple[int, str]]:
+        return Block(0, 1, "t", code).local_services
+
+    assert uses("x --session-store redis://127.0.0.1:6379/0 &") == [(6379, "Redis")]
+    assert uses("x --database postgresql://me@localhost:5433/db") == [(5433, "PostgreSQL")]
+    assert uses("psql -c 'select 1'") == [(5432, "PostgreSQL")]
+    assert uses("x --database postgresql://catalog@db.internal/catalog") == []
+    assert uses("# redis://127.0.0.1:6379 only in a comment") == []
+    replicas = [b for b in BLOCKS if "--session-store redis://" in b.code]
+    assert replicas and all(b.local_services == [(6379, "Redis")] for b in replicas)
+
+
 # --- the tests -----------------------------------------------------------------------
 
 
@@ -612,6 +658,12 @@ def test_readme_example(setup: Setup, block: Block) -> None:
         pytest.skip(
             "needs the Buf CLI: `npm install -g @bufbuild/buf`, or set CONNECTRPC_CATALOG_BUF"
         )
+    missing = sorted(
+        {(port, name) for b in chain for port, name in b.local_services if not port_open(port)}
+    )
+    if missing:
+        where = ", ".join(f"{name} at 127.0.0.1:{port}" for port, name in missing)
+        pytest.skip(f"README line {block.line} needs {where}, and nothing listens there")
     if block.foreground_catalog:
         script = setup.logs / f"block-{block.line}.sh"
         script.write_text(_script(chain))

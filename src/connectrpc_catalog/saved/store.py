@@ -93,6 +93,10 @@ class Store:
         """Whether team "*" (everyone) may be used: on a catalog without sign-in."""
         self.clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._order_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        """SQLite has one writer: this process's writers of an order queue here rather
+        than in SQLite's busy handler, which sleeps up to 100 ms between tries (20 saves
+        at once took 2.7x the time of 20 in a row that way)."""
 
     @classmethod
     async def open(cls, url: str, sealer: Sealer, *, everyone: bool = True) -> Store:
@@ -119,9 +123,11 @@ class Store:
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def _session(self, *, order: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction; `order`: one that writes a collection's order (`_lock_order`)."""
+        queue = self._order_writer if order and self._order_writer else contextlib.nullcontext()
         try:
-            async with self._sessions() as session, session.begin():
+            async with queue, self._sessions() as session, session.begin():
                 yield session
         except IntegrityError:
             raise Conflict("that name is taken in this collection", field="name") from None
@@ -324,7 +330,7 @@ class Store:
     async def save_request(self, who: Identity, req: pb.SavedRequest) -> pb.SavedRequest:
         """Save a request: new (appended to its collection) or an update (it may move to
         another collection that `who` may see, at its end)."""
-        async with self._session() as s:
+        async with self._session(order=True) as s:
             return await self._save_request(s, who, req)
 
     async def _save_request(
@@ -371,7 +377,7 @@ class Store:
 
     async def duplicate_request(self, who: Identity, rid: str) -> pb.SavedRequest:
         """A copy right after the original ("<name> copy")."""
-        async with self._session() as s:
+        async with self._session(order=True) as s:
             row = await self._request(s, who, rid)
             await self._lock_order(s, await self._collection(s, who, row.collection_id))
             rows = await self._requests(s, row.collection_id)
@@ -402,7 +408,7 @@ class Store:
 
     async def reorder(self, who: Identity, cid: str, ids: Sequence[str]) -> list[pb.SavedRequest]:
         """Put the collection's requests in the order of `ids` (each id exactly once)."""
-        async with self._session() as s:
+        async with self._session(order=True) as s:
             row = await self._collection(s, who, cid)
             await self._lock_order(s, row)
             rows = {r.id: r for r in await self._requests(s, row.id)}
