@@ -5,10 +5,17 @@ type the API speaks (and some it does not), with random session ids, timeouts, e
 and headers, over HTTP/1.1 and HTTP/2. The catalog runs as the real command, so a crash
 shows as a dead process. Reproducible: examples are derived from the test, not the clock.
 
+The RPCs are read from the generated descriptors of every catalog.v1 service
+(CatalogService, CollectionService, and any added later): the hand-written strategies of
+`PLAUSIBLE` where there is one, else requests derived field by field from the input
+message's descriptor (hostile strings, ids that exist, numbers at the edges).
+
 After every example: no 5xx (except 503 `unavailable`, and 504 `deadline_exceeded` when the
 request itself asked for a short deadline, and 501 `unimplemented` for a compression it
-named), no `internal`/`unknown` error codes (but the specs' "protocol error" ones), the
-process is alive, its RSS stays under 1.5 GB and no Traceback reached its stderr.
+named), no `internal`/`unknown` error codes (but the specs' "protocol error" ones), every
+error code one of Connect's, no server path, secret or exception text in a message, the
+process is alive, its RSS stays under 1.5 GB and no Traceback reached its stderr. After
+each RPC's run: the loaded session and a collection the fuzz never names are unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import shutil
 import struct
 import subprocess
 import threading
@@ -30,42 +39,50 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, timestamp_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from connectrpc_catalog.gen.catalog.v1 import catalog_pb
+import connectrpc_catalog
+from connectrpc_catalog.gen.catalog.v1 import catalog_pb, collections_pb
 from tests.catalog_server import _wait_listening, run_cli
 from tests.upstream.behaviour import Recorder
 from tests.upstream.grpc_server import GrpcServer, start_grpc_server
 from tests.upstream.schema import PROTO_DIR, SERVICE, load_schema
 
 API = "/catalog.v1.CatalogService/"
+COLLECTIONS = "/catalog.v1.CollectionService/"
 WEATHER_PROTOS = Path(__file__).parents[1] / "fixtures" / "protos"
 WEATHER = "acme.weather.v1.WeatherService"
 ADMIN_TOKEN = "fuzz-admin-token"
+SECRET_KEY = "fuzz secret key, never shown"
 RSS_LIMIT_KB = 1_500 * 1024
-RPCS = [
-    "LoadProtos",
-    "ListServices",
-    "GetServiceSchema",
-    "InvokeGRPC",
-    "InvokeStream",
-    "GetSession",
-    "CloseSession",
-    "ReloadBase",
-]
-MESSAGES = {
-    "LoadProtos": catalog_pb.LoadProtosRequest,
-    "ListServices": catalog_pb.ListServicesRequest,
-    "GetServiceSchema": catalog_pb.GetServiceSchemaRequest,
-    "InvokeGRPC": catalog_pb.InvokeGRPCRequest,
-    "InvokeStream": catalog_pb.InvokeStreamRequest,
-    "GetSession": catalog_pb.GetSessionRequest,
-    "CloseSession": catalog_pb.CloseSessionRequest,
-    "ReloadBase": catalog_pb.ReloadBaseRequest,
+GENERATED = (catalog_pb, collections_pb)
+"""The generated modules of the catalog.v1 API: every service of each is fuzzed."""
+ROUTES: dict[str, tuple[str, Any]] = {
+    method.name: (f"/{service.type_name}/{method.name}", method.input.type)
+    for module in GENERATED
+    for service in module.desc().services
+    for method in service.methods
 }
+"""RPC name → (path, generated input class), for every RPC of every service."""
+RPCS = list(ROUTES)
+MESSAGES = {rpc: cls for rpc, (_, cls) in ROUTES.items()}
+CONNECT_CODES = {
+    "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found",
+    "already_exists", "permission_denied", "resource_exhausted", "failed_precondition",
+    "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss",
+    "unauthenticated",
+}  # fmt: skip
+PACKAGE_DIR = str(Path(connectrpc_catalog.__file__).parent)
+EXCEPTION_TEXT = ("Traceback", 'File "', "site-packages", "Error(", "sqlalchemy", "aiosqlite")
+SCALE = float(os.environ.get("CATALOG_FUZZ_SCALE", "1"))
+"""More examples for a deeper run (e.g. 5); 1 keeps the whole file under a minute in CI."""
+EXAMPLES = {"LoadProtos": 60, "InvokeGRPC": 60, "InvokeStream": 60}
+"""Examples per RPC where the default (`DEFAULT_EXAMPLES`) is not enough."""
+DEFAULT_EXAMPLES = 30
 FUZZ = settings(
-    max_examples=150,
+    max_examples=DEFAULT_EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
@@ -112,7 +129,19 @@ class Target:
         self._start()
 
     def _start(self) -> None:
-        self._cm = run_cli("--proto", str(PROTO_DIR), "--admin-token", ADMIN_TOKEN)
+        self.folder = Path(f"/tmp/security-review-fuzz-{os.getpid()}-{len(self.crashes)}")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self._cm = run_cli(
+            "--proto",
+            str(PROTO_DIR),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--database",
+            f"sqlite:///{self.folder / 'saved.db'}",
+            "--secret-key",
+            SECRET_KEY,
+        )
         self.url, self.proc = self._cm.__enter__()
         _wait_listening(int(urllib.parse.urlsplit(self.url).port or 0))
         self.lines: list[str] = []
@@ -126,6 +155,58 @@ class Target:
         )
         assert r.status_code == 200 and r.json()["success"], r.text
         self.loaded = str(r.headers["x-session-id"])
+        self.ids = self._saved_ids()
+        self.victim = self._collection("victim")
+        self.victim_before = self.victim_view()
+
+    def call(self, path: str, body: dict[str, Any], sid: str | None = None) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        if sid:
+            headers["x-session-id"] = sid
+        return self.h1.post(self.url + path, content=json.dumps(body), headers=headers)
+
+    def _collection(self, name: str) -> dict[str, str]:
+        """A collection with one request and one environment (with a secret): its ids."""
+        coll = self.call(COLLECTIONS + "SaveCollection", {"name": name, "team": "*"}).json()
+        saved = {
+            "collectionId": coll["id"],
+            "name": "current",
+            "endpoint": self.upstream.address,
+            "service": SERVICE,
+            "method": "Echo",
+            "requestMessagesJson": ['{"message": "{{word}}"}'],
+            "assertions": [{"kind": "status", "op": "eq", "value": "OK"}],
+        }
+        req = self.call(COLLECTIONS + "SaveRequest", {"request": saved}).json()
+        env = {
+            "collectionId": coll["id"],
+            "name": "env",
+            "variables": [
+                {"name": "word", "value": "hello"},
+                {"name": "pw", "value": "fuzz-secret-variable", "secret": True},
+            ],
+        }
+        made = self.call(COLLECTIONS + "SaveEnvironment", {"environment": env}).json()
+        return {"collection": coll["id"], "request": req["id"], "environment": made["id"]}
+
+    def _saved_ids(self) -> dict[str, str]:
+        """Ids the fuzz may name (and so change): a collection, a request, an
+        environment, and a live call of the loaded session."""
+        ids = self._collection("fuzz")
+        call = {
+            "endpoint": self.upstream.address,
+            "service": SERVICE,
+            "method": "BidiStream",
+            "transport": "TRANSPORT_GRPC",
+        }
+        r = self.call(API + "StartCall", {"call": call}, self.loaded)
+        ids["call"] = str(r.json().get("callId", "")) if r.status_code == 200 else ""
+        return ids
+
+    def victim_view(self) -> Any:
+        r = self.call(COLLECTIONS + "GetCollection", {"id": self.victim["collection"]})
+        assert r.status_code == 200, r.text
+        return r.json()
 
     @staticmethod
     def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
@@ -153,6 +234,7 @@ class Target:
             self.h1.close()
             self.h2.close()
         self._cm.__exit__(None, None, None)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -271,6 +353,15 @@ def _named_an_encoding(req: Request) -> bool:
     return any(k.endswith("encoding") for k, _ in req.headers) or "compression" in req.query
 
 
+def _leaks(target: Target, message: str, req: Request) -> list[str]:
+    """What an error message shows that only the server knows (and the request did not
+    send): its files, its secret key, a stored secret, exception text."""
+    secrets = [SECRET_KEY, "fuzz-secret-variable", str(target.folder), PACKAGE_DIR]
+    found = [s for s in secrets if s in message and s.encode() not in req.body]
+    found += [t for t in EXCEPTION_TEXT if t in message and t.encode() not in req.body]
+    return found
+
+
 def exchange(target: Target, req: Request) -> None:
     """Send one request and check the answer and the process."""
     mark = len(target.lines)
@@ -304,6 +395,10 @@ def exchange(target: Target, req: Request) -> None:
         assert documented, f"HTTP {status} {codes} {r.content[:300]!r} for {req!r}"
     bad = [e for e in errors if _is_bug(*e)]
     assert not bad, f"error code {bad} (HTTP {status}) {r.content[:300]!r} for {req!r}"
+    odd = [code for code in codes if code not in CONNECT_CODES and not code.isdigit()]
+    assert not odd, f"error code {odd} is not a Connect code (HTTP {status}) for {req!r}"
+    leaks = [leak for _, message in errors for leak in _leaks(target, message, req)]
+    assert not leaks, f"error message shows {leaks}: {r.content[:600]!r} for {req!r}"
     assert target.proc.poll() is None, f"the catalog died on {req!r}"
     rss = target.rss_kb()
     assert rss < RSS_LIMIT_KB, f"RSS {rss} kB after {req!r}"
@@ -572,6 +667,111 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "ReloadBase": st.just({}),
 }
 
+# Requests derived from the input message's descriptor: every RPC without a hand-written
+# strategy (the CollectionService, the live calls, any RPC added later) is covered.
+
+PLACEHOLDERS = ("@collection", "@request", "@environment", "@call")
+"""Replaced by the ids `Target` made (see `_resolve`)."""
+HOSTILE_TEXT = [
+    "",
+    " ",
+    "..",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "-rf",
+    "--upload-pack=touch /tmp/x",
+    "{{",
+    "{{word}}",
+    "{{nope}}",
+    "{{ word }}" * 300,
+    "$..*..*..*",
+    "$[?match(@, '(a|a)*b')]",
+    "\x00",
+    "é" * 300,
+    "a" * 5000,
+    "*",
+    "null",
+    '{"message": "{{word}}"}',
+    "[" * 3000,
+    "UPSTREAM",
+    "http://UPSTREAM",
+    "http://127.0.0.1:1/token",
+    "collection.json",
+    "requests/../../x.json",
+    *PLACEHOLDERS,
+]
+hostile_text = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=40))
+
+
+@cache
+def _pool() -> descriptor_pool.DescriptorPool:
+    """The catalog.v1 files (from the generated modules' descriptor sets) in one pool."""
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(timestamp_pb2.DESCRIPTOR.serialized_pb))
+    for name in ("catalog.binpb", "collections.binpb"):
+        data = (Path(catalog_pb.__file__).parent / name).read_bytes()
+        for file in descriptor_pb2.FileDescriptorSet.FromString(data).file:
+            pool.Add(file)
+    return pool
+
+
+_F = descriptor.FieldDescriptor
+_INTS = (_F.TYPE_INT32, _F.TYPE_SINT32, _F.TYPE_SFIXED32, _F.TYPE_UINT32, _F.TYPE_FIXED32)
+
+
+def _scalar(field: descriptor.FieldDescriptor) -> st.SearchStrategy[Any]:
+    kind = field.type
+    if kind == _F.TYPE_STRING:
+        return hostile_text
+    if kind == _F.TYPE_BOOL:
+        return st.booleans()
+    if kind in _INTS:
+        return int32s
+    if kind in (_F.TYPE_DOUBLE, _F.TYPE_FLOAT):
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["NaN"]))
+    if kind == _F.TYPE_BYTES:
+        return st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())
+    if kind == _F.TYPE_ENUM:
+        names = [v.name for v in field.enum_type.values]
+        return st.one_of(st.sampled_from(names), st.integers(-2, 12))
+    return st.integers(-(2**63), 2**64 - 1).map(str)  # 64-bit: JSON strings
+
+
+def _field_value(field: descriptor.FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
+    entry = field.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+        return st.dictionaries(_scalar(key).map(str), _single(value, depth), max_size=3)
+    if field.is_repeated:
+        return st.lists(_single(field, depth), max_size=3)
+    return _single(field, depth)
+
+
+def _single(field: descriptor.FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
+    if field.message_type is None:
+        return _scalar(field)
+    if field.message_type.full_name == "google.protobuf.Timestamp":
+        return st.sampled_from(["1970-01-01T00:00:00Z", "x", 0])
+    return _derived(field.message_type.full_name, depth + 1)
+
+
+@cache
+def _derived(full_name: str, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    """Random but well-typed JSON for a message (nested messages to depth 3)."""
+    message = _pool().FindMessageTypeByName(full_name)
+    if depth > 3:
+        return st.just({})
+    optional = {f.json_name: _field_value(f, depth) for f in message.fields}
+    return st.fixed_dictionaries({}, optional=optional)
+
+
+def plausible(rpc: str) -> st.SearchStrategy[Any]:
+    """The hand-written strategy, else one derived from the descriptor."""
+    if rpc in PLAUSIBLE:
+        return PLAUSIBLE[rpc]
+    return _derived(MESSAGES[rpc].desc().type_name)
+
+
 STANDARD_TYPES = [
     "application/json",
     "application/proto",
@@ -627,7 +827,7 @@ def requests(draw: st.DrawFn, rpc: str) -> Request:
     kind = draw(st.sampled_from(["plausible", "plausible", "plausible", "json", "deep", "bytes"]))
     wants_binary = ctype is not None and ("proto" in ctype or ctype == "application/grpc")
     if kind == "plausible":
-        obj = draw(PLAUSIBLE[rpc])
+        obj = draw(plausible(rpc))
         encoded = _binary(rpc, obj) if wants_binary else None
         payload = encoded if encoded is not None else _dumps(obj).encode()
     elif kind == "json":
@@ -716,7 +916,7 @@ def requests(draw: st.DrawFn, rpc: str) -> Request:
     h2 = draw(st.integers(0, 4)) == 0
     return Request(
         method=method,
-        path=API + rpc,
+        path=ROUTES[rpc][0],
         headers=headers,
         body=payload,
         h2=h2,
@@ -731,7 +931,10 @@ def _resolve(target: Target, req: Request) -> Request:
     up = target.upstream.address.encode()
 
     def fix(value: bytes) -> bytes:
-        return value.replace(b"UPSTREAM", up).replace(b"SELF", own)
+        value = value.replace(b"UPSTREAM", up).replace(b"SELF", own)
+        for name in PLACEHOLDERS:
+            value = value.replace(name.encode(), target.ids.get(name[1:], "").encode())
+        return value
 
     return Request(
         method=req.method,
@@ -752,7 +955,7 @@ def test_fuzz_rpc(target: Target, rpc: str) -> None:
     target.ensure_alive()
     start = len(target.lines)
 
-    @FUZZ
+    @settings(FUZZ, max_examples=max(1, int(SCALE * EXAMPLES.get(rpc, DEFAULT_EXAMPLES))))
     @given(req=requests(rpc))
     def run(req: Request) -> None:
         if target.proc.poll() is not None:
@@ -769,6 +972,7 @@ def test_fuzz_rpc(target: Target, rpc: str) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["sessionId"] == target.loaded  # the loaded session survived the fuzz
     assert r.json()["serviceCount"] >= 2
+    assert target.victim_view() == target.victim_before  # never named: never changed
     time.sleep(0.3)  # let the drain thread read what the process wrote last
     err = "".join(target.lines[start:])
     assert "Traceback" not in err, err[-3000:]
