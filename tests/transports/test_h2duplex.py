@@ -354,3 +354,26 @@ async def test_a_tls_server_that_picks_http1_gets_the_call_over_http1(
             assert transport._tls_speaks_http1  # ALPN said so; remembered for the next call
     finally:
         await transport.close()
+
+
+async def test_the_dialled_address_is_used_and_the_name_kept(raw_server: Start) -> None:
+    """With `dial` (the address the access policy checked) the connection goes there, and
+    the name stays in :authority."""
+
+    async def scenario(peer: Peer) -> None:
+        request = await peer.event(h2.events.RequestReceived)
+        head = dict(request.headers)  # type: ignore[attr-defined]
+        peer.log.append(head[b":authority"].decode())
+        sid = request.stream_id  # type: ignore[attr-defined]
+        peer.respond(sid)
+        peer.conn.send_data(sid, envelope(2, b"{}"), end_stream=True)
+        peer.flush()
+
+    server = await raw_server(scenario)
+    target = CallTarget(host="upstream.test", port=server.port, protocol=WireProtocol.CONNECT,
+                        http=HttpVersion.HTTP2, dial="127.0.0.1")
+    transport = await ConnectTransport.open(target)
+    events = [e async for e in transport.stream(Call.start(target, BIDI, (), 10), [b""])]
+    await transport.close()
+    assert isinstance(events[-1], CallStatus) and events[-1].ok, events
+    assert server.peers[0].log == [f"upstream.test:{server.port}"]
