@@ -319,7 +319,9 @@ class Store:
                 )
             ).all()
             info = self._collection_pb(row, who, (len(reqs), len(envs)))
-        return info, [_request_pb(r) for r in reqs], [_environment_pb(e) for e in envs]
+        # bodies of up to 2,000 requests and 50 environments: parsed in a thread
+        requests, environments = await asyncio.to_thread(_messages, reqs, envs)
+        return info, requests, environments
 
     # -- requests -------------------------------------------------------------------
 
@@ -436,9 +438,10 @@ class Store:
                     raise Invalid(
                         "the requests of one run belong to one collection", field="requestIds"
                     )
-                return cids.pop(), [_request_pb(r) for r in rows]
+                return cids.pop(), (await asyncio.to_thread(_messages, rows, []))[0]
             row = await self._collection(s, who, cid)
-            return row.id, [_request_pb(r) for r in await self._requests(s, row.id)]
+            rows = await self._requests(s, row.id)
+            return row.id, (await asyncio.to_thread(_messages, rows, []))[0]
 
     async def find_collection(self, who: Identity, name_or_id: str) -> str:
         """A collection's id from its id or (unique) name."""
@@ -518,7 +521,7 @@ class Store:
                     f"a collection holds at most {LIMITS.environments_per_collection} environments"
                 )
         old = json.loads(row.body) if row is not None else {}
-        body = _seal_environment(env, old, self.sealer)
+        body = await asyncio.to_thread(_seal_environment, env, old, self.sealer)  # 12 MiB
         if row is None:
             row = EnvironmentRow(id=_new_id(), collection_id=coll.id)
             s.add(row)
@@ -553,7 +556,10 @@ class Store:
             raise NotFound(
                 f"the collection has no environment {name_or_id[:100]!r}", field="environment"
             )
-        return open_environment(found[0].name, json.loads(found[0].body), self.sealer)
+        row = found[0]
+        return await asyncio.to_thread(
+            lambda: open_environment(row.name, json.loads(row.body), self.sealer)
+        )  # up to 200 sealed values of 64 KiB: opened in a thread
 
 
 # -- rows ⇄ messages -----------------------------------------------------------------
@@ -572,6 +578,13 @@ def _fill(
     row.body = body
     row.updated_by = who.key
     row.updated_at = now
+
+
+def _messages(
+    requests: Sequence[RequestRow], environments: Sequence[EnvironmentRow]
+) -> tuple[list[pb.SavedRequest], list[pb.Environment]]:
+    """Rows as messages (their JSON bodies parsed: call it in a thread)."""
+    return [_request_pb(r) for r in requests], [_environment_pb(e) for e in environments]
 
 
 def _request_pb(row: RequestRow) -> pb.SavedRequest:
