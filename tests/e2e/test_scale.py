@@ -556,3 +556,31 @@ def test_live_bidi_over_connect_is_a_conversation(page: Page, connect_upstream: 
     expect(page.locator(".msg-row").last).to_contain_text('"message": "turn 2"')
     page.get_by_test_id("live-close").click()
     expect(page.get_by_test_id("status")).to_have_text("0 OK")
+
+
+def test_a_small_body_opens_raw_and_shows_as_a_tree_on_demand(page: Page, upstream: str) -> None:
+    load_weather(page)
+    open_method(page, WEATHER, "GetCurrentConditions")
+    set_target(page, upstream)
+    page.get_by_role("tab", name="JSON").click()
+    page.get_by_test_id("request-json").fill('{"location": {"city": "Tokyo"}}')
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("status")).to_have_text("0 OK")
+    expect(page.get_by_test_id("response-json")).to_contain_text('"placeName": "Tokyo"')
+    page.locator(".body-view-switch").get_by_text("Tree", exact=True).click()
+    tree = page.get_by_role("tree", name="Response body")
+    place = tree.locator('[data-path="$.placeName"]')
+    expect(place).to_contain_text('"Tokyo"')
+    place.click()
+    expect(page.get_by_test_id("tree-path")).to_have_text("$.placeName")
+    page.get_by_test_id("tree-copy-value").click()
+    expect(page.locator(".toast").last).to_contain_text("Copied the value")
+    # A nested object: collapsed, opened with the keyboard.
+    nested = tree.locator("[aria-expanded]").first
+    expect(nested).to_have_attribute("aria-expanded", "false")
+    nested.click()
+    expect(nested).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("ArrowLeft")
+    expect(nested).to_have_attribute("aria-expanded", "false")
+    page.locator(".body-view-switch").get_by_text("Raw", exact=True).click()
+    expect(page.get_by_test_id("response-json")).to_be_visible()
