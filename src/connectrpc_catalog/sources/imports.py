@@ -10,6 +10,11 @@ Uploaded files are placed at the import path that names them (by file name and
 `package`). When nothing works, the error names the missing import and the nearest
 folder that has it.
 
+The root found above a folder is kept (`_ROOTS`, by the folder, its stat key, the
+import paths, the `--proto-root` folders and the names of the files), and tried first
+on the next load of the folder: taken when every import still resolves under it (it is
+checked again, by reading the files, every time), otherwise searched for again.
+
 Everything here reads the disk and blocks: call it in a thread. Reads are bounded by
 `Limits` (files, bytes, walk entries).
 """
@@ -17,15 +22,18 @@ Everything here reads the disk and blocks: call it in a thread. Reads are bounde
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib.util
 import os
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import LimitError, Limits, LoadError, SourceError, name_problem, too_large
-from .disk import FileTooLarge, read_at_most
+from .disk import FileTooLarge, import_names, read_at_most
 
 __all__ = [
     "VENDOR_DIR",
@@ -41,12 +49,15 @@ __all__ = [
 VENDOR_DIR = Path(__file__).parent / "vendor"
 """`.proto` files the catalog ships for imports that users rarely have at hand."""
 
-_IMPORT = re.compile(rb'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.MULTILINE)
 _PACKAGE = re.compile(rb"^\s*package\s+([A-Za-z0-9_.]+)\s*;", re.MULTILINE)
 _MAX_LEVELS = 16
 """How many parents of the folder given are tried as the import root."""
 _SEARCH_ENTRIES = 20_000
 """Directory entries looked at when searching for the folder that has a missing import."""
+_MAX_ROOTS_KEPT = 256
+_ROOTS: OrderedDict[Hashable, Path] = OrderedDict()
+"""The import root last found for a folder (see the module's text)."""
+_ROOTS_LOCK = threading.Lock()
 
 
 @dataclass(slots=True)
@@ -81,6 +92,7 @@ def reset(token: contextvars.Token[LoadNotes | None]) -> None:
     _NOTES.reset(token)
 
 
+@functools.cache
 def _googleapis_root() -> Path | None:
     """The folder holding googleapis-common-protos' google/api/*.proto (a dependency)."""
     try:
@@ -104,7 +116,7 @@ def extra_roots() -> list[tuple[Path, str]]:
 
 
 def _imports(data: bytes) -> list[str]:
-    return [m.decode(errors="replace") for m in _IMPORT.findall(data)]
+    return import_names(data)
 
 
 def _package(data: bytes) -> str:
@@ -239,22 +251,75 @@ def resolve(
     if not missing:
         return Resolved(work, list(targets), None)
     real_roots = [Path(os.path.realpath(r)) for r in proto_roots]
+    kept = _root_key(folder, user, real_roots, files)
+    with _ROOTS_LOCK:
+        before = _ROOTS.get(kept) if kept is not None else None
+    if before is not None and _inside(before, real_roots):  # --proto-root: checked again
+        found = _under(limits, folder, before, files, targets, [*user, *shipped], shown)
+        if found is not None:
+            return found
     suggested, parents = _candidates(folder, files, real_roots)
     need = [m for m in missing if not any(_serves(r, p, m) for r, p in shipped)]
     for root in [*suggested, *(p for p in parents if need)]:
         here = [m for m in missing if (root / m).is_file()]
         if not here or (root not in suggested and len(here) < len(need)):
             continue
-        prefix = folder.relative_to(root).as_posix()
-        moved = {f"{prefix}/{n}": d for n, d in files.items()}
-        still = complete(limits, moved, [(root, ""), *user, *shipped], shown)
-        if not still:
-            return Resolved(moved, [f"{prefix}/{t}" for t in targets], root)
+        found = _under(limits, folder, root, files, targets, [*user, *shipped], shown)
+        if found is not None:
+            if kept is not None:
+                _keep_root(kept, root)
+            return found
     work = dict(files)
     missing = complete(limits, work, [(folder, ""), *user, *shipped], shown)
     if not missing:
         return Resolved(work, list(targets), None)
     raise LoadError(_missing_message(folder, missing, shown, real_roots))
+
+
+def _under(
+    limits: Limits,
+    folder: Path,
+    root: Path,
+    files: Mapping[str, bytes],
+    targets: Sequence[str],
+    roots: Sequence[tuple[Path, str]],
+    shown: str,
+) -> Resolved | None:
+    """The files renamed below `root` with all they import, or None if one is missing."""
+    prefix = folder.relative_to(root).as_posix()
+    moved = {f"{prefix}/{n}": d for n, d in files.items()}
+    if complete(limits, moved, [(root, ""), *roots], shown):
+        return None
+    return Resolved(moved, [f"{prefix}/{t}" for t in targets], root)
+
+
+def _root_key(
+    folder: Path,
+    user: Sequence[tuple[Path, str]],
+    proto_roots: Sequence[Path],
+    files: Mapping[str, bytes],
+) -> Hashable | None:
+    """What the root found for these files below `folder` is kept by (None: the folder
+    cannot be looked at)."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (
+        str(folder),
+        (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns),
+        tuple(str(p) for p, _ in user),
+        tuple(str(r) for r in proto_roots),
+        tuple(sorted(files)),
+    )
+
+
+def _keep_root(key: Hashable, root: Path) -> None:
+    with _ROOTS_LOCK:
+        _ROOTS[key] = root
+        _ROOTS.move_to_end(key)
+        while len(_ROOTS) > _MAX_ROOTS_KEPT:
+            _ROOTS.popitem(last=False)
 
 
 def _missing_message(
