@@ -97,6 +97,8 @@ class Schema:
         files: Mapping[str, bytes],
         facts: Mapping[str, Facts] | None = None,
         bare: Mapping[str, bytes] | None = None,
+        *,
+        key: str | None = None,
     ) -> None:
         """Build from file name → serialized FileDescriptorProto (dependencies included).
 
@@ -104,9 +106,10 @@ class Schema:
         protoc worker ships them); the others are read off the wire. `bare` has some of
         the files without source info, which the pool (it keeps none) builds faster
         from. Comments are indexed per file on first lookup (see `Comments`), not here.
+        `key` is `_key(files)` when the caller computed it already (`SchemaCache`).
         """
         self.files = dict(files)
-        self.key = _key(self.files)
+        self.key = key or _key(self.files)
         known = facts or {}
         by_name = {name: known.get(name) or _scan(name, data) for name, data in self.files.items()}
         self.pool = descriptor_pool.DescriptorPool()
@@ -343,7 +346,7 @@ class SchemaCache:
         if pending is not None:
             return pending.result()
         try:
-            schema = Schema(files, facts, bare)
+            schema = Schema(files, facts, bare, key=key)
         except BaseException as exc:
             with self._lock:
                 del self._building[key]

@@ -9,7 +9,8 @@ one per core). Jobs wait in one bounded queue; the next job is the oldest of the
 starve the others.
 
 A worker answers with the compiled files already split and read off the wire
-(`filefacts`): the catalog's process does not parse the set again. Files the caller
+(`filefacts`), each also without its source info (what descriptor pools are built from
+and protoc is given again): the catalog's process neither parses nor strips them. Files the caller
 already has compiled (`reuse`, without their source info) go to protoc as
 `--descriptor_set_in` and are not compiled again (see `sources.incremental`). A worker
 that grew past its memory limit during a job is replaced after it, and every worker
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..filefacts import Facts, join_set, scan, split_set
+from ..filefacts import Facts, join_set, scan, split_set, without_source_info
 from .run import remove_stale_dirs
 
 __all__ = [
@@ -75,8 +76,8 @@ class Compiled:
     facts: dict[str, Facts]
     compiled: frozenset[str]
     bare: Mapping[str, bytes] = field(default_factory=dict)
-    """Some of the files without their source info (the reused ones, which were given
-    to protoc so): what the schema's descriptor pool is built from, where present."""
+    """The files without their source info, where known (the worker strips every file it
+    compiled): what the schema's descriptor pool is built from, where present."""
 
 
 @dataclass(slots=True, eq=False)
@@ -376,13 +377,13 @@ def _assemble(records: list[tuple[Any, ...]]) -> Compiled:
     """The worker's records as a `Compiled`."""
     files: dict[str, bytes] = {}
     facts: dict[str, Facts] = {}
-    compiled: set[str] = set()
+    bare: dict[str, bytes] = {}
     for record in records:
-        name, data, deps, services, described = record
+        name, data, deps, services, described, stripped = record
         files[name] = data
+        bare[name] = stripped
         facts[name] = Facts(name, tuple(deps), tuple(services), bool(described))
-        compiled.add(name)
-    return Compiled(files, facts, frozenset(compiled))
+    return Compiled(files, facts, frozenset(files), bare)
 
 
 def clean_protoc_errors(text: str, *paths: str) -> str:
@@ -508,11 +509,13 @@ def _scratch_base() -> Path:
 
 
 def _records(data: bytes) -> list[tuple[Any, ...]]:
-    """Worker side: each output file as (name, bytes, imports, services, described)."""
+    """Worker side: each output file as (name, bytes, imports, services, described, the
+    bytes without source info)."""
     out: list[tuple[Any, ...]] = []
     for part in split_set(data):
         fact = scan(part)
-        out.append((fact.name, part, fact.deps, fact.services, fact.described))
+        bare = without_source_info(part) if fact.described else part
+        out.append((fact.name, part, fact.deps, fact.services, fact.described, bare))
     return out
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import threading
 import time
@@ -27,13 +26,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from ..filefacts import import_names
 from .core import LimitError, Limits, LoadError, bad_name, name_problem, too_large
 
 __all__ = [
     "FILES",
     "FileCache",
     "FileTooLarge",
-    "import_names",
     "read_at_most",
     "read_capped",
     "read_closure",
@@ -49,8 +48,6 @@ well above a kernel timestamp tick (1-10 ms)."""
 _COARSE_SETTLE_NS = 2_000_000_000
 """The same where timestamps are whole seconds (FAT keeps two)."""
 
-_IMPORT = re.compile(rb'import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;')
-_SPACE = frozenset(b" \t\n\r\f\v")
 
 
 class FileTooLarge(Exception):
@@ -59,22 +56,6 @@ class FileTooLarge(Exception):
     def __init__(self, size: int | None) -> None:
         super().__init__(size)
         self.size = size
-
-
-def import_names(data: bytes) -> list[str]:
-    """The files a .proto text imports: its `import "...";` lines (also `public` and
-    `weak`), found as `^\\s*import ...` would (MULTILINE) but about 7x faster: the
-    literal `import` is searched, then only what precedes it on its line is checked."""
-    found: list[str] = []
-    for match in _IMPORT.finditer(data):
-        i = match.start()
-        while i > 0 and data[i - 1] != 10:  # back to the line's start: blanks only
-            if data[i - 1] not in _SPACE:
-                break
-            i -= 1
-        else:
-            found.append(match.group(1).decode(errors="replace"))
-    return found
 
 
 def stat_key(st: os.stat_result) -> StatKey:

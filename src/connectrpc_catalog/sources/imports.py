@@ -32,8 +32,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..filefacts import import_names
 from .core import LimitError, Limits, LoadError, SourceError, name_problem, too_large
-from .disk import FileTooLarge, import_names, read_at_most
+from .disk import FileTooLarge, read_at_most
 
 __all__ = [
     "VENDOR_DIR",

@@ -4,8 +4,8 @@ A compiled file (its FileDescriptorProto) depends on its own text and on the com
 files it imports, nothing else. So each compiled file is kept under a key made of its
 name, the hash of its text and the keys of its imports (recursively); the imports of a
 text are known from its last compile. When a folder is loaded again with one file
-edited, every file whose key is known is handed to protoc as it is
-(`--descriptor_set_in`), and only the edited file and the files that import it
+edited, every file whose key is known and that the files to compile import is handed
+to protoc as it is (`--descriptor_set_in`), and only the edited file and the files that import it
 (transitively: their keys change with it) are compiled from source. Added files are
 compiled; a deleted file makes its importers compile again (and fail as protoc would).
 
@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..filefacts import Facts, without_source_info
+from ..filefacts import Facts, import_names, without_source_info
 from .compiler import Compiled
 
 __all__ = ["FileMemo", "Kept", "Plan"]
@@ -36,10 +36,10 @@ class Kept:
 
     __slots__ = ("_bare", "data", "facts")
 
-    def __init__(self, data: bytes, facts: Facts) -> None:
+    def __init__(self, data: bytes, facts: Facts, bare: bytes | None = None) -> None:
         self.data = data
         self.facts = facts
-        self._bare: bytes | None = None
+        self._bare = bare
 
     @property
     def bare(self) -> bytes:
@@ -65,8 +65,20 @@ class Plan:
     digests: dict[str, bytes]
 
     def given(self) -> dict[str, bytes]:
-        """The reused files as protoc is given them (blocking: strips source info)."""
-        return {name: kept.bare for name, kept in self.reuse.items()}
+        """The reused files the sources import (transitively), as protoc is given them
+        (blocking: strips source info where the worker did not). An import the sources'
+        `import` lines hide from `import_names` makes protoc fail, and the load is then
+        compiled whole: never a wrong result."""
+        pending = [name for data in self.sources.values() for name in import_names(data)]
+        given: dict[str, bytes] = {}
+        while pending:
+            name = pending.pop()
+            kept = self.reuse.get(name)
+            if kept is None or name in given:
+                continue
+            given[name] = kept.bare
+            pending.extend(kept.facts.deps)
+        return given
 
 
 class FileMemo:
@@ -144,6 +156,8 @@ class FileMemo:
                 continue
             if name in compiled.files:
                 files[name], facts[name] = compiled.files[name], compiled.facts[name]
+                if name in compiled.bare:
+                    bare[name] = compiled.bare[name]
             else:
                 kept = reuse.get(name) or self._external(name)
                 if kept is None:
@@ -172,7 +186,9 @@ class FileMemo:
             for name in result.compiled:
                 key = keys.get(name) if name in files else _external_key(name)
                 if key is not None and key not in self._compiled:
-                    self._compiled[key] = Kept(result.files[name], result.facts[name])
+                    self._compiled[key] = Kept(
+                        result.files[name], result.facts[name], result.bare.get(name)
+                    )
                     self._bytes += len(result.files[name])
             while self._bytes > self._max_bytes and self._compiled:
                 _, kept = self._compiled.popitem(last=False)
