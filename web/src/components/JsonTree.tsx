@@ -44,7 +44,7 @@ function label(n: TreeNode): string {
  * and only the rows in view in the DOM. Arrow keys walk and open it (the WAI-ARIA tree
  * pattern); the toolbar copies the selected node's path (JSONPath) or value.
  */
-export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
+export function JsonTree({ doc, root, label: treeLabel = "Response body" }: { doc: JsonDoc; root: TreeNode; label?: string }) {
   const [loaded, setLoaded] = useState<Map<string, Loaded>>(() => new Map());
   const [open, setOpen] = useState<Set<string>>(() => new Set());
   const [selected, setSelected] = useState(0);
@@ -254,7 +254,7 @@ export function JsonTree({ doc, root }: { doc: JsonDoc; root: TreeNode }) {
         </button>
       </div>
       <div class="jt-scroller" ref={scroller} onScroll={() => setScrollTop(scroller.current?.scrollTop ?? 0)}>
-        <div role="tree" aria-label="Response body" class="jt-tree" style={{ height: `${rows.length * ROW}px` }} onKeyDown={onKey}>
+        <div role="tree" aria-label={treeLabel} class="jt-tree" style={{ height: `${rows.length * ROW}px` }} onKeyDown={onKey}>
           {shown}
         </div>
       </div>

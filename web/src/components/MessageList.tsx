@@ -1,7 +1,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { formatMs, prettyJson } from "../lib/format";
 import { MAX_KEPT, messageFilter, oneLine, stats, type LogMode, type MessageLog } from "../lib/messageLog";
-import { JsonTokens, JsonView } from "./ResponseView";
+import { BodyViews, JsonTokens, JsonView } from "./ResponseView";
 import { CopyButton } from "./ui";
 
 /** Height of one row (px); rows are fixed-height so the list can be windowed. */
@@ -282,7 +282,7 @@ export function MessageList({ log, running }: { log: MessageLog; running: boolea
             <span class="status-spacer" />
             <CopyButton text={prettyJson(detail.json)} label="Copy" />
           </div>
-          <JsonView text={prettyJson(detail.json)} testid="stream-message-detail" />
+          <BodyViews key={detail.index} text={detail.json} rawTestid="stream-message-detail" label={`Message #${detail.index + 1}`} />
         </div>
       )}
     </div>

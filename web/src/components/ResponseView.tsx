@@ -192,7 +192,10 @@ type BodyView = "tree" | "raw";
  * worker (lib/jsonDoc), so the page never blocks on it; a small one opens raw. A view once
  * shown stays mounted (hidden) while the other shows: switching back costs nothing.
  */
-function BodyViews({ text }: { text: string }) {
+let bodyViews = 0;
+
+export function BodyViews({ text, rawTestid = "response-json", label = "Response body" }: { text: string; rawTestid?: string; label?: string }) {
+  const [group] = useState(() => `body-view-${++bodyViews}`);
   const big = text.length > HIGHLIGHT_LIMIT;
   const [view, setView] = useState<BodyView>(big ? "tree" : "raw");
   const [seen, setSeen] = useState<Set<BodyView>>(() => new Set([view]));
@@ -229,7 +232,7 @@ function BodyViews({ text }: { text: string }) {
   useEffect(() => {
     if (big && seen.has("raw") && opened && bigPretty === null) void opened.doc.pretty().then(setBigPretty);
   }, [big, seen, opened, bigPretty]);
-  if (invalid) return <JsonView text={text} />;
+  if (invalid) return <JsonView text={text} testid={rawTestid} />;
   const pick = (v: BodyView) => {
     setView(v);
     setSeen((s) => (s.has(v) ? s : new Set([...s, v])));
@@ -240,14 +243,16 @@ function BodyViews({ text }: { text: string }) {
       <div class="segmented segmented-sm body-view-switch" role="radiogroup" aria-label="Body view">
         {(["tree", "raw"] as const).map((v) => (
           <label class={`segment ${view === v ? "is-active" : ""}`}>
-            <input type="radio" name="body-view" class="visually-hidden" checked={view === v} onChange={() => pick(v)} data-testid={`body-view-${v}`} />
+            <input type="radio" name={group} class="visually-hidden" checked={view === v} onChange={() => pick(v)} data-testid={`body-view-${v}`} />
             <span>{v === "tree" ? "Tree" : "Raw"}</span>
           </label>
         ))}
       </div>
-      {seen.has("tree") && <div hidden={view !== "tree"}>{opened ? <JsonTree doc={opened.doc} root={opened.root} /> : waiting}</div>}
+      {seen.has("tree") && <div hidden={view !== "tree"}>{opened ? <JsonTree doc={opened.doc} root={opened.root} label={label} /> : waiting}</div>}
       {seen.has("raw") && (
-        <div hidden={view !== "raw"}>{big ? bigPretty === null ? waiting : <JsonView text={bigPretty} /> : <JsonView text={smallPretty} />}</div>
+        <div hidden={view !== "raw"}>
+          {big ? bigPretty === null ? waiting : <JsonView text={bigPretty} testid={rawTestid} /> : <JsonView text={smallPretty} testid={rawTestid} />}
+        </div>
       )}
     </div>
   );
