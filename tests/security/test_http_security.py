@@ -11,9 +11,11 @@ by the fuzz of every RPC:
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,3 +91,31 @@ def test_a_refused_head_has_no_body_and_the_connection_stays_usable(catalog: str
         leftover = head.partition(b"\r\n\r\n")[2]
         assert not leftover, f"the HEAD answer had a body: {leftover[:200]!r}"
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyvoy") is None, reason="pyvoy is not installed")
+def test_pyvoy_bounds_the_time_a_request_takes_to_arrive(tmp_path: Path) -> None:
+    """Envoy's stream idle cut is off (calls are bounded by their deadlines), so a client
+    that sent part of a request and then nothing held it forever: headers must now arrive
+    within 10 s and the whole request within 300 s (disarmed once the answer starts)."""
+    from connectrpc_catalog.serving.servers import Pyvoy, WorkerSpec
+
+    spec = WorkerSpec(
+        host="127.0.0.1", port=1, loop="asyncio", log_level="warning", log_format="text",
+        scratch=tmp_path,
+    )  # fmt: skip
+    argv = Pyvoy().command(spec).argv
+    config = json.loads(argv[argv.index("--config-yaml") + 1])
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for net in chain["filters"]:
+                manager = net["typed_config"]
+                assert manager["request_headers_timeout"] == "10s"
+                assert manager["request_timeout"] == "300s"
+    with run_cli("--server", "pyvoy") as (url, _proc):
+        parts = urllib.parse.urlsplit(url)
+        _wait_listening(parts.port or 0)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=30) as s:
+            s.sendall(b"POST /catalog.v1.CatalogService/ListServices HTTP/1.1\r\n")
+            answer = s.recv(200)  # headers never finished: cut after 10 s
+        assert answer.startswith(b"HTTP/1.1 408"), answer

@@ -157,8 +157,12 @@ class Pyvoy:
 
 def _tune(manager: dict[str, Any]) -> None:
     """Envoy's defaults that differ from the catalog's needs: no idle cut of a quiet stream
-    (the catalog bounds calls by their deadline), the client's Server header untouched."""
+    (the catalog bounds calls by their deadline), the client's Server header untouched;
+    but a request's headers and body must arrive in time (a client that sent part of a
+    body and then nothing held its request, and with no idle cut, forever)."""
     manager["stream_idle_timeout"] = "0s"
+    manager["request_headers_timeout"] = "10s"
+    manager["request_timeout"] = "300s"  # the whole request; disarmed once the answer starts
     manager["server_header_transformation"] = "PASS_THROUGH"
 
 
