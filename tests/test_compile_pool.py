@@ -1,12 +1,17 @@
-"""The protoc worker pool (parallel, bounded, fair, restarted, recycled), incremental
-loads (a reload compiles only what changed, with the same result as a full compile), and
-the schema built from what the workers ship (facts off the wire, comments per file)."""
+"""The protoc worker pool (parallel, bounded, fair, restarted, recycled, in /metrics),
+incremental loads (a reload compiles only what changed, with the same result as a full
+compile, and protoc is given only what the changed files import), folder reads (a file
+whose stat key is unchanged is not read again; edits, kept mtimes and retargeted links
+are), and the schema built from what the workers ship (facts off the wire, comments per
+file)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +23,12 @@ from connectrpc_catalog.app import App
 from connectrpc_catalog.comments import index_comments
 from connectrpc_catalog.config import ConfigError, load_settings
 from connectrpc_catalog.descriptors import Schema, SchemaCache
-from connectrpc_catalog.filefacts import scan, split_set, without_source_info
+from connectrpc_catalog.filefacts import import_names, scan, split_set, without_source_info
 from connectrpc_catalog.problems import Code
 from connectrpc_catalog.settings import LimitSettings, Settings
 from connectrpc_catalog.sources.compiler import CompileError, Compiler, CompilerBusy
-from connectrpc_catalog.sources.core import Context, LimitError, LoadError
+from connectrpc_catalog.sources.core import Context, LimitError, Limits, LoadError
+from connectrpc_catalog.sources.disk import FILES, FileCache, read_tree
 from connectrpc_catalog.sources.files import load_path
 from connectrpc_catalog.sources.upload import compile_files
 from connectrpc_catalog.startup import BaseSpec, StartupSource
@@ -397,3 +403,190 @@ def test_a_base_reload_compiles_only_the_edited_file(tmp_path: Path) -> None:
                 f"t/p{PACKAGES - 1}/v1/f{PER_PACKAGE - 1}.proto"
             ).message_types_by_name.values()
         }
+
+
+# --- folder reads: the stat cache, the import lines ---------------------------------------
+
+
+def aged(*paths: Path) -> None:
+    """Give files an mtime in the past, so the stat cache may keep them."""
+    old = time.time() - 60
+    for path in paths:
+        os.utime(path, (old, old), follow_symlinks=False)
+    time.sleep(0.1)  # the ctime is now: past the cache's settle time (50 ms) after this
+
+
+def aged_tree(root: Path) -> None:
+    """Every .proto below `root` aged (see `aged`)."""
+    aged(*root.rglob("*.proto"))
+
+
+def reads_of(root: Path, limits: Limits | None = None) -> tuple[dict[str, bytes], int]:
+    """The folder's files and how many of them were read from disk (not the cache)."""
+    before = FILES.reads
+    files = read_tree(limits or Limits(), root)
+    return files, FILES.reads - before
+
+
+def test_an_unchanged_file_is_not_read_again_and_an_edit_is(tmp_path: Path) -> None:
+    write_tree(tmp_path, package_files())
+    aged_tree(tmp_path)
+    first, read = reads_of(tmp_path)
+    assert read == len(first) == PACKAGES * PER_PACKAGE
+    again, read = reads_of(tmp_path)
+    assert read == 0 and again == first
+    leaf = tmp_path / "t/p1/v1/f2.proto"
+    edit(leaf, 1)
+    edited, read = reads_of(tmp_path)
+    assert (
+        read == 1 and edited["t/p1/v1/f2.proto"] == leaf.read_bytes() != first["t/p1/v1/f2.proto"]
+    )
+
+
+def test_a_file_changed_just_before_it_was_read_is_not_kept() -> None:
+    cache = FileCache()
+    now = time.time_ns()
+    fine = (1, 2, 3, now - 7_654_321, now - 7_654_321)  # ns timestamps, 7 ms before the read
+    cache.put("a", fine, b"abc", read_at=now)
+    assert cache.get("a", fine) is None  # a second write in the same tick keeps the key
+    cache.put("a", fine, b"abc", read_at=now + 100_000_000)
+    assert cache.get("a", fine) == b"abc"
+    assert cache.get("a", (1, 2, 4, fine[3], fine[4])) is None  # another key: not this content
+    second = 1_000_000_000 * (now // 1_000_000_000 - 1)
+    whole = (1, 5, 3, second, second)  # whole seconds (FAT, some network file systems)
+    cache.put("b", whole, b"abc", read_at=second + 1_500_000_000)
+    assert cache.get("b", whole) is None
+    cache.put("b", whole, b"abc", read_at=second + 2_500_000_000)
+    assert cache.get("b", whole) == b"abc"
+
+
+def test_a_content_change_that_keeps_the_mtime_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "a.proto"
+    path.write_text('syntax = "proto3";\nmessage A {}\n')
+    aged(path)
+    mtime = path.stat().st_mtime_ns
+    assert reads_of(tmp_path)[1] == 1 and reads_of(tmp_path)[1] == 0
+    for text in (
+        'syntax = "proto3";\nmessage Bigger {}\n',
+        'syntax = "proto3";\nmessage Larger {}\n',
+    ):
+        path.write_text(text)  # another size, then the same size: the mtime put back both times
+        os.utime(path, ns=(mtime, mtime))
+        time.sleep(0.1)  # past the settle time: this version may be kept
+        files, read = reads_of(tmp_path)
+        assert read == 1 and files["a.proto"] == text.encode()
+        assert reads_of(tmp_path) == (files, 0)  # kept: the next change must still be seen
+
+
+def test_a_retargeted_symlink_is_read_again_and_never_out_of_the_folder(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / ".targets").mkdir(parents=True)  # hidden: not walked, only reached by the link
+    outside.mkdir()
+    one, two = root / ".targets/one.proto", root / ".targets/two.proto"
+    secret = outside / "secret.proto"
+    one.write_text('syntax = "proto3";\nmessage One {}\n')
+    two.write_text('syntax = "proto3";\nmessage Two {}\n')
+    secret.write_text('syntax = "proto3";\nmessage Sec {}\n')
+    link = root / "link.proto"
+    link.symlink_to(one)
+    aged(one, two, secret, link)
+    assert reads_of(root)[0] == {"link.proto": one.read_bytes()}
+    assert reads_of(root)[1] == 0
+    link.unlink()
+    link.symlink_to(two)  # same size, same mtime as one.proto: another inode
+    files, read = reads_of(root)
+    assert read == 1 and files == {"link.proto": two.read_bytes()}
+    link.unlink()
+    link.symlink_to(secret)  # out of the folder: refused however it was cached before
+    assert reads_of(root)[0] == {}
+
+
+def test_a_cached_file_still_counts_against_the_size_limit(tmp_path: Path) -> None:
+    write_tree(tmp_path, package_files())
+    aged_tree(tmp_path)
+    files, _ = reads_of(tmp_path)
+    assert reads_of(tmp_path)[1] == 0
+    total = sum(len(d) for d in files.values())
+    with pytest.raises(LimitError):
+        read_tree(Limits(max_bytes=total - 1), tmp_path)
+
+
+def test_import_lines_are_found_as_the_line_anchored_pattern_finds_them() -> None:
+    text = (
+        b'import "a.proto";\n  \n\t import public "b.proto" ;\nx import "c.proto";\n'
+        b'reimport "d.proto";\n// import "e.proto";\n\r\nimport\n"f.proto";\nimport weak "g.proto";'
+    )
+    anchored = re.compile(rb'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.MULTILINE)
+    assert import_names(text) == [m.decode() for m in anchored.findall(text)]
+    assert import_names(text) == ["a.proto", "b.proto", "f.proto", "g.proto"]
+
+
+async def test_a_reload_from_cached_reads_equals_a_full_compile(
+    ctx: Context, tmp_path: Path
+) -> None:
+    files = package_files()
+    write_tree(tmp_path, files)
+    aged_tree(tmp_path)
+    await load_path(ctx, str(tmp_path))
+    edit(tmp_path / "t/p2/v1/f1.proto", 4)
+    before = FILES.reads
+    again = await load_path(ctx, str(tmp_path))
+    assert FILES.reads - before == 1  # only the edited file was read
+    assert "t.p2.v1.Edited4" in {
+        m.full_name
+        for m in again.pool.FindFileByName("t/p2/v1/f1.proto").message_types_by_name.values()
+    }
+    full = await fresh_load(tmp_path)
+    assert again.files == full.files and dict(again.comments) == dict(full.comments)
+
+
+async def test_protoc_is_given_only_what_the_edited_files_import(
+    ctx: Context, tmp_path: Path
+) -> None:
+    files = package_files()
+    write_tree(tmp_path, files)
+    await load_path(ctx, str(tmp_path))
+    edit(tmp_path / f"t/p1/v1/f{PER_PACKAGE - 1}.proto", 5)
+    now = read_tree(ctx.limits, tmp_path)
+    plan = ctx.compiled.plan(now, sorted(now))
+    assert plan.targets == [f"t/p1/v1/f{PER_PACKAGE - 1}.proto"]
+    wanted = {f"t/p1/v1/f{f}.proto" for f in range(PER_PACKAGE - 1)}
+    wanted |= {f"t/p0/v1/f{f}.proto" for f in range(PER_PACKAGE)}
+    given = plan.given()
+    assert set(given) == wanted  # p2, p3: not imported, not given
+    assert all(given[n] == without_source_info(plan.reuse[n].data) for n in given)
+
+
+# --- the pool in /metrics -----------------------------------------------------------------
+
+
+def test_the_compile_pool_is_in_the_metrics(tmp_path: Path) -> None:
+    write_tree(tmp_path, package_files())
+    settings = Settings(limits=LimitSettings(compile_workers=2, compile_queue=8))
+    with run_catalog(app=App(settings)) as cat:
+        before = httpx.get(cat.url + "/metrics", timeout=30).text
+        r = httpx.post(
+            cat.url + "/catalog.v1.CatalogService/LoadProtos",
+            json={"protoPath": str(tmp_path)},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        text = httpx.get(cat.url + "/metrics", timeout=30).text
+    figures = {
+        line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("catalog_compile")
+    }
+    assert figures["catalog_compile_workers"] == 2
+    assert figures["catalog_compile_queue"] == 0 and figures["catalog_compile_workers_busy"] == 0
+    assert figures["catalog_compiles_total"] >= 1
+    assert figures["catalog_compile_workers_running"] >= 1
+    assert (
+        figures["catalog_compile_worker_rss_bytes"]
+        >= figures["catalog_compile_worker_rss_max_bytes"]
+        > 0
+    )
+    assert figures["catalog_compile_workers_recycled_total"] == 0
+    assert "catalog_compile_worker_starts_total" in figures
+    assert 'catalog_cache_hits_total{cache="file"}' in text
+    assert "catalog_compiles_total 0.0" in before

@@ -158,3 +158,42 @@ async def test_the_callers_folders_bound_the_search(weather_protos: Path, tmp_pa
         assert WEATHER in (await load_path(ctx, str(deep), given=wider)).service_names
     finally:
         await ctx.compiler.close()
+
+
+def test_the_root_found_is_kept_and_searched_again_when_it_stops_working(tmp_path: Path) -> None:
+    from connectrpc_catalog.sources import imports
+    from connectrpc_catalog.sources.core import Limits
+
+    common = 'syntax = "proto3";\npackage acme.common.v1;\nmessage C {}\n'
+    api = (
+        'syntax = "proto3";\npackage acme.api.v1;\nimport "acme/common/v1/c.proto";\n'
+        "message A { acme.common.v1.C c = 1; }\n"
+    )
+    repo = tmp_path / "repo"
+    folder = repo / "acme/api/v1"
+    folder.mkdir(parents=True)
+    (folder / "a.proto").write_text(api)
+    dep = repo / "acme/common/v1/c.proto"
+    dep.parent.mkdir(parents=True)
+    dep.write_text(common)
+    files = {"a.proto": api.encode()}
+
+    def found() -> imports.Resolved:
+        return imports.resolve(Limits(), folder, files, ["a.proto"], shown="the folder")
+
+    first = found()
+    assert first.root == repo and first.targets == ["acme/api/v1/a.proto"]
+    assert repo in imports._ROOTS.values()
+    assert found() == first  # from the kept root, checked again
+    dep.unlink()  # the kept root no longer has the import: searched for again
+    above = tmp_path / "acme/common/v1/c.proto"
+    above.parent.mkdir(parents=True)
+    above.write_text(common)
+    moved = found()
+    assert moved.root == tmp_path and moved.targets == ["repo/acme/api/v1/a.proto"]
+    imports._ROOTS.clear()
+    assert found() == moved  # what a search from nothing finds
+    above.unlink()
+    with pytest.raises(LoadError) as info:
+        found()
+    assert "acme/common/v1/c.proto" in str(info.value)

@@ -18,7 +18,6 @@ from .api.compression import CompressLarge
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .api.health import ops_routes
-from .api.refusal import DrainFirst
 from .api.self_reflection import reflection_routes
 from .api.service import CatalogService
 from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
@@ -60,6 +59,7 @@ from .settings import (
 from .shared import Replica
 from .sources.compiler import Compiler
 from .sources.core import Context, Limits
+from .sources.disk import FILES
 from .startup import BaseSpec, LoadedBase, load_base
 
 __all__ = ["App", "AppConfig", "Settings", "create_app"]
@@ -251,7 +251,7 @@ class App:
             codecs=[proto_binary_codec(), StrictJSONCodec()],
         )
         self._api: ASGIApp = api_stack(
-            Coalesce(CompressLarge(api)),
+            by_kind(api, _SERVICE),
             _SERVICE,
             API_PREFIX,
             self.manager,
@@ -335,6 +335,8 @@ class App:
             "memo_hits": self.loader.context.memo.hits,
             "entries": len(getattr(self.schemas, "_entries", ())),
             "runs": dict(self.loader.context.runs),
+            "compile": self.compiler.stats(),
+            "file_hits": FILES.hits,
         }
 
     async def ready(self) -> dict[str, bool]:
@@ -461,18 +463,40 @@ def api_stack(
     replica: Replica | None = None,
 ) -> ASGIApp:
     """The guards in front of one catalog.v1 service (`service`: its generated
-    descriptor, whose methods RouteGuard learns)."""
-    return DrainFirst(
-        RouteGuard(
-            BodyGuard(
-                SessionMiddleware(inner, manager, prefix, replica),
-                max_bytes=limits.max_request_bytes,
-                max_depth=limits.max_json_depth,
-            ),
-            service.type_name,
-            {f"/{service.type_name}/{m.name}": m.method_kind != "unary" for m in service.methods},
-        )
+    descriptor, whose methods RouteGuard learns). BodyGuard also reads each body to its
+    end before an answer starts (what DrainFirst does elsewhere); its refusals and
+    RouteGuard's drain the body themselves."""
+    return RouteGuard(
+        BodyGuard(
+            SessionMiddleware(inner, manager, prefix, replica),
+            max_bytes=limits.max_request_bytes,
+            max_depth=limits.max_json_depth,
+        ),
+        service.type_name,
+        {f"/{service.type_name}/{m.name}": m.method_kind != "unary" for m in service.methods},
     )
+
+
+class _ByKind:
+    """Streamed answers pass Coalesce, unary ones CompressLarge; each leaves the other
+    kind untouched, so a request passes only the one that can act on it."""
+
+    __slots__ = ("routes", "unary")
+
+    def __init__(self, routes: dict[str, ASGIApp], unary: ASGIApp) -> None:
+        self.routes = routes
+        self.unary = unary
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.routes.get(scope.get("path", ""), self.unary)(scope, receive, send)
+
+
+def by_kind(api: ASGIApp, service: Any) -> ASGIApp:
+    """`api` behind Coalesce for the streaming methods of `service`, CompressLarge for
+    the unary ones (the other paths are answered by RouteGuard before they get here)."""
+    unary, streamed = CompressLarge(api), Coalesce(api)
+    kinds = {f"/{service.type_name}/{m.name}": m.method_kind != "unary" for m in service.methods}
+    return _ByKind({p: streamed if s else unary for p, s in kinds.items()}, unary)
 
 
 def _operator_endpoints(spec: BaseSpec) -> list[str]:

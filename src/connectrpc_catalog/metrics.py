@@ -1,7 +1,8 @@
 """Prometheus metrics (prometheus-client, its own registry per app, served at /metrics).
 
 Sessions (active, created, expired, oldest and newest age: the session manager's
-stats), loads by source and result, invocations by transport, kind and status code with
+stats), the compile pool (workers, busy, queued, their memory, restarts and recycles),
+loads by source and result, invocations by transport, kind and status code with
 latency histograms, the schema cache, and refusals by limit or policy. Labels never
 carry identities, session ids, paths or targets: they stay few and name no one.
 """
@@ -63,6 +64,8 @@ class _Live(Collector):
         )
         hits.add_metric(["schema"], figures["hits"])
         hits.add_metric(["source"], figures["memo_hits"])
+        if "file_hits" in figures:
+            hits.add_metric(["file"], figures["file_hits"])
         yield hits
         yield GaugeMetricFamily(
             "catalog_schema_cache_entries", "Schemas in the cache.", value=figures["entries"]
@@ -73,6 +76,40 @@ class _Live(Collector):
         for step, count in sorted(figures["runs"].items()):
             runs.add_metric([step], count)
         yield runs
+        if "compile" in figures:
+            yield from _pool(figures["compile"])
+
+
+def _pool(stats: dict[str, Any]) -> Iterator[Any]:
+    """The compile pool's figures (`Compiler.stats`)."""
+    for name, key, text in (
+        ("catalog_compile_workers", "workers", "Compile workers the pool may run."),
+        ("catalog_compile_workers_running", "running", "Compile worker processes running."),
+        ("catalog_compile_workers_busy", "busy", "Compile workers running a job."),
+        ("catalog_compile_queue", "queued", "Compiles waiting for a worker."),
+    ):
+        yield GaugeMetricFamily(name, text, value=stats[key])
+    rss = stats["worker_rss"]
+    yield GaugeMetricFamily(
+        "catalog_compile_worker_rss_bytes",
+        "Resident memory of the compile workers after their last job, summed.",
+        value=sum(rss),
+    )
+    yield GaugeMetricFamily(
+        "catalog_compile_worker_rss_max_bytes",
+        "Resident memory of the largest compile worker after its last job.",
+        value=max(rss, default=0),
+    )
+    for name, key, text in (
+        ("catalog_compiles", "compiles", "Compiles run by the workers."),
+        ("catalog_compile_worker_starts", "starts", "Compile worker processes started."),
+        (
+            "catalog_compile_workers_recycled",
+            "recycled",
+            "Compile workers stopped after a job for growing past their memory limit.",
+        ),
+    ):
+        yield CounterMetricFamily(name, text, value=stats[key])
 
 
 class Metrics:
