@@ -169,7 +169,7 @@ async def test_metadata_h2_refuses_is_a_status(
     from connectrpc_catalog.transports.connect import ConnectTransport
 
     transport = await ConnectTransport.open(target)
-    call = Call.start(target, BIDI, metadata, 5.0)
+    call = Call.start(target, BIDI, metadata, 1.0)
     try:
         events = [e async for e in transport.stream(call, Feed())]
     finally:
