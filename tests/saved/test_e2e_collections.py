@@ -1,10 +1,14 @@
 """Saved requests in the browser (headless Chromium, Playwright): call a method, save the
 call into a collection, edit it (a {{variable}} endpoint and an assertion), add two
 environments, switch between them in the always-visible switcher, and run: the
-assertion results show a pass with one environment and a failure with the other."""
+assertion results show a pass with one environment and a failure with the other. And a
+request saved as edited, never sent (a client stream's two messages, Connect, TLS,
+metadata), edited in the collection (every message) and reopened: the form holds it."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,13 +149,88 @@ def test_save_edit_switch_environment_run(page: Page, upstream: str) -> None:
     other.context.close()
 
     # Edit in the method's own editor: call it for Tokyo, then update the saved request
-    # from that call; its assertion on "Lisbon" now fails (with the local environment).
+    # from the form; its assertion on "Lisbon" now fails (with the local environment).
     page.locator(".request-editor").locator('[data-path="location.city"]').fill("Tokyo")
     send(page)
     expect(page.get_by_test_id("response-json")).to_contain_text('"placeName": "Tokyo"')
     switcher.select_option("local")
     page.get_by_test_id("collections-toggle").click()
-    page.get_by_test_id("update-from-call").click()
+    page.get_by_test_id("update-from-form").click()
     page.get_by_test_id("run-all").click()
     failed = page.get_by_test_id("run-result").get_by_test_id("assertion-result").last
     expect(failed).to_contain_text('✗ field $.placeName eq "Lisbon" — "Tokyo"')
+
+
+def _create(page: Page, name: str) -> None:
+    page.get_by_test_id("collections-toggle").click()
+    page.get_by_label("New collection name").fill(name)
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_test_id("collection-view")).to_contain_text(name)
+
+
+def _message(page: Page, index: int) -> dict:
+    page.get_by_role("group", name="Request messages").get_by_role(
+        "button", name=f"#{index}", exact=True
+    ).click()
+    return json.loads(page.get_by_test_id("request-json").input_value())
+
+
+def test_save_an_unsent_draft_edit_every_message_and_reopen(page: Page, upstream: str) -> None:
+    load_weather(page)
+    open_method(page, "weather.v1.WeatherService", "ReportObservations")  # a client stream
+    set_target(page, upstream, "Connect")
+    page.get_by_role("checkbox", name="TLS", exact=True).check()
+    page.get_by_label("Server name").fill("weather.internal")
+    page.get_by_role("button", name=re.compile(r"^Metadata")).click()
+    page.get_by_role("button", name="Add header").click()
+    page.get_by_label("Header 1 name").fill("x-team")
+    page.get_by_label("Header 1 value").fill("blue")
+    page.get_by_role("tab", name="JSON").click()
+    editor = page.get_by_test_id("request-json")
+    editor.fill('{"stationId": "LIS-001", "temperature": 18}')
+    page.get_by_role("button", name="Add a request message").click()
+    editor.fill('{"stationId": "BER-001", "temperature": 12}')
+    expect(page.get_by_test_id("send")).to_contain_text("Send 2 messages")
+
+    # Saved without calling it first: the request as edited.
+    _create(page, "Drafts")
+    expect(page.get_by_test_id("save-current")).to_have_text("Save ReportObservations request")
+    page.get_by_label("Saved request name").fill("Two stations")
+    page.get_by_test_id("save-current").click()
+    saved = page.get_by_test_id("saved-request")
+    expect(saved).to_have_count(1)
+
+    # Its editor holds both messages; change the second one.
+    saved.get_by_role("button", name="Edit").click()
+    edit = page.get_by_test_id("request-editor")
+    rows = edit.get_by_test_id("message-row")
+    expect(rows).to_have_count(2)
+    assert (
+        json.loads(edit.get_by_label("Message 1", exact=True).input_value())["stationId"]
+        == "LIS-001"
+    )
+    edit.get_by_label("Message 2", exact=True).fill('{"stationId": "OSL-001", "temperature": 3}')
+    edit.get_by_test_id("add-message").click()
+    edit.get_by_label("Message 3", exact=True).fill('{"stationId": "ROM-001", "temperature": 21}')
+    edit.get_by_test_id("save-request").click()
+    expect(page.get_by_test_id("request-editor")).to_have_count(0)
+
+    # Change the form, then reopen the saved request: the form is the saved request again.
+    page.get_by_test_id("collections-toggle").click()
+    set_target(page, "127.0.0.1:1", "gRPC")
+    page.get_by_role("checkbox", name="TLS", exact=True).uncheck()
+    page.get_by_role("button", name="Remove header x-team").click()
+    page.get_by_test_id("collections-toggle").click()
+    page.get_by_test_id("saved-request").get_by_role("button", name="Open").click()
+    page.get_by_test_id("collections-toggle").click()
+    expect(page.get_by_test_id("endpoint")).to_have_value(upstream)
+    expect(page.get_by_role("radio", name="Connect")).to_be_checked()
+    expect(page.get_by_role("checkbox", name="TLS", exact=True)).to_be_checked()
+    expect(page.get_by_label("Server name")).to_have_value("weather.internal")
+    expect(page.get_by_label("Header 1 name")).to_have_value("x-team")
+    expect(page.get_by_label("Header 1 value")).to_have_value("blue")
+    expect(page.get_by_test_id("send")).to_contain_text("Send 3 messages")
+    page.get_by_role("tab", name="JSON").click()
+    assert _message(page, 1) == {"stationId": "LIS-001", "temperature": 18}
+    assert _message(page, 2) == {"stationId": "OSL-001", "temperature": 3}
+    assert _message(page, 3) == {"stationId": "ROM-001", "temperature": 21}

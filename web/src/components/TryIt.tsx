@@ -29,6 +29,7 @@ import { rulePolicy } from "../schema/validate";
 import { emptyResult, ResponseView, type CallResult } from "./ResponseView";
 import { CopyButton, methodKind, Tabs } from "./ui";
 import { copyText } from "../lib/format";
+import { useDraftBridge } from "./collections/draft";
 
 interface Draft {
   messages: string[];
@@ -111,6 +112,9 @@ export function TryIt({ service, method, set }: { service: ServiceInfo; method: 
     setTargetState(t);
     saveTarget(service.name, t);
   };
+  // Collections save this draft as edited and open saved requests into it.
+  const sendable = multi ? draft.messages : draft.messages.slice(0, 1);
+  useDraftBridge({ service: service.name, method: method.name, target, messages: sendable, caCertPem: tls.caCertPem, setTarget, setMessages: (messages) => setDraft({ messages, active: 0 }), tls, setTls });
 
   const spec = (): CallSpec => ({
     service: service.name,

@@ -1,14 +1,13 @@
 // One open collection: its requests (open, run, edit, duplicate, reorder, delete), saving
-// the last call of the method on screen, its environments, and run results.
+// the request as edited on the method page (draft.ts), its environments, and run results.
 import { useEffect, useState } from "preact/hooks";
 import { errorText } from "../../api/client";
-import { Transport } from "../../gen/catalog/v1/catalog_pb";
 import type { Assertion, Collection, Environment, RunResult, SavedRequest } from "../../gen/catalog/v1/collections_pb";
-import { loadHistory, methodKey, type HistoryEntry } from "../../lib/history";
-import { navigate, shareHash, type Route } from "../../lib/route";
+import { navigate, shareHash } from "../../lib/route";
 import { transportLabel } from "../../lib/target";
-import { toast, useAppState } from "../../state/store";
+import { toast } from "../../state/store";
 import { collectionLink, collections } from "./api";
+import { fromDraft, openInForm, useRequestDraft, type RequestDraft } from "./draft";
 import { EnvironmentEditor } from "./EnvironmentEditor";
 
 interface Props {
@@ -18,12 +17,13 @@ interface Props {
 }
 
 export function CollectionView({ collection, env, onChanged }: Props) {
-  const { route } = useAppState();
+  const draft = useRequestDraft();
   const [requests, setRequests] = useState<SavedRequest[]>([]);
   const [envs, setEnvs] = useState<Environment[]>([]);
   const [results, setResults] = useState<Record<string, RunResult>>({});
   const [editing, setEditing] = useState<string>("");
   const [busy, setBusy] = useState(false);
+  const [saving, setSaving] = useState(false);
 
   const load = async () => {
     try {
@@ -39,12 +39,15 @@ export function CollectionView({ collection, env, onChanged }: Props) {
   }, [collection.id]);
 
   const act = async (work: () => Promise<unknown>) => {
+    setSaving(true); // no run of what is being changed
     try {
       await work();
       await load();
       await onChanged();
     } catch (e) {
       toast(errorText(e), "error", 6000);
+    } finally {
+      setSaving(false);
     }
   };
 
@@ -73,14 +76,14 @@ export function CollectionView({ collection, env, onChanged }: Props) {
       <header class="coll-head">
         <h2>{collection.name}</h2>
         <span class="muted">{collection.personal ? "personal" : `shared with ${collection.team === "*" ? "everyone" : collection.team}`}</span>
-        <button type="button" class="btn btn-primary btn-sm" disabled={busy || !requests.length} onClick={() => run([])} data-testid="run-all">
+        <button type="button" class="btn btn-primary btn-sm" disabled={busy || saving || !requests.length} onClick={() => run([])} data-testid="run-all">
           {busy ? "Running…" : `Run all${env ? ` (${env})` : ""}`}
         </button>
         <button type="button" class="btn btn-ghost btn-sm" onClick={() => navigator.clipboard?.writeText(collectionLink(collection.id))}>
           Copy link
         </button>
       </header>
-      <SaveCurrent collectionId={collection.id} onSaved={load} />
+      <SaveDraft collectionId={collection.id} draft={draft} onSaved={load} />
       <ol class="coll-requests">
         {requests.map((r, i) => (
           <li data-testid="saved-request">
@@ -91,23 +94,31 @@ export function CollectionView({ collection, env, onChanged }: Props) {
                 {r.service.split(".").pop()}.{r.method}
               </span>
               <span class="coll-actions">
-                <button type="button" class="btn btn-ghost btn-sm" onClick={() => navigate(openHash(r))}>
+                <button
+                  type="button"
+                  class="btn btn-ghost btn-sm"
+                  onClick={() => {
+                    openInForm(r);
+                    navigate(openHash(r));
+                  }}
+                >
                   Open
                 </button>
-                <button type="button" class="btn btn-ghost btn-sm" disabled={busy} onClick={() => run([r.id])}>
+                <button type="button" class="btn btn-ghost btn-sm" disabled={busy || saving} onClick={() => run([r.id])}>
                   Run
                 </button>
                 <button type="button" class="btn btn-ghost btn-sm" onClick={() => setEditing(editing === r.id ? "" : r.id)}>
                   Edit
                 </button>
-                {lastCallOf(route, r) && (
+                {draftOf(draft, r) && (
                   <button
                     type="button"
                     class="btn btn-ghost btn-sm"
-                    data-testid="update-from-call"
-                    onClick={() => act(() => collections.saveRequest({ request: { ...requestInit(r), ...lastCall(lastCallOf(route, r)!) } }))}
+                    data-testid="update-from-form"
+                    title="Replace its endpoint, transport, metadata, messages and TLS choices with the method page's"
+                    onClick={() => act(() => collections.saveRequest({ request: { ...requestInit(r), ...fromDraft(draftOf(draft, r)!) } }))}
                   >
-                    Update from last call
+                    Update from form
                   </button>
                 )}
                 <button type="button" class="btn btn-ghost btn-sm" onClick={() => act(() => collections.duplicateRequest({ id: r.id }))}>
@@ -185,42 +196,23 @@ function openHash(r: SavedRequest): string {
   });
 }
 
-/** What a call from the history puts into a saved request: where and what it sent. */
-function lastCall(last: HistoryEntry) {
-  const t = last.target;
-  return {
-    endpoint: t.endpoint,
-    transport: t.transport ?? Transport.GRPC,
-    metadata: Object.fromEntries(t.metadata.filter((m) => m.enabled && m.key).map((m) => [m.key, m.value])),
-    requestMessagesJson: last.requests,
-    tls: { useTls: t.useTls, serverName: t.serverName, insecureSkipVerify: t.insecureSkipVerify },
-    timeoutSeconds: t.timeoutSeconds,
-    connectCodec: t.connectCodec,
-  };
+/** The method page's draft, when it is `r`'s method. */
+function draftOf(draft: RequestDraft | null, r: SavedRequest): RequestDraft | null {
+  return draft && draft.service === r.service && draft.method === r.method ? draft : null;
 }
 
-/** The last call of the method on screen, when it is `r`'s method. */
-function lastCallOf(route: Route, r: SavedRequest): HistoryEntry | undefined {
-  if (route.page !== "method" || route.service !== r.service || route.method !== r.method) return undefined;
-  return loadHistory(methodKey(r.service, r.method))[0];
-}
-
-function SaveCurrent({ collectionId, onSaved }: { collectionId: string; onSaved: () => Promise<void> }) {
-  const { route } = useAppState();
+/** Save the request as edited on the method page (sent or not). */
+function SaveDraft({ collectionId, draft, onSaved }: { collectionId: string; draft: RequestDraft | null; onSaved: () => Promise<void> }) {
   const [name, setName] = useState("");
-  if (route.page !== "method") return <p class="muted coll-hint">Open a method and call it to save the call here.</p>;
-  const last = loadHistory(methodKey(route.service, route.method))[0];
-  if (!last) return <p class="muted coll-hint">Call {route.method} once to save the call here.</p>;
+  if (!draft) return <p class="muted coll-hint">Open a method to save its request here.</p>;
   const save = async (e: Event) => {
     e.preventDefault();
     try {
       await collections.saveRequest({
         request: {
           collectionId,
-          name: name.trim() || route.method,
-          service: route.service,
-          method: route.method,
-          ...lastCall(last),
+          name: name.trim() || draft.method,
+          ...fromDraft(draft),
           assertions: [{ kind: "status", op: "eq", value: "OK" }],
         },
       });
@@ -233,9 +225,9 @@ function SaveCurrent({ collectionId, onSaved }: { collectionId: string; onSaved:
   };
   return (
     <form class="coll-save" onSubmit={save}>
-      <input aria-label="Saved request name" placeholder={`Name (default: ${route.method})`} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+      <input aria-label="Saved request name" placeholder={`Name (default: ${draft.method})`} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
       <button type="submit" class="btn btn-primary btn-sm" data-testid="save-current">
-        Save last {route.method} call
+        Save {draft.method} request
       </button>
     </form>
   );
@@ -268,14 +260,7 @@ function RequestEditor({ request, onSave }: { request: SavedRequest; onSave: (r:
       {field("description", "Description")}
       {field("endpoint", "Endpoint")}
       {field("folder", "Folder")}
-      <label class="coll-field">
-        <span>Request (JSON; {"{{variables}}"} allowed)</span>
-        <textarea
-          rows={4}
-          value={draft.requestMessagesJson[0] ?? ""}
-          onInput={(e) => setDraft({ ...draft, requestMessagesJson: [(e.target as HTMLTextAreaElement).value, ...draft.requestMessagesJson.slice(1)] })}
-        />
-      </label>
+      <MessagesEditor messages={draft.requestMessagesJson} onChange={(requestMessagesJson) => setDraft({ ...draft, requestMessagesJson })} />
       <fieldset>
         <legend>Assertions</legend>
         {asserts.map((a, i) => (
@@ -305,6 +290,33 @@ function RequestEditor({ request, onSave }: { request: SavedRequest; onSave: (r:
         Save
       </button>
     </form>
+  );
+}
+
+/** The request message, or every message of a client stream (added, removed, edited). */
+function MessagesEditor({ messages, onChange }: { messages: string[]; onChange: (m: string[]) => void }) {
+  const list = messages.length ? messages : [""];
+  const many = list.length > 1;
+  const set = (i: number, text: string) => onChange(list.map((m, j) => (j === i ? text : m)));
+  return (
+    <fieldset class="coll-messages" data-testid="messages-editor">
+      <legend>{many ? `Messages (${list.length}; JSON, {{variables}} allowed)` : "Request (JSON; {{variables}} allowed)"}</legend>
+      {list.map((m, i) => (
+        <div class="coll-message" data-testid="message-row">
+          <textarea rows={4} aria-label={many ? `Message ${i + 1}` : "Request message"} value={m} onInput={(e) => set(i, (e.target as HTMLTextAreaElement).value)} />
+          {many && (
+            <button type="button" class="btn btn-ghost btn-sm" aria-label={`Remove message ${i + 1}`} onClick={() => onChange(list.filter((_, j) => j !== i))}>
+              ×
+            </button>
+          )}
+        </div>
+      ))}
+      {many && (
+        <button type="button" class="btn btn-ghost btn-sm" data-testid="add-message" onClick={() => onChange([...list, "{}"])}>
+          Add message
+        </button>
+      )}
+    </fieldset>
   );
 }
 
