@@ -22,8 +22,6 @@ import pytest
 
 from tests.catalog_server import run_cli
 
-pytest_plugins = ["tests.upstream.fixtures"]
-
 API = "/catalog.v1.CatalogService/"
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 9
 

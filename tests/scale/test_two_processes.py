@@ -17,6 +17,8 @@ from tests.upstream.schema import PROTO_DIR, SERVICE
 
 from .conftest import API, Client, catalogs, store_args
 
+pytest_plugins = ["tests.upstream.fixtures"]
+
 ADMIN = "scale-admin-token-0123456789"
 _BASE_V1 = (
     'syntax = "proto3";\npackage basepkg.v1;\n'

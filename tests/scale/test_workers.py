@@ -14,6 +14,8 @@ from tests.upstream.schema import PROTO_DIR, SERVICE
 
 from .conftest import API
 
+pytest_plugins = ["tests.upstream.fixtures"]
+
 SESSIONS = 200
 _KINDS = 4
 
