@@ -19,9 +19,11 @@ would allow the request. Never imports connectrpc.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fnmatch
 import ipaddress
 import os
+import secrets
 import socket
 import threading
 import time
@@ -473,16 +475,20 @@ class EgressProxy:
         self.policy = policy
         self.who = who
         self.refused: list[PolicyError] = []
+        self._secret = secrets.token_urlsafe(16)
+        """In the URL buf is given: another local program cannot use this proxy (and so
+        `who`'s targets) without it."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
-        """http://127.0.0.1:PORT."""
+        """http://catalog:SECRET@127.0.0.1:PORT (a client sends it as Proxy-Authorization)."""
         if self._server is None:
             return ""
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://catalog:{self._secret}@127.0.0.1:{port}"
 
     async def __aenter__(self) -> EgressProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=16384)
@@ -533,6 +539,12 @@ class EgressProxy:
                 host, port = _endpoint(rest.split(" ", 1)[0], True)
                 if method != "CONNECT":
                     raise ValueError(method)
+                if not self._authorized(head):
+                    writer.write(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                        b'proxy-authenticate: Basic realm="catalog"\r\ncontent-length: 0\r\n\r\n'
+                    )
+                    return None
                 dial = await self.policy.check_target(host, port, self.who)
                 return await asyncio.open_connection(dial or host, port)
         except PolicyError as exc:
@@ -543,6 +555,16 @@ class EgressProxy:
         except (OSError, TimeoutError):
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
         return None
+
+
+    def _authorized(self, head: bytes) -> bool:
+        want = base64.b64encode(f"catalog:{self._secret}".encode())
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"proxy-authorization":
+                scheme, _, given = value.strip().partition(b" ")
+                return scheme.lower() == b"basic" and secrets.compare_digest(given.strip(), want)
+        return False
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
