@@ -13,6 +13,7 @@ Everything is measured against the catalog started by its CLI, in the same run:
   one file was edited, for three files: the last file (nothing imports it; it imports
   every package), a package's last file (imported by that last file), and the common
   package's last file (every other package imports it: nearly everything recompiles);
+  then after a file was added that imports only the common package;
   CPU and wall time, each next to the cold load's;
 - **200 concurrent distinct first loads**: 200 sessions, each uploading (`protoFiles`) its
   own 10-file / 100-message schema, all at once: p50/p99 of one load's time, errors;
@@ -176,6 +177,17 @@ def edit(path: Path, n: int) -> None:
     )
 
 
+def add_importer(root: Path, tag: str) -> None:
+    """A new file that imports the common package's last file (and nothing imports it)."""
+    path = root / f"bench/{tag}/extra/v1/extra.proto"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        f'syntax = "proto3";\npackage bench.{tag}.extra.v1;\n'
+        f'import "bench/{tag}/common/v1/f{PER_PACKAGE - 1}.proto";\n'
+        f"// Extra is new.\nmessage Extra {{ bench.{tag}.common.v1.F{PER_PACKAGE - 1}M0 m = 1; }}\n"
+    )
+
+
 async def cold_and_reloads(
     client: httpx.AsyncClient, pid: int, tmp: Path, files: int, tag: str
 ) -> dict[str, Any]:
@@ -196,6 +208,8 @@ async def cold_and_reloads(
     for n, (label, name) in enumerate(edits.items()):
         await asyncio.to_thread(edit, root / name, n)
         reloads[label] = await measured(client, pid, body)
+    await asyncio.to_thread(add_importer, root, tag)
+    reloads["added"] = await measured(client, pid, body)
     return {"protoc": protoc, "cold": cold, "cold_s": cold_s, "reloads": reloads, "rss": rss}
 
 
@@ -242,6 +256,7 @@ _EDITS = {
     "leaf": "the last file (imports every package; nothing imports it)",
     "package": "a package's last file (+ its one importer)",
     "shared": "the common package's last file (~all files recompile)",
+    "added": "a new file importing the common package (protoc is given its 10 files)",
 }
 
 

@@ -34,12 +34,14 @@ class Kept:
     """One compiled file as kept: its bytes, facts, and (once asked) its bytes without
     source info, which is what protoc is given (a third of the size, parsed faster)."""
 
-    __slots__ = ("_bare", "data", "facts")
+    __slots__ = ("_bare", "data", "facts", "size")
 
     def __init__(self, data: bytes, facts: Facts, bare: bytes | None = None) -> None:
         self.data = data
         self.facts = facts
         self._bare = bare
+        self.size = len(data) + (len(bare) if bare is not None and bare is not data else 0)
+        """What it counts against the memo's bytes (both copies, when both are kept)."""
 
     @property
     def bare(self) -> bytes:
@@ -186,13 +188,12 @@ class FileMemo:
             for name in result.compiled:
                 key = keys.get(name) if name in files else _external_key(name)
                 if key is not None and key not in self._compiled:
-                    self._compiled[key] = Kept(
-                        result.files[name], result.facts[name], result.bare.get(name)
-                    )
-                    self._bytes += len(result.files[name])
+                    kept = Kept(result.files[name], result.facts[name], result.bare.get(name))
+                    self._compiled[key] = kept
+                    self._bytes += kept.size
             while self._bytes > self._max_bytes and self._compiled:
                 _, kept = self._compiled.popitem(last=False)
-                self._bytes -= len(kept.data)
+                self._bytes -= kept.size
 
     @staticmethod
     def _remember(
