@@ -234,3 +234,10 @@ def test_save_an_unsent_draft_edit_every_message_and_reopen(page: Page, upstream
     assert _message(page, 1) == {"stationId": "LIS-001", "temperature": 18}
     assert _message(page, 2) == {"stationId": "OSL-001", "temperature": 3}
     assert _message(page, 3) == {"stationId": "ROM-001", "temperature": 21}
+
+    # Opened again after another change: applied again.
+    page.get_by_test_id("endpoint").fill("127.0.0.1:2")
+    page.get_by_test_id("collections-toggle").click()
+    page.get_by_test_id("saved-request").get_by_role("button", name="Open").click()
+    page.get_by_test_id("collections-toggle").click()
+    expect(page.get_by_test_id("endpoint")).to_have_value(upstream)

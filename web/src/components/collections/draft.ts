@@ -24,7 +24,8 @@ export interface DraftForm extends RequestDraft {
 }
 
 let current: RequestDraft | null = null;
-let pending: SavedRequest | null = null; // opened, waiting for its method's form
+let pending: { request: SavedRequest; seq: number } | null = null; // opened, waiting for its method's form
+let opens = 0;
 const listeners = new Set<() => void>();
 
 function publish(next: RequestDraft | null): void {
@@ -45,7 +46,7 @@ export function useRequestDraft(): RequestDraft | null {
 
 /** Open a saved request in its method's form (applied when that form shows). */
 export function openInForm(r: SavedRequest): void {
-  pending = r;
+  pending = { request: r, seq: ++opens }; // the same request opened again applies again
   for (const fn of listeners) fn();
 }
 
@@ -58,14 +59,15 @@ export function useDraftBridge(form: DraftForm): void {
     listeners.add(fn);
     return () => void listeners.delete(fn);
   }, []);
-  const opened = pending && pending.service === service && pending.method === method ? pending : null;
+  const opened = pending && pending.request.service === service && pending.request.method === method ? pending : null;
   useEffect(() => {
     if (!opened) return;
     pending = null;
-    form.setTarget(savedTarget(opened, target));
-    form.setMessages(opened.requestMessagesJson.length ? [...opened.requestMessagesJson] : ["{}"]);
-    form.setTls({ ...form.tls, caCertPem: opened.tls?.caCertPem ?? "" });
-  }, [opened]);
+    const r = opened.request;
+    form.setTarget(savedTarget(r, target));
+    form.setMessages(r.requestMessagesJson.length ? [...r.requestMessagesJson] : ["{}"]);
+    form.setTls({ ...form.tls, caCertPem: r.tls?.caCertPem ?? "" });
+  }, [opened?.seq]);
   useEffect(() => {
     publish({ service, method, target, messages, caCertPem });
   }, [service, method, target, messages.join("\u0000"), caCertPem]);
