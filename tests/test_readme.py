@@ -481,6 +481,12 @@ def test_the_readme_has_shell_examples() -> None:
     assert BLOCKS[0].line < 10 and BLOCKS[1].line < 20, "the README starts with two commands"
 
 
+def missing_services(chain: list[Block]) -> str:
+    """The `LOCAL_SERVICES` the blocks use that nothing listens for ("" when none)."""
+    missing = sorted({s for b in chain for s in b.local_services if not port_open(s[0])})
+    return ", ".join(f"{name} at 127.0.0.1:{port}" for port, name in missing)
+
+
 def test_blocks_using_redis_or_postgresql_are_seen() -> None:
     def uses(code: str) -> list[tuple[int, str]]:
         return Block(0, 1, "t", code).local_services
@@ -492,6 +498,12 @@ def test_blocks_using_redis_or_postgresql_are_seen() -> None:
     assert uses("# redis://127.0.0.1:6379 only in a comment") == []
     replicas = [b for b in BLOCKS if "--session-store redis://" in b.code]
     assert replicas and all(b.local_services == [(6379, "Redis")] for b in replicas)
+    with socket.socket() as sock:  # a port nothing listens on: named as missing
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    chain = [Block(0, 1, "t", "echo"), Block(1, 2, "t", f"x redis://127.0.0.1:{closed}/0")]
+    assert missing_services(chain) == f"Redis at 127.0.0.1:{closed}"
+    assert missing_services(chain[:1]) == ""
 
 
 # --- the tests -----------------------------------------------------------------------
@@ -658,12 +670,9 @@ def test_readme_example(setup: Setup, block: Block) -> None:
         pytest.skip(
             "needs the Buf CLI: `npm install -g @bufbuild/buf`, or set CONNECTRPC_CATALOG_BUF"
         )
-    missing = sorted(
-        {(port, name) for b in chain for port, name in b.local_services if not port_open(port)}
-    )
-    if missing:
-        where = ", ".join(f"{name} at 127.0.0.1:{port}" for port, name in missing)
-        pytest.skip(f"README line {block.line} needs {where}, and nothing listens there")
+    absent = missing_services(chain)
+    if absent:
+        pytest.skip(f"README line {block.line} needs {absent}, and nothing listens there")
     if block.foreground_catalog:
         script = setup.logs / f"block-{block.line}.sh"
         script.write_text(_script(chain))
