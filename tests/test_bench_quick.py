@@ -46,3 +46,37 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         line = next((x for x in lines if x.startswith(f"| {label}")), "")
         assert line, f"{key}: no table line"
         assert rows[key]["median"] is not None or "not measured (" in line, line
+
+
+STATS = """
+import json, sys
+sys.path.insert(0, "bench")
+import common, run
+
+lower = run.Result(run.Spec("k", "k", "ms", "b", "<= 2x", 2.0))
+lower.rows = [common.Row("k", 3.0, 1.0), common.Row("k", 5.0, 2.0), common.Row("k", 4.0, 1.0)]
+higher = run.Result(run.Spec("h", "h", "req/s", "b", ">= 0.5x", 0.5, higher=True))
+higher.rows = [common.Row("h", 60.0, 100.0)]
+absolute = run.Result(run.Spec("a", "a", "s", "", "<= 5 s", 5.0, on="value"))
+absolute.rows = [common.Row("a", 2.0, lo=1.0, hi=3.0)]
+missing = run.Result(run.Spec("m", "m", "s"), why="module missing: bench/x.py")
+print(json.dumps({
+    "lower": [lower.median(), lower.ratio(), lower.met(), lower.spread()],
+    "higher": [higher.ratio(), higher.met()],
+    "absolute": [absolute.met(), absolute.spread()],
+    "lines": [run.row_line(lower), run.row_line(missing)],
+}))
+"""
+
+
+def test_medians_ratios_and_targets() -> None:
+    done = subprocess.run([sys.executable, "-c", STATS], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    got = json.loads(done.stdout)
+    # ratios are per round (3, 2.5, 4), their median is the row's ratio
+    assert got["lower"] == [4.0, 3.0, False, [3.0, 5.0]]
+    assert got["higher"] == [0.6, True]
+    assert got["absolute"] == [True, [1.0, 3.0]]
+    lower, missing = got["lines"]
+    assert "**missed**: 1.50x the limit" in lower
+    assert "not measured (module missing: bench/x.py)" in missing
