@@ -80,6 +80,14 @@ AUTH_KINDS = ("", "bearer", "basic", "api_key", "oauth2_client_credentials")
 AUTH_SECRETS = ("token", "password", "api_key", "client_secret")
 """The AuthHelper fields that are secrets (sealed at rest, masked in answers)."""
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
+)
+"""Metadata saved only as {{variables}} (a secret variable or the auth helper holds the
+value): a saved request lands in exports and in Git, never with a credential in clear."""
+_REFERENCES = re.compile(r"\{\{[^{}]*\}\}")
+_SCHEME = re.compile(r"^(?:bearer|basic|token|digest|apikey)(?:\s+|$)", re.IGNORECASE)
+"""An auth scheme before the {{variable}} ("Bearer {{token}}")."""
 
 
 def transport_name(transport: int) -> str:
@@ -104,6 +112,11 @@ def _bounded(value: str, field: str, limit: int) -> str:
     return value
 
 
+def _in_clear(value: str) -> bool:
+    """Whether a header value holds more than {{variables}} (after an auth scheme)."""
+    return bool(_REFERENCES.sub("", _SCHEME.sub("", value.strip(), count=1)).strip())
+
+
 def _check_request(req: pb.SavedRequest) -> None:
     check_name(req.name, "name")
     _bounded(req.description, "description", LIMITS.description)
@@ -121,6 +134,12 @@ def _check_request(req: pb.SavedRequest) -> None:
     for key, value in req.metadata.items():
         _bounded(key, "metadata", LIMITS.name)
         _bounded(value, f"metadata {key!r}", LIMITS.header_value)
+        if key.strip().lower() in CREDENTIAL_HEADERS and _in_clear(value):
+            raise Invalid(
+                f"metadata {key[:60]!r} holds a credential: save it as a {{{{variable}}}} "
+                "(a secret variable of an environment) or use the environment's auth helper",
+                field="metadata",
+            )
     if len(req.request_messages_json) > LIMITS.messages:
         raise TooMany(
             f"requestMessagesJson holds {len(req.request_messages_json)} messages; at most "
