@@ -860,6 +860,17 @@ OPTIONS: tuple[Option, ...] = (
         help="a file holding the --secret-key",
     ),
     Option(
+        key="max_run_seconds",
+        path="saved.max_run_seconds",
+        default=300.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SAVED,
+        shown_default="5m",
+        help="longest one RunRequests may take as a whole; the requests not run by then "
+        "are reported as deadline_exceeded",
+    ),
+    Option(
         key="proto_root",
         path="policy.proto_roots",
         default=(),
@@ -1175,6 +1186,11 @@ def validate(settings: Settings) -> None:
             "(with --trusted-proxy), or --auth oidc (with --oidc-issuer and --oidc-client-id); "
             "--auth none runs it open to anyone who can reach it"
         )
+    if settings.server.workers > 1 and not settings.sessions.store:
+        raise ConfigError(
+            f"--workers {settings.server.workers} needs --session-store redis://HOST:PORT/DB: "
+            "sessions in memory live in one process, so another worker would not know them"
+        )
     if settings.saved.secret_key:
         from .saved.secrets import key_from
 
@@ -1182,11 +1198,6 @@ def validate(settings: Settings) -> None:
             key_from(settings.saved.secret_key)
         except ValueError as exc:
             raise ConfigError(f"--secret-key: {exc}") from None
-    if settings.server.workers > 1 and not settings.sessions.store:
-        raise ConfigError(
-            f"--workers {settings.server.workers} needs --session-store redis://HOST:PORT/DB: "
-            "sessions in memory live in one process, so another worker would not know them"
-        )
     audit = settings.ops.audit_log
     if audit and audit != "-":
         parent = Path(audit).expanduser().parent
