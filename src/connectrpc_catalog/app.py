@@ -263,7 +263,10 @@ class App:
         )
         """Saved requests (saved/): the store, opened on first use or at start-up."""
         self.collections = CollectionService(
-            opener=self.saved, call_limits=self.service.call_limits, policy=self.policy
+            opener=self.saved,
+            call_limits=self.service.call_limits,
+            policy=self.policy,
+            max_run_seconds=s.saved.max_run_seconds,
         )
         collections_api = CollectionServiceASGIApplication(
             self.collections,

@@ -151,6 +151,8 @@ class SavedSettings:
     """sqlite:///PATH or postgresql://...; "" for saved.db in the user's data folder."""
     secret_key: str = ""
     """A Fernet key or a passphrase of 16+ characters; "" refuses to store secrets."""
+    max_run_seconds: float = 300.0
+    """The longest one RunRequests may take as a whole (`--max-run-seconds`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,8 +47,10 @@ class CollectionService(collections_connect.CollectionService):
         call_limits: CallLimits,
         policy: AccessPolicy | None = None,
         tokens: TokenCache | None = None,
+        max_run_seconds: float = 300.0,
     ) -> None:
         self.opener = opener
+        self.max_run_seconds = max_run_seconds
         self.call_limits = call_limits
         self.policy = policy
         self.tokens = tokens or TokenCache()
@@ -164,6 +166,7 @@ class CollectionService(collections_connect.CollectionService):
             limits=self.call_limits,
             tokens=self.tokens,
             check_target=check,
+            max_run_seconds=self.max_run_seconds,
         )
         with state.hold("streams", self.call_limits.max_streams):
             return await runner.run_all(requests, env)

@@ -7,6 +7,7 @@ access policy); the `run` command in a registry and invoker of its own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +38,21 @@ class Runner:
     limits: CallLimits
     tokens: TokenCache
     check_target: TargetCheck | None = None
+    max_run_seconds: float = 300.0
+    """The whole run's deadline (`--max-run-seconds`): the request in progress then is
+    stopped and it and the rest are reported as not run (deadline_exceeded)."""
 
     async def run_all(
         self, requests: Sequence[pb.SavedRequest], env: Resolved
     ) -> pb.RunRequestsResponse:
-        """Run `requests` one after the other, in order."""
-        results = [await self.run(req, env) for req in requests]
+        """Run `requests` one after the other, in order, within `max_run_seconds`."""
+        results: list[pb.RunResult] = []
+        try:
+            async with asyncio.timeout(self.max_run_seconds):
+                for req in requests:
+                    results.append(await self.run(req, env))
+        except TimeoutError:
+            results.extend(_not_run(req, self.max_run_seconds) for req in requests[len(results) :])
         passed = sum(1 for r in results if r.passed)
         return pb.RunRequestsResponse(results=results, passed=passed, failed=len(results) - passed)
 
@@ -142,6 +152,16 @@ class Runner:
             expects_status or result.status_code == Code.OK
         )
         return result
+
+
+def _not_run(req: pb.SavedRequest, seconds: float) -> pb.RunResult:
+    return pb.RunResult(
+        request_id=req.id,
+        name=req.name,
+        status_code=Code.DEADLINE_EXCEEDED,
+        status_name="deadline_exceeded",
+        error=f"not run: the run took longer than --max-run-seconds ({seconds:g}s)",
+    )
 
 
 def _mask(text: str, secrets: set[str]) -> str:

@@ -112,7 +112,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the longest deadline a request may ask for",
     )
+    p.add_argument(
+        "--max-run-seconds",
+        type=_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="the longest the whole run may take (e.g. 90s, 5m); the requests not run by "
+        "then fail as deadline_exceeded",
+    )
     return p
+
+
+def _duration(text: str) -> float:
+    from ..config import parse_duration
+
+    return parse_duration(text)
 
 
 def _overrides(pairs: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
@@ -230,6 +244,7 @@ async def run_collection(
             invoker=invoker,
             limits=CallLimits(max_timeout=args.timeout),
             tokens=TokenCache(),
+            max_run_seconds=args.max_run_seconds,
         )
         return name, await runner.run_all(requests, env)
     finally:
