@@ -18,6 +18,7 @@ from .api.compression import CompressLarge
 from .api.errors import InternalErrors
 from .api.guards import BodyGuard, HostGuard, HostPolicy, OriginGuard, RouteGuard
 from .api.health import ops_routes
+from .api.refusal import BodyDeadline
 from .api.self_reflection import reflection_routes
 from .api.service import CatalogService
 from .api.sessions import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
@@ -295,7 +296,7 @@ class App:
         }
         reflection = reflection_routes()
         self._routes = {**reflection, **(extra_routes or {})}
-        self._app: ASGIApp = HostGuard(
+        guarded = HostGuard(
             OriginGuard(
                 AuthGate(
                     self._route,
@@ -308,6 +309,8 @@ class App:
             ),
             HostPolicy.of(s.server.host, s.server.allowed_hosts),
         )
+        # gRPC reflection (and embedders' routes) may stream a request for long: untimed
+        self._app: ASGIApp = BodyDeadline(guarded, s.limits.max_body_seconds, tuple(self._routes))
         self._warmup: asyncio.Task[None] | None = None
 
     def _new_state(self, session_id: str, now: float) -> State:

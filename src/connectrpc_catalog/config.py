@@ -494,6 +494,17 @@ OPTIONS: tuple[Option, ...] = (
         help="largest request body in bytes",
     ),
     Option(
+        key="max_body_seconds",
+        path="limits.max_body_seconds",
+        default=60.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SEC,
+        shown_default="1m",
+        help="longest a request body may take to arrive whole; a slower one is refused "
+        "(deadline_exceeded, HTTP 408)",
+    ),
+    Option(
         key="max_json_depth",
         path="limits.max_json_depth",
         default=100,

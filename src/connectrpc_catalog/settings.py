@@ -77,6 +77,8 @@ class LimitSettings:
     """What one request, call or load may take."""
 
     max_request_bytes: int = 96 * 1024 * 1024
+    max_body_seconds: float = 60.0
+    """Longest a request body may take to arrive whole (`--max-body-seconds`)."""
     max_json_depth: int = 100
     max_timeout: float = 300.0
     max_stream_messages: int = 10_000

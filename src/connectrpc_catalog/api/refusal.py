@@ -18,6 +18,7 @@ from ..problems import Code as CoreCode
 
 __all__ = [
     "ASGIApp",
+    "BodyDeadline",
     "DrainFirst",
     "Message",
     "Receive",
@@ -194,3 +195,86 @@ def _carries_trailers(scope: Scope, content_type: bytes) -> bool:
         and scope.get("http_version") == "2"
         and "http.response.trailers" in scope.get("extensions", {})
     )
+
+
+class BodyDeadline:
+    """Pure-ASGI, at the edge: a request body must arrive whole within `seconds`
+    (`--max-body-seconds`), else the request is refused with deadline_exceeded (HTTP 408)
+    and the app sees the client go away. A body trickled in a byte at a time kept a
+    connection and its handler forever on hypercorn, which times out only idle reads.
+
+    Paths starting with one of `streaming` (routes whose request may stream for long,
+    such as gRPC reflection) pass untimed.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float, streaming: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.streaming = streaming
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or (self.streaming and path.startswith(self.streaming)):
+            await self.app(scope, receive, send)
+            return
+        timed = _TimedBody(scope, receive, send, self.seconds)
+        await self.app(scope, timed.receive, timed.send)
+
+
+class _TimedBody:
+    """One request's receive() with the body's deadline, and the send() that answers
+    nothing more once the deadline refused it."""
+
+    __slots__ = (
+        "_deadline",
+        "_done",
+        "_receive",
+        "_refused",
+        "_scope",
+        "_seconds",
+        "_send",
+        "_started",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, seconds: float) -> None:
+        self._scope, self._receive, self._send = scope, receive, send
+        self._seconds = seconds
+        self._deadline = asyncio.get_running_loop().time() + seconds
+        self._done = self._refused = self._started = False
+
+    async def receive(self) -> Message:
+        if self._done:
+            return await self._receive()
+        if self._refused:
+            return {"type": "http.disconnect"}
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                message = await self._receive()
+        except TimeoutError:
+            await self._refuse()
+            return {"type": "http.disconnect"}
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._done = True
+        return message
+
+    async def _refuse(self) -> None:
+        self._refused = True
+        if self._started:
+            return  # an answer is on its way: the disconnect ends it
+        self._started = True
+        await refuse(
+            self._scope,
+            None,  # the rest of the body is not waited for
+            self._send,
+            Code.DEADLINE_EXCEEDED,
+            f"the request body did not arrive within {self._seconds:g} seconds, the "
+            "catalog's limit (--max-body-seconds)",
+            http_status=408,
+        )
+
+    async def send(self, message: Message) -> None:
+        if self._refused:
+            return
+        if message["type"] == "http.response.start":
+            self._started = True
+        await self._send(message)
