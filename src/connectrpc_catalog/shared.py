@@ -178,10 +178,15 @@ class Replica:
                 return
 
     async def relayed(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Run a live-call request another process relayed here (this process owns it)."""
+        """Run a live-call request another process relayed here (this process owns it).
+
+        The request names the asking session and identity: a call of another session,
+        or of a session another identity holds, is not_found, as it is locally."""
         session_id = str(request.get("session", ""))
         call_id = str(request.get("call", ""))
-        state = self.manager.get(session_id)  # refreshes it here: it is in use
+        asker = request.get("owner")
+        # refreshes it here (it is in use); None too when `asker` does not hold it
+        state = self.manager.get(session_id, asker) if isinstance(asker, str) else None
         if state is None:
             raise RequestError(
                 f"no live call {call_id!r} in this session (its session ended)",
@@ -204,10 +209,16 @@ class Replica:
             raise RequestError(f"unknown relayed operation {op!r}", code=Code.INTERNAL)
         yield {"k": "ok", "n": n, "last": True}
 
+    def _owner_of(self, session_id: str) -> str:
+        """The identity holding a session held here (its owner is set after its live
+        calls are made, so it is looked up when a request is relayed)."""
+        state = self.manager.peek(session_id)
+        return state.owner if state is not None else ""
+
     def live_calls(self, state: State) -> LiveCalls:
         """The session's live calls here, routed through this process's directory."""
         invoker = state.invoker
-        directory = RelayDirectory(self.store)
+        directory = RelayDirectory(self.store, self._owner_of)
         make = lambda: LiveCalls(  # noqa: E731
             invoker,  # type: ignore[arg-type]
             max_calls=self._max_calls,
@@ -220,8 +231,11 @@ class Replica:
 class RelayDirectory:
     """calls.CallDirectory over the shared store: call ids name their process."""
 
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, owner_of: Callable[[str], str]) -> None:
         self._store = store
+        self._owner_of = owner_of
+        """The identity key holding a session: sent with each request relayed for it,
+        for the owning process to check (see `Replica.relayed`)."""
 
     def new_id(self) -> str:
         """`<node>-<random>`."""
@@ -234,7 +248,13 @@ class RelayDirectory:
 
     async def relay_unary(self, op: str, session_id: str, call_id: str, text: str = "") -> int:
         """Run SendMessage / CloseSend / CancelCall at the owner; its count."""
-        request = {"op": op, "session": session_id, "call": call_id, "text": text}
+        request = {
+            "op": op,
+            "session": session_id,
+            "owner": self._owner_of(session_id),
+            "call": call_id,
+            "text": text,
+        }
         async for answer in self._store.relay(call_id, request):
             return int(answer.get("n", 0))
         raise RequestError(
@@ -246,7 +266,8 @@ class RelayDirectory:
         self, session_id: str, call_id: str
     ) -> AsyncIterator[catalog_pb.InvokeStreamEvent]:
         """WatchCall at the owner: its events as they come."""
-        request = {"op": "watch", "session": session_id, "call": call_id}
+        owner = self._owner_of(session_id)
+        request = {"op": "watch", "session": session_id, "owner": owner, "call": call_id}
         async for answer in self._store.relay(call_id, request):
             yield catalog_pb.InvokeStreamEvent.from_binary(unb64(answer.get("ev", "")))
 
