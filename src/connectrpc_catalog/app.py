@@ -260,7 +260,10 @@ class App:
             self.replica,
         )
         self.saved = Opener(
-            s.saved.database, Sealer(s.saved.secret_key), everyone=s.auth.mode in ("none", "token")
+            s.saved.database,
+            Sealer(s.saved.secret_key),
+            everyone=s.auth.mode in ("none", "token"),
+            max_saved_bytes=s.saved.max_saved_bytes_per_identity,
         )
         """Saved requests (saved/): the store, opened on first use or at start-up."""
         self.collections = CollectionService(

@@ -871,6 +871,18 @@ OPTIONS: tuple[Option, ...] = (
         help="a file holding the --secret-key",
     ),
     Option(
+        key="max_saved_bytes_per_identity",
+        path="saved.max_saved_bytes_per_identity",
+        default=64 << 20,
+        parse=_positive,
+        metavar="N",
+        group=_G_SAVED,
+        shown_default="67108864, 64 MiB",
+        help="bytes of saved requests one identity may have written, and one collection "
+        "may hold (which bounds a GetCollection answer); past it a save is "
+        "resource_exhausted",
+    ),
+    Option(
         key="max_run_seconds",
         path="saved.max_run_seconds",
         default=300.0,

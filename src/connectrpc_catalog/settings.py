@@ -153,6 +153,9 @@ class SavedSettings:
     """sqlite:///PATH or postgresql://...; "" for saved.db in the user's data folder."""
     secret_key: str = ""
     """A Fernet key or a passphrase of 16+ characters; "" refuses to store secrets."""
+    max_saved_bytes_per_identity: int = 64 << 20
+    """Characters of saved requests one identity may have written, and one collection
+    may hold (`--max-saved-bytes-per-identity`)."""
     max_run_seconds: float = 300.0
     """The longest one RunRequests may take as a whole (`--max-run-seconds`)."""
 

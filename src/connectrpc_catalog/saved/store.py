@@ -72,6 +72,14 @@ class Conflict(RequestError):
     code = Code.ALREADY_EXISTS
 
 
+MAX_SAVED_BYTES = 64 << 20
+"""--max-saved-bytes-per-identity's default."""
+_SIZE = func.coalesce(
+    func.sum(func.length(RequestRow.body) + func.length(RequestRow.description)), 0
+)
+"""The characters the saved requests a query selects hold (JSON bodies and descriptions)."""
+
+
 def _new_id() -> str:
     return _random.token_hex(16)
 
@@ -86,8 +94,12 @@ class Store:
         *,
         everyone: bool = True,
         clock: Callable[[], float] = time.time,
+        max_saved_bytes: int = MAX_SAVED_BYTES,
     ) -> None:
         self.engine = engine
+        self.max_saved_bytes = max_saved_bytes
+        """The most characters of saved requests (their JSON and descriptions) one
+        identity may have written, and one collection may hold (--max-saved-bytes-per-identity)."""
         self.sealer = sealer
         self.everyone = everyone
         """Whether team "*" (everyone) may be used: on a catalog without sign-in."""
@@ -99,7 +111,9 @@ class Store:
         at once took 2.7x the time of 20 in a row that way)."""
 
     @classmethod
-    async def open(cls, url: str, sealer: Sealer, *, everyone: bool = True) -> Store:
+    async def open(
+        cls, url: str, sealer: Sealer, *, everyone: bool = True, max_saved_bytes: int = 0
+    ) -> Store:
         """Open the database at `url` and bring its tables up to date."""
         try:
             engine = db.open_engine(url)  # a SQLite file's folder is made here
@@ -116,7 +130,9 @@ class Store:
                 f"the saved-requests database {db.describe(url)} cannot be opened "
                 f"({type(getattr(exc, 'orig', exc)).__name__})"
             ) from None
-        return cls(engine, sealer, everyone=everyone)
+        return cls(
+            engine, sealer, everyone=everyone, max_saved_bytes=max_saved_bytes or MAX_SAVED_BYTES
+        )
 
     async def close(self) -> None:
         """Close the database's connections."""
@@ -342,6 +358,8 @@ class Store:
         body = json.dumps(request_body(req), sort_keys=True, ensure_ascii=False)
         target = await self._collection(s, who, req.collection_id)
         row = await self._request(s, who, req.id) if req.id else None
+        size = len(body) + len(req.description)
+        await self._room(s, who, target.id, size, row.id if row is not None else "")
         if row is None or row.collection_id != target.id:
             await self._lock_order(s, target)
             count = (
@@ -371,6 +389,22 @@ class Store:
         _fill(row, req, name, body, who, self.clock())
         return _request_pb(row)
 
+    async def _room(
+        self, s: AsyncSession, who: Identity, cid: str, adding: int, replacing: str = ""
+    ) -> None:
+        """Refuse a write of `adding` characters that would take what `who` has saved,
+        or what collection `cid` holds, past `max_saved_bytes` (`replacing`: the row the
+        write replaces, not counted)."""
+        limit, others = self.max_saved_bytes, RequestRow.id != replacing
+        mine = await s.scalar(select(_SIZE).where(RequestRow.updated_by == who.key, others))
+        held = await s.scalar(select(_SIZE).where(RequestRow.collection_id == cid, others))
+        for what, used in (("your saved requests", mine), ("the collection's requests", held)):
+            if int(used or 0) + adding > limit:
+                raise TooMany(
+                    f"{what} would hold {int(used or 0) + adding} bytes; at most {limit}, the "
+                    "catalog's limit (--max-saved-bytes-per-identity)"
+                )
+
     async def delete_request(self, who: Identity, rid: str) -> bool:
         """Delete one saved request."""
         async with self._session() as s:
@@ -387,6 +421,7 @@ class Store:
                 raise TooMany(
                     f"a collection holds at most {LIMITS.requests_per_collection} requests"
                 )
+            await self._room(s, who, row.collection_id, len(row.body) + len(row.description))
             copy = RequestRow(
                 id=_new_id(),
                 collection_id=row.collection_id,
@@ -477,12 +512,15 @@ class Store:
                     f"a collection holds at most {LIMITS.requests_per_collection} requests"
                 )
             now = self.clock()
+            rows = []
             for position, req in enumerate(imported.requests):  # checked, then added at once
                 name = check_name(req.name, "name")
                 body = json.dumps(request_body(req), sort_keys=True, ensure_ascii=False)
                 row = RequestRow(id=_new_id(), collection_id=made.id, position=position)
                 _fill(row, req, name, body, who, now)
-                s.add(row)
+                rows.append(row)
+            await self._room(s, who, made.id, sum(len(r.body) + len(r.description) for r in rows))
+            s.add_all(rows)
             for env in imported.environments:
                 env.collection_id = made.id
                 await self._save_environment(s, who, env)
@@ -721,8 +759,11 @@ def open_environment(name: str, body: dict[str, Any], sealer: Sealer) -> Resolve
 class Opener:
     """The store, opened (and migrated) on first use or at start-up, once."""
 
-    def __init__(self, url: str, sealer: Sealer, *, everyone: bool = True) -> None:
+    def __init__(
+        self, url: str, sealer: Sealer, *, everyone: bool = True, max_saved_bytes: int = 0
+    ) -> None:
         self.url = url or db.default_url()
+        self.max_saved_bytes = max_saved_bytes
         self.sealer = sealer
         self.everyone = everyone
         self._store: Store | None = None
@@ -735,7 +776,10 @@ class Opener:
                 if self._store is None:
                     try:
                         self._store = await Store.open(
-                            self.url, self.sealer, everyone=self.everyone
+                            self.url,
+                            self.sealer,
+                            everyone=self.everyone,
+                            max_saved_bytes=self.max_saved_bytes,
                         )
                     except Unavailable as exc:  # its URL (a path, a host) is for the log
                         _log.error("%s", exc.message)
