@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ServiceInfo } from "../gen/catalog/v1/catalog_pb";
 import { shortName } from "../lib/format";
 import { methodHash, navigate, typeHash } from "../lib/route";
@@ -118,7 +118,14 @@ export function TypeIndex({ query }: { query: string }) {
   const { services } = useAppState();
   const { types, pending } = useIndex();
   const [q, setQ] = useState(query);
-  useEffect(() => setQ(query), [query]);
+  // Follow the route's query only when it changes: the effect of the first render runs
+  // after a frame, and must not wipe what the user typed meanwhile.
+  const shownQuery = useRef(query);
+  useEffect(() => {
+    if (shownQuery.current === query) return;
+    shownQuery.current = query;
+    setQ(query);
+  }, [query]);
   const needle = q.trim().toLowerCase();
   const hits = useMemo(() => {
     if (!needle) return types.map((t) => ({ t, where: "" }));
