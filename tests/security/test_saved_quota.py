@@ -16,6 +16,9 @@ from connectrpc_catalog.app import AppConfig
 from connectrpc_catalog.config import ConfigError, load_settings
 from connectrpc_catalog.settings import AuthSettings, SavedSettings
 from tests.catalog_server import RunningCatalog, run_catalog
+from tests.saved.conftest import database_url
+
+__all__ = ["database_url"]  # a fixture from tests/saved
 
 API = "/catalog.v1.CollectionService/"
 QUOTA = 20_000
@@ -105,3 +108,25 @@ def test_max_saved_bytes_is_a_setting_checked_at_start_up() -> None:
     assert load_settings([], env=env).saved.max_saved_bytes_per_identity == 1000
     with pytest.raises(ConfigError, match="max_saved_bytes_per_identity"):
         load_settings([], env={"CONNECTRPC_CATALOG_MAX_SAVED_BYTES_PER_IDENTITY": "0"})
+
+
+async def test_the_quota_holds_on_every_database(database_url: str) -> None:
+    """The same bound through the store on SQLite and PostgreSQL (SQL `length()`)."""
+    from connectrpc_catalog.gen.catalog.v1 import collections_pb as pb
+    from connectrpc_catalog.identity import Identity
+    from connectrpc_catalog.saved.secrets import Sealer
+    from connectrpc_catalog.saved.shapes import TooMany
+    from connectrpc_catalog.saved.store import Store
+
+    erin = Identity(name="erin@example.com", groups=frozenset(), via="proxy")
+    store = await Store.open(database_url, Sealer(""), max_saved_bytes=QUOTA)
+    try:
+        made = await store.save_collection(erin, pb.SaveCollectionRequest(name="big"))
+        big = '{"location": {"city": "' + "é" * 6000 + '"}}'
+        req = pb.SavedRequest(collection_id=made.id, name="big", request_messages_json=[big])
+        for _ in range(3):
+            await store.save_request(erin, req)
+        with pytest.raises(TooMany, match="--max-saved-bytes-per-identity"):
+            await store.save_request(erin, req)
+    finally:
+        await store.close()
