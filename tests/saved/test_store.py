@@ -42,7 +42,7 @@ async def test_migrations_from_empty(database_url: str) -> None:
             version = (
                 await conn.execute(text("select version_num from saved_alembic_version"))
             ).scalar()
-            assert version == "0001"
+            assert version == "0002"
             for table in ("saved_collections", "saved_requests", "saved_environments"):
                 count = (await conn.execute(text(f"select count(*) from {table}"))).scalar()
                 assert count == 0

@@ -130,3 +130,53 @@ async def test_the_quota_holds_on_every_database(database_url: str) -> None:
             await store.save_request(erin, req)
     finally:
         await store.close()
+
+
+async def test_a_0001_database_gets_its_sizes_counted(database_url: str) -> None:
+    """Requests saved before the budget existed count too: migration 0002 fills in each
+    row's size from its body and description."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import Connection, text
+
+    from connectrpc_catalog.saved import db
+    from connectrpc_catalog.saved.secrets import Sealer
+    from connectrpc_catalog.saved.store import Store
+
+    def to_0001(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+
+    engine = db.open_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(to_0001)
+        await conn.execute(
+            text(
+                "INSERT INTO saved_collections VALUES "
+                "('c1', 'old', '', 'proxy:old@x', '', '', 0, 0)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO saved_requests VALUES ('r1', 'c1', 0, '', 'r', :d, '', '', '', "
+                "'grpc', :b, 'proxy:old@x', 0)"
+            ),
+            {"d": "d" * 5000, "b": "{" + " " * 14_998 + "}"},
+        )
+    await engine.dispose()
+    store = await Store.open(database_url, Sealer(""), max_saved_bytes=QUOTA)
+    try:
+        async with store.engine.connect() as conn:
+            size = (await conn.execute(text("SELECT size FROM saved_requests"))).scalar()
+        assert size == 20_000
+        from connectrpc_catalog.gen.catalog.v1 import collections_pb as pb
+        from connectrpc_catalog.identity import Identity
+        from connectrpc_catalog.saved.shapes import TooMany
+
+        old = Identity(name="old@x", groups=frozenset(), via="proxy")
+        with pytest.raises(TooMany, match="your saved requests would hold 20"):
+            await store.save_request(old, pb.SavedRequest(collection_id="c1", name="more"))
+    finally:
+        await store.close()

@@ -38,7 +38,12 @@ class RequestRow(Base):
     """A saved request of a collection, at `position` in its order."""
 
     __tablename__ = "saved_requests"
-    __table_args__ = (Index("ix_saved_requests_order", "collection_id", "position"),)
+    __table_args__ = (
+        Index("ix_saved_requests_order", "collection_id", "position"),
+        # covering the saved-bytes sums: a row's size is read without its body
+        Index("ix_saved_requests_writer_size", "updated_by", "size"),
+        Index("ix_saved_requests_collection_size", "collection_id", "size"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     collection_id: Mapped[str] = mapped_column(
@@ -56,6 +61,8 @@ class RequestRow(Base):
     """JSON: metadata, messages, tls, assertions, timeout and codec."""
     updated_by: Mapped[str] = mapped_column(String(300), default="")
     updated_at: Mapped[float] = mapped_column(default=0.0)
+    size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Characters of `body` and `description` (what --max-saved-bytes-per-identity counts)."""
 
 
 class EnvironmentRow(Base):

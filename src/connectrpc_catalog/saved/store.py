@@ -74,9 +74,7 @@ class Conflict(RequestError):
 
 MAX_SAVED_BYTES = 64 << 20
 """--max-saved-bytes-per-identity's default."""
-_SIZE = func.coalesce(
-    func.sum(func.length(RequestRow.body) + func.length(RequestRow.description)), 0
-)
+_SIZE = func.coalesce(func.sum(RequestRow.size), 0)
 """The characters the saved requests a query selects hold (JSON bodies and descriptions)."""
 
 
@@ -421,7 +419,7 @@ class Store:
                 raise TooMany(
                     f"a collection holds at most {LIMITS.requests_per_collection} requests"
                 )
-            await self._room(s, who, row.collection_id, len(row.body) + len(row.description))
+            await self._room(s, who, row.collection_id, row.size)
             copy = RequestRow(
                 id=_new_id(),
                 collection_id=row.collection_id,
@@ -433,6 +431,7 @@ class Store:
                 endpoint=row.endpoint,
                 transport=row.transport,
                 body=row.body,
+                size=row.size,
                 updated_by=who.key,
                 updated_at=self.clock(),
             )
@@ -519,7 +518,7 @@ class Store:
                 row = RequestRow(id=_new_id(), collection_id=made.id, position=position)
                 _fill(row, req, name, body, who, now)
                 rows.append(row)
-            await self._room(s, who, made.id, sum(len(r.body) + len(r.description) for r in rows))
+            await self._room(s, who, made.id, sum(r.size for r in rows))
             s.add_all(rows)
             for env in imported.environments:
                 env.collection_id = made.id
@@ -614,6 +613,7 @@ def _fill(
     row.endpoint = req.endpoint.strip()
     row.transport = transport_name(req.transport)
     row.body = body
+    row.size = len(body) + len(req.description)
     row.updated_by = who.key
     row.updated_at = now
 
