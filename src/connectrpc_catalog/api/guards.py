@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from connectrpc.code import Code
 
 from ..jsondepth import JSONDepthError, check_depth
-from .refusal import ASGIApp, Message, Receive, Scope, Send, header, refuse
+from .refusal import ASGIApp, Drained, Message, Receive, Scope, Send, header, refuse
 
 __all__ = ["BodyGuard", "HostGuard", "HostPolicy", "OriginGuard", "RouteGuard"]
 
@@ -69,18 +69,29 @@ def _hostname(host: str) -> str:
     return host.rstrip(".")
 
 
+_ALLOWED_KEPT = 64
+"""Distinct allowed Host values HostGuard remembers (a client may send any number)."""
+
+
 class HostGuard:
     """Refuses requests whose Host is not a name of this catalog (DNS rebinding)."""
 
     def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
         self.app = app
         self.policy = policy
+        self._allowed: set[bytes] = set()
+        """Host values already allowed (at most _ALLOWED_KEPT): the policy never changes."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw = header(scope, b"host")
-            host = raw.decode("latin-1") if raw else ""
-            if host and not self.policy.allows(host):
+            if raw and raw not in self._allowed:
+                host = raw.decode("latin-1")
+                if self.policy.allows(host):
+                    if len(self._allowed) < _ALLOWED_KEPT:
+                        self._allowed.add(raw)
+                    await self.app(scope, receive, send)
+                    return
                 name = _hostname(host)
                 await refuse(
                     scope,
@@ -299,7 +310,8 @@ class BodyGuard:
             )
             return
         if content_type not in _JSON_TYPES or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
+            drained = Drained(receive)  # the body is read to its end before an answer
+            await self.app(scope, drained.receive, drained.sender(send))
             return
         body, complete = await _read_body(receive, self.max_bytes)
         if body is None:
@@ -316,7 +328,7 @@ class BodyGuard:
         if problem is not None:
             await refuse(scope, None, send, Code.INVALID_ARGUMENT, problem)  # body read
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, Drained(receive, body).receive, send)  # the body, once
 
     async def _json_problem(self, scope: Scope, content_type: bytes, body: bytes) -> str | None:
         enveloped = content_type != b"application/json"
@@ -381,6 +393,8 @@ def _decompress(data: bytes, encoding: bytes, limit: int) -> bytes:
 
 def _header_problem(scope: Scope) -> str | None:
     for key, value in scope.get("headers", ()):
+        if type(key) is bytes and type(value) is bytes and key.isascii() and value.isascii():
+            continue  # ASCII is UTF-8 (one C scan each, no copy)
         try:
             bytes(key).decode("utf-8")
             bytes(value).decode("utf-8")
@@ -407,17 +421,3 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
         chunks.append(chunk)
         if complete:
             return b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive() that yields the already-read body once, then defers to the real one."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -20,6 +20,7 @@ __all__ = [
     "ASGIApp",
     "BodyDeadline",
     "DrainFirst",
+    "Drained",
     "Message",
     "Receive",
     "Scope",
@@ -97,6 +98,8 @@ class DrainFirst:
     For unary and server-streaming routes only (a bidi route must answer while the
     client still sends): whatever answers early — a guard, connectrpc refusing a bad
     header, a handler failing fast — then leaves the connection usable (see `drain`).
+    `BodyGuard` does the same for what passes it (see `drained`), so the API's stack
+    needs no separate layer.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -106,29 +109,57 @@ class DrainFirst:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        done = False
+        body = Drained(receive)
+        await self.app(scope, body.receive, body.sender(send))
 
-        async def tracking_receive() -> Message:
-            nonlocal done
-            if done:  # after the body only a disconnect is news; pyvoy repeats the last
-                while True:  # body message at once, which made connectrpc's watch spin
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return message
-                    await asyncio.sleep(_REPEAT_POLL_S)
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                done = True
-            return message
 
-        async def draining_send(message: Message) -> None:
-            nonlocal done
-            if message["type"] == "http.response.start" and not done:
-                done = True
-                await drain(receive)
+class Drained:
+    """One request's receive() that knows when the body has ended, and the send() that
+    reads the rest of it before a response starts (one object, no closures).
+
+    `body` is a body already read whole (BodyGuard's): it is handed out once, and no
+    send needs wrapping. After the body only a disconnect is news: pyvoy repeats the
+    last body message at once, which made connectrpc's disconnect watch spin.
+    """
+
+    __slots__ = ("_body", "_done", "_receive", "_send")
+
+    def __init__(self, receive: Receive, body: bytes | None = None) -> None:
+        self._receive = receive
+        self._body = body
+        self._done = body is not None
+        self._send: Send | None = None
+
+    def sender(self, send: Send) -> Send:
+        """`send`, or (while the body is still coming) one that drains it first."""
+        if self._done:
+            return send
+        self._send = send
+        return self._draining_send
+
+    async def receive(self) -> Message:
+        body = self._body
+        if body is not None:
+            self._body = None
+            return {"type": "http.request", "body": body, "more_body": False}
+        if self._done:
+            while True:
+                message = await self._receive()
+                if message["type"] != "http.request":
+                    return message
+                await asyncio.sleep(_REPEAT_POLL_S)
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._done = True
+        return message
+
+    async def _draining_send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and not self._done:
+            self._done = True
+            await drain(self._receive)
+        send = self._send
+        if send is not None:
             await send(message)
-
-        await self.app(scope, tracking_receive, draining_send)
 
 
 async def refuse(

@@ -41,11 +41,34 @@ class _Slot:
     created for a request that then fails is dropped again (`settle`).
     """
 
-    __slots__ = ("created", "gone", "manager", "requested", "state", "status")
+    __slots__ = (
+        "created",
+        "gone",
+        "manager",
+        "refused",
+        "replica",
+        "requested",
+        "scope",
+        "send",
+        "state",
+        "status",
+    )
 
-    def __init__(self, manager: SessionManager, requested: str | None) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        requested: str | None,
+        scope: Scope,
+        send: Send,
+        replica: Replica | None,
+    ) -> None:
         self.manager = manager
         self.requested = requested
+        self.scope = scope
+        self.send = send
+        self.replica = replica
+        self.refused = False
+        """The answer was replaced by a refusal (the store failed): drop the rest."""
         self.state: State | None = None
         self.created = False
         self.gone = ""
@@ -64,6 +87,21 @@ class _Slot:
                 self.status = (ended or self.gone or "unknown") if requested else "new"
             set_session_tag(self.state.id)
         return self.state
+
+    async def send_with_id(self, message: Message) -> None:
+        """The request's send(): the session's headers join the response start."""
+        if self.refused:
+            return
+        if message["type"] == "http.response.start":
+            try:
+                extra = await self.settle(message, self.replica)
+            except RequestError as exc:
+                self.refused = True
+                await _refuse(self.scope, None, self.send, exc)
+                return
+            if extra:
+                message["headers"] = [*message.get("headers", ()), *extra]
+        await self.send(message)
 
     async def settle(self, message: Message, replica: Replica | None) -> list[tuple[bytes, bytes]]:
         """At the response start: the X-Session-ID and X-Session-Status headers to send.
@@ -130,8 +168,9 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         raw = header(scope, SESSION_HEADER)
-        slot = _Slot(self.manager, raw.decode("latin-1").strip()[:128] if raw else None)
         replica = self.replica
+        requested = raw.decode("latin-1").strip()[:128] if raw else None
+        slot = _Slot(self.manager, requested, scope, send, replica)
         if replica is not None:
             try:
                 slot.gone = await replica.prepare(slot.requested, current_identity().key)
@@ -139,24 +178,8 @@ class SessionMiddleware:
                 await _refuse(scope, receive, send, exc)
                 return
         token = _current.set(slot)
-        refused = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal refused
-            if refused:
-                return  # the answer was replaced by a refusal: drop the rest
-            if message["type"] == "http.response.start":
-                try:
-                    extra = await slot.settle(message, replica)
-                except RequestError as exc:
-                    refused = True
-                    await _refuse(scope, None, send, exc)
-                    return
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, slot.send_with_id)
         finally:
             _current.reset(token)
 
