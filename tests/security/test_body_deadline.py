@@ -42,21 +42,23 @@ def _connect(c: RunningCatalog) -> socket.socket:
     return sock
 
 
-def _answer(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < 2:
+def _complete(data: bytes) -> bool:
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(rest) >= int(line.split(b":")[1])
+    return rest.endswith(b"0\r\n\r\n")  # chunked: its last chunk
+
+
+def _answer(sock: socket.socket, data: bytes = b"") -> bytes:
+    """The rest of an HTTP/1.1 answer begun with `data` (to its Content-Length or EOF)."""
+    while not _complete(data):
         chunk = sock.recv(65536)
         if not chunk:
             break
         data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        length = [
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ]
-        if length and len(rest) >= length[0]:
-            break
     return data
 
 
@@ -78,7 +80,7 @@ def test_a_trickled_body_is_refused_at_the_deadline(catalog: RunningCatalog) -> 
         if answered:
             break
     sock.settimeout(15)
-    answered += _answer(sock) if b"\r\n\r\n" not in answered else b""
+    answered = _answer(sock, answered)
     took = time.monotonic() - started
     sock.close()
     head, _, body = answered.partition(b"\r\n\r\n")
