@@ -288,6 +288,52 @@ def sidebar(browser: Browser, url: str) -> dict[str, Any]:
     return result
 
 
+def measure_all(quick: bool) -> list[dict[str, Any]]:
+    """Every scenario once, in one browser: the burst, the 100k modes, the big body, the sidebar."""
+    huge = 10_000 if quick else 100_000
+    up = start_grpc_server(Recorder())
+    big, big_port = big_upstream(100_000)
+    results = []
+    try:
+        with catalog() as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            results.append(burst(browser, url, up.address, 10_000, "all"))
+            results.append(burst(browser, url, up.address, huge, "count"))
+            results.append(big_response(browser, url, f"127.0.0.1:{big_port}"))
+            results.append(sidebar(browser, url))
+            browser.close()
+    finally:
+        up.stop()
+        big.stop(None)
+    return results
+
+
+async def scenario(ctx: Any, quick: bool) -> list[Any]:
+    """bench/run.py's entry point (full runs only, measured once)."""
+    import asyncio
+
+    from bench.common import Row
+
+    burst_all, burst_count, big_body, side = await asyncio.to_thread(measure_all, quick)
+    return [
+        Row("ui.burst_task", burst_all["longest_task_ms"],
+            note=f"thread time {burst_all['longest_task_thread_ms']} ms; "
+                 f"{burst_all['tasks_over_100ms']} task(s) over 100 ms; "
+                 f"{burst_all['counted']:,} messages counted"),
+        Row("ui.burst_thread", burst_all["longest_task_thread_ms"], unit="ms",
+            label="… the same longest task's main-thread time (info)"),
+        Row("ui.count_seconds", burst_count["seconds_to_status"], unit="s",
+            label=f"UI: {burst_count['scenario']}, seconds to the final status (info)",
+            note=f"longest task {burst_count['longest_task_ms']} ms wall, "
+                 f"{burst_count['longest_task_thread_ms']} ms thread"),
+        Row("ui.big_paint", big_body["first_paint_ms"],
+            note=f"{big_body['response_chars']:,} characters; longest task "
+                 f"{big_body.get('longest_task_ms', '?')} ms"),
+        Row("ui.sidebar_filter_p90", side["filter_p90_ms"], unit="ms",
+            label="UI: filtering 500 services / 2,000 methods, p90 per key (info)"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 instead of 100,000")

@@ -97,6 +97,11 @@ def schema_text(out: str) -> list[common.Row]:
                                    label=f"GetServiceSchema first call{extra}"))  # fmt: skip
             rows.append(common.Row(f"{key}.bytes", float(size.group(1)), unit="MiB",
                                    label=f"GetServiceSchema response size{extra}"))  # fmt: skip
+    stall = re.search(r"stall: .*?: ([\d.]+) ms \(idle, same time: ([\d.]+) ms\)", out)
+    if stall:
+        note = "while a service reaching all 5,000 messages is built"
+        rows.append(common.Row("schema.stall", float(stall.group(1)),
+                               baseline=float(stall.group(2)), unit=MS, note=note))  # fmt: skip
     return rows
 
 
@@ -174,7 +179,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     # Modules whose rows are their own (shown as they return them); servers: the stack comparison.
     Scenario("servers", (), once=True, full_only=True, timeout=900),
     Scenario("scale", ()),
-    Scenario("browser", (), once=True, full_only=True, timeout=900),
+    Scenario("browser", (
+        Spec("ui.burst_task", "UI: longest main-thread task while 10,000 messages stream in",
+             MS, "", "≤ 100 ms", 100, on="value"),
+        Spec("ui.big_paint", "UI: first paint of a 5 MB response", MS, "", "≤ 1 s", 1000,
+             on="value"),
+    ), once=True, full_only=True, timeout=900),
 )  # fmt: skip
 
 
