@@ -14,6 +14,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 
 from connectrpc_catalog.app import AppConfig
+from tests.connect_stream import stream_frames
 from tests.upstream.connect_server import ConnectServer
 from tests.upstream.grpc_server import GrpcServer
 from tests.upstream.schema import PROTO_DIR, SERVICE
@@ -50,20 +51,8 @@ class Api:
             headers={"content-type": "application/connect+json", "x-session-id": self.sid},
         ) as r:
             assert r.status_code == 200
-            buf = b""
-            async for chunk in r.aiter_bytes():
-                buf += chunk
-                while len(buf) >= 5:
-                    flags, size = struct.unpack(">BI", buf[:5])
-                    if len(buf) < 5 + size:
-                        break
-                    frame = json.loads(buf[5 : 5 + size])
-                    buf = buf[5 + size :]
-                    if flags & 2:
-                        if "error" in frame:
-                            yield {"error": frame["error"]}
-                        return
-                    yield frame
+            async for frame in stream_frames(r):
+                yield frame
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.catalog_server import run_cli
+from tests.connect_stream import stream_frames
 
 API = "/catalog.v1.CatalogService/"
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 9
@@ -114,20 +115,8 @@ class Client:
             headers={"content-type": "application/connect+json", "x-session-id": sid},
         ) as r:
             assert r.status_code == 200
-            buf = b""
-            async for chunk in r.aiter_bytes():
-                buf += chunk
-                while len(buf) >= 5:
-                    flags, size = struct.unpack(">BI", buf[:5])
-                    if len(buf) < 5 + size:
-                        break
-                    frame = json.loads(buf[5 : 5 + size])
-                    buf = buf[5 + size :]
-                    if flags & 2:
-                        if "error" in frame:
-                            yield {"error": frame["error"]}
-                        return
-                    yield frame
+            async for frame in stream_frames(r):
+                yield frame
 
 
 @pytest.fixture
