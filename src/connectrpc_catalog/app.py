@@ -473,8 +473,8 @@ def api_stack(
 ) -> ASGIApp:
     """The guards in front of one catalog.v1 service (`service`: its generated
     descriptor, whose methods RouteGuard learns). BodyGuard also reads each body to its
-    end before an answer starts (what DrainFirst does elsewhere); its refusals and
-    RouteGuard's drain the body themselves."""
+    end before an answer starts (`refusal.Drained`); its refusals and RouteGuard's
+    drain the body themselves."""
     return RouteGuard(
         BodyGuard(
             SessionMiddleware(inner, manager, prefix, replica),

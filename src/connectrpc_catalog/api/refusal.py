@@ -19,7 +19,6 @@ from ..problems import Code as CoreCode
 __all__ = [
     "ASGIApp",
     "BodyDeadline",
-    "DrainFirst",
     "Drained",
     "Message",
     "Receive",
@@ -70,7 +69,7 @@ def _is_grpc(scope: Scope) -> bool:
 
 
 _REPEAT_POLL_S = 0.05
-"""Pause between two receive() calls that bring nothing new after the body (see DrainFirst)."""
+"""Pause between two receive() calls that bring nothing new after the body (see Drained)."""
 _DRAIN_LIMIT = 256 * 1024 * 1024
 """Most request bytes read (and dropped) before a refusal; past it the connection may close."""
 
@@ -92,30 +91,14 @@ async def drain(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
             return
 
 
-class DrainFirst:
-    """Pure-ASGI: the request body is read to its end before the response starts.
-
-    For unary and server-streaming routes only (a bidi route must answer while the
-    client still sends): whatever answers early — a guard, connectrpc refusing a bad
-    header, a handler failing fast — then leaves the connection usable (see `drain`).
-    `BodyGuard` does the same for what passes it (see `drained`), so the API's stack
-    needs no separate layer.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body = Drained(receive)
-        await self.app(scope, body.receive, body.sender(send))
-
-
 class Drained:
     """One request's receive() that knows when the body has ended, and the send() that
     reads the rest of it before a response starts (one object, no closures).
+
+    Used by `BodyGuard` for every API request: whatever answers early — a guard,
+    connectrpc refusing a bad header, a handler failing fast — then leaves the
+    connection usable (see `drain`). The catalog's API has no bidi method, which would
+    have to answer while the client still sends.
 
     `body` is a body already read whole (BodyGuard's): it is handed out once, and no
     send needs wrapping. After the body only a disconnect is news: pyvoy repeats the
