@@ -398,7 +398,16 @@ def test_compile_errors_show_file_and_line(page: Page, tmp_path: Path) -> None:
 def test_dark_theme_and_half_screen(page: Page, upstream: str) -> None:
     load_weather(page)
     open_method(page, WEATHER, "GetForecast")
-    page.get_by_role("button", name="Switch to the dark theme").click()
+    # The switch is instant: no control fades its background while its text is already
+    # in the new colour (a dark label on a still-light button failed contrast checks).
+    fading = page.evaluate(
+        """() => {
+            document.querySelector('[aria-label="Switch to the dark theme"]').click();
+            getComputedStyle(document.querySelector(".btn-primary")).backgroundColor;
+            return document.getAnimations().filter((a) => a instanceof CSSTransition).length;
+        }"""
+    )
+    assert fading == 0
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     set_target(page, upstream)
     page.locator('[data-path="location.city"]').fill("Reykjavik")
@@ -446,6 +455,9 @@ def axe_violations(page: Page) -> list[str]:
     page.add_script_tag(path=str(AXE))
     found = page.evaluate(
         """async () => {
+            // Colours are judged at rest: wait out any CSS transition still running.
+            const moving = document.getAnimations().filter((a) => a instanceof CSSTransition);
+            await Promise.allSettled(moving.map((a) => a.finished));
             const result = await axe.run(document, { resultTypes: ["violations"] });
             return result.violations
                 .filter((v) => v.impact === "serious" || v.impact === "critical")

@@ -10,7 +10,13 @@ export function currentTheme(): Theme {
 }
 
 export function applyTheme(t: Theme, persist = false): void {
-  document.documentElement.dataset.theme = t;
-  document.documentElement.style.colorScheme = t;
+  const root = document.documentElement;
+  // The switch is instant: colour transitions are held off for it, so no control is ever
+  // drawn with the new text colour on a background still fading from the old theme.
+  root.classList.add("theme-switching");
+  root.dataset.theme = t;
+  root.style.colorScheme = t;
+  void root.offsetHeight; // apply the new colours with transitions off
+  requestAnimationFrame(() => root.classList.remove("theme-switching"));
   if (persist) saveJson("local", KEY, t);
 }
