@@ -5,6 +5,7 @@ in-process hypercorn one (or the one CATALOG_TEST_SERVER names)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from connectrpc_catalog.api.refusal import BodyDeadline, Message, Receive, Scope, Send
 from connectrpc_catalog.app import create_app
 from connectrpc_catalog.config import ConfigError, load_settings
 from connectrpc_catalog.settings import LimitSettings, Settings
@@ -105,3 +107,106 @@ def test_max_body_seconds_is_a_setting_checked_at_start_up() -> None:
     assert load_settings([], env=env).limits.max_body_seconds == 5.0
     with pytest.raises(ConfigError, match="max_body_seconds"):
         load_settings([], env={"CONNECTRPC_CATALOG_MAX_BODY_SECONDS": "never"})
+
+
+# -- the sweeper, in memory (pure ASGI: no server) ------------------------------------------
+
+
+def _edge(seconds: float) -> tuple[BodyDeadline, list[Message]]:
+    """A BodyDeadline over an app that reads the whole body, then answers 200."""
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return BodyDeadline(app, seconds), sent
+
+
+def _scope() -> Scope:
+    return {"type": "http", "method": "POST", "path": PATH, "headers": []}
+
+
+def test_the_sweeper_refuses_a_stalled_body_and_then_stops() -> None:
+    async def main() -> tuple[list[Message], int, bool]:
+        edge, sent = _edge(0.2)
+        first = True
+
+        async def receive() -> Message:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"{", "more_body": True}
+            await asyncio.Event().wait()  # the rest never comes
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(edge(_scope(), receive, send), 10)
+        waiting = len(edge._waiting)
+        for _ in range(100):  # bounded: the sweeper ends once nothing waits
+            if edge._sweeper is not None and edge._sweeper.done():
+                break
+            await asyncio.sleep(0.05)
+        return sent, waiting, edge._sweeper is not None and edge._sweeper.done()
+
+    sent, waiting, stopped = asyncio.run(main())
+    assert sent[0]["status"] == 408
+    assert b"--max-body-seconds" in b"".join(m.get("body", b"") for m in sent)
+    assert waiting == 0
+    assert stopped
+
+
+def test_prompt_bodies_leave_nothing_listed() -> None:
+    async def main() -> tuple[list[int], int]:
+        edge, _ = _edge(30.0)
+        statuses: list[int] = []
+
+        async def one() -> None:
+            async def receive() -> Message:
+                await asyncio.sleep(0)
+                return {"type": "http.request", "body": b"{}", "more_body": False}
+
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await edge(_scope(), receive, send)
+
+        await asyncio.gather(*(one() for _ in range(200)))
+        return statuses, len(edge._waiting)
+
+    statuses, waiting = asyncio.run(main())
+    assert statuses == [200] * 200
+    assert waiting == 0
+
+
+def test_a_cancel_from_elsewhere_is_not_taken_for_the_deadline() -> None:
+    """Cancelling the request's task (the client went, the server stops) still cancels it:
+    the edge only swallows its own cancel."""
+
+    async def main() -> bool:
+        edge, _ = _edge(30.0)
+        started = asyncio.Event()
+
+        async def receive() -> Message:
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            raise AssertionError("nothing is answered")
+
+        task = asyncio.create_task(edge(_scope(), receive, send))
+        await started.wait()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return not edge._waiting
+        return False
+
+    assert asyncio.run(main())
