@@ -24,6 +24,7 @@ from ..problems import RequestError
 from ..registry import Registry
 from ..saved.authhelpers import TokenCache
 from ..saved.files import export_files, import_files
+from ..saved.paging import page_size
 from ..saved.run import Runner
 from ..saved.store import Opener
 from ..transports import Invoker
@@ -58,19 +59,28 @@ class CollectionService(collections_connect.CollectionService):
     async def list_collections(
         self, request: pb.ListCollectionsRequest, ctx: Ctx
     ) -> pb.ListCollectionsResponse:
-        """The caller's collections and the teams it may share with."""
+        """The caller's collections (a page of them when asked) and the teams it may
+        share with."""
+        size = page_size(request.page_size, request.page_token)
         store, who = await self.opener.get(), current_identity()
+        found, following = await store.collections_page(who, size, request.page_token)
         return pb.ListCollectionsResponse(
-            collections=await store.list_collections(who), teams=store.teams(who)
+            collections=found, teams=store.teams(who), next_page_token=following
         )
 
     async def get_collection(
         self, request: pb.GetCollectionRequest, ctx: Ctx
     ) -> pb.GetCollectionResponse:
-        """One collection with its requests and environments (secrets masked)."""
+        """One collection with its requests (a page of them when asked) and
+        environments (secrets masked; on the first page)."""
+        size = page_size(request.page_size, request.page_token)
         store = await self.opener.get()
-        info, requests, envs = await store.get_collection(current_identity(), request.id)
-        return pb.GetCollectionResponse(collection=info, requests=requests, environments=envs)
+        info, requests, envs, following = await store.collection_page(
+            current_identity(), request.id, size, request.page_token
+        )
+        return pb.GetCollectionResponse(
+            collection=info, requests=requests, environments=envs, next_page_token=following
+        )
 
     async def save_collection(self, request: pb.SaveCollectionRequest, ctx: Ctx) -> pb.Collection:
         """Create or update a collection."""

@@ -58,7 +58,10 @@ class Sealer:
     """Seals and opens secret values (a catalog without a key refuses to seal)."""
 
     def __init__(self, key: str = "") -> None:
-        self._fernet = Fernet(key_from(key)) if key else None
+        derived = key_from(key) if key else b""
+        self._fernet = Fernet(derived) if key else None
+        self.page_key = derived
+        """What page tokens are signed under (`paging.Tokens`; empty without a key)."""
 
     @property
     def enabled(self) -> bool:

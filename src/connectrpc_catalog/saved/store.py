@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -30,6 +30,7 @@ from ..problems import Code, RequestError
 from . import db
 from .files import Imported
 from .models import CollectionRow, EnvironmentRow, RequestRow
+from .paging import BadPage, Tokens
 from .secrets import MASK, Sealer
 from .shapes import (
     AUTH_SECRETS,
@@ -45,7 +46,7 @@ from .shapes import (
 )
 from .variables import Resolved
 
-__all__ = ["EVERYONE", "OPERATOR", "NotFound", "Opener", "Store", "Unavailable"]
+__all__ = ["EVERYONE", "OPERATOR", "CollectionPage", "NotFound", "Opener", "Store", "Unavailable"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,8 +79,29 @@ _SIZE = func.coalesce(func.sum(RequestRow.size), 0)
 """The characters the saved requests a query selects hold (JSON bodies and descriptions)."""
 
 
+_COLLECTIONS = "collections"
+"""The page-token scope of ListCollections (GetCollection's: "requests:<id>")."""
+CollectionPage = tuple[pb.Collection, list[pb.SavedRequest], list[pb.Environment], str]
+"""A collection, a page of its requests, its environments (first page), the next token."""
+
+
 def _new_id() -> str:
     return _random.token_hex(16)
+
+
+def _key(after: list[Any], *types: type) -> list[Any]:
+    """A page token's sort key, checked against the types it must have (a token signed
+    by this catalog has them; anything else is a bad token, never a database error)."""
+    if len(after) != len(types) or not all(
+        type(v) is t and not (isinstance(v, str) and len(v) > 1000)
+        for v, t in zip(after, types, strict=True)
+    ):
+        raise BadPage(
+            "pageToken does not fit this listing: list again from the first page, "
+            "without pageToken",
+            field="pageToken",
+        )
+    return after
 
 
 class Store:
@@ -102,6 +124,8 @@ class Store:
         self.everyone = everyone
         """Whether team "*" (everyone) may be used: on a catalog without sign-in."""
         self.clock = clock
+        self.tokens = Tokens(sealer.page_key)
+        """Page tokens, signed under a key derived from --secret-key (`paging`)."""
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._order_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         """SQLite has one writer: this process's writers of an order queue here rather
@@ -237,19 +261,50 @@ class Store:
         return {c: (reqs.get(c, 0), envs.get(c, 0)) for c in cids}
 
     async def list_collections(self, who: Identity) -> list[pb.Collection]:
-        """The collections `who` may see, personal first, then by name."""
-        async with self._session() as s:
-            query = select(CollectionRow)
-            if who is not OPERATOR:
-                teams = [*who.groups, *([EVERYONE] if self.everyone else [])]
-                query = query.where(
-                    ((CollectionRow.team == "") & (CollectionRow.owner == who.key))
-                    | CollectionRow.team.in_(teams)
+        """The collections `who` may see, personal first, then by name (all of them)."""
+        return (await self.collections_page(who, None, ""))[0]
+
+    async def collections_page(
+        self, who: Identity, size: int | None, token: str
+    ) -> tuple[list[pb.Collection], str]:
+        """A page of `size` collections `who` may see (None: all), after the one `token`
+        ended at, and the next page's token ("" after the last). Keyset paging: the page
+        is the LIMIT of a query that starts after the last item's sort key, so items
+        added or removed meanwhile never shift what comes next."""
+        # the order: personal ones (0) first, then team ones (1), by name (the
+        # database's lower case), then by id
+        rank = case((CollectionRow.team == "", 0), else_=1)
+        name_key = func.lower(CollectionRow.name)
+        query = select(CollectionRow, rank, name_key)
+        if who is not OPERATOR:
+            teams = [*who.groups, *([EVERYONE] if self.everyone else [])]
+            query = query.where(
+                ((CollectionRow.team == "") & (CollectionRow.owner == who.key))
+                | CollectionRow.team.in_(teams)
+            )
+        if token:
+            team_last, name, cid = _key(self.tokens.read(token, _COLLECTIONS, who), int, str, str)
+            query = query.where(
+                or_(
+                    rank > team_last,
+                    and_(
+                        rank == team_last,
+                        or_(name_key > name, and_(name_key == name, CollectionRow.id > cid)),
+                    ),
                 )
-            rows = (await s.scalars(query.order_by(CollectionRow.name, CollectionRow.id))).all()
-            counts = await self._counts(s, [r.id for r in rows])
-        out = [self._collection_pb(r, who, counts[r.id]) for r in rows]
-        return sorted(out, key=lambda c: (not c.personal, c.name.lower(), c.id))
+            )
+        query = query.order_by(rank, name_key, CollectionRow.id)
+        if size is not None:
+            query = query.limit(size + 1)  # one more: is there a next page?
+        async with self._session() as s:
+            found = (await s.execute(query)).tuples().all()
+            rows = found[:size] if size is not None else found
+            counts = await self._counts(s, [r.id for r, _, _ in rows])
+        out = [self._collection_pb(r, who, counts[r.id]) for r, _, _ in rows]
+        if size is None or len(found) <= size:
+            return out, ""
+        last, team_last, name = rows[-1]
+        return out, self.tokens.make(_COLLECTIONS, who, [int(team_last), str(name), last.id])
 
     async def save_collection(self, who: Identity, req: pb.SaveCollectionRequest) -> pb.Collection:
         """Create a collection (`req.id` empty) or rename/redescribe one."""
@@ -321,21 +376,66 @@ class Store:
     async def get_collection(
         self, who: Identity, cid: str
     ) -> tuple[pb.Collection, list[pb.SavedRequest], list[pb.Environment]]:
-        """A collection, its requests in order and its environments (masked)."""
+        """A collection, all its requests in order and its environments (masked), read in
+        one query (export and runs want one consistent order)."""
+        info, requests, environments, _ = await self.collection_page(who, cid, None, "")
+        return info, requests, environments
+
+    async def collection_page(
+        self, who: Identity, cid: str, size: int | None, token: str
+    ) -> CollectionPage:
+        """A collection, a page of `size` of its requests (None: all) after where `token`
+        ended, its environments (on the first page, without `token`) and the next page's
+        token ("" after the last).
+
+        Keyset paging over (position, id), continued after the last item of the previous
+        page *where that item is now*: a reorder renumbers positions (a request moved to
+        the top pushes every other one down by one), so continuing after the old number
+        would repeat or skip requests that did not move. Only when that request is gone
+        (deleted or moved to another collection) does its old position count."""
         async with self._session() as s:
-            row = await self._collection(s, who, cid)
-            reqs = await self._requests(s, row.id)
-            envs = (
-                await s.scalars(
-                    select(EnvironmentRow)
-                    .where(EnvironmentRow.collection_id == row.id)
-                    .order_by(EnvironmentRow.name)
+            row = await self._collection(s, who, cid)  # the access rules, on every page
+            scope = f"requests:{row.id}"
+            query = select(RequestRow).where(RequestRow.collection_id == row.id)
+            if token:
+                position, last = _key(self.tokens.read(token, scope, who), int, str)
+                now = (
+                    select(RequestRow.position)
+                    .where(RequestRow.id == last, RequestRow.collection_id == row.id)
+                    .scalar_subquery()
                 )
-            ).all()
-            info = self._collection_pb(row, who, (len(reqs), len(envs)))
+                at = func.coalesce(now, position)
+                query = query.where(
+                    or_(
+                        RequestRow.position > at,
+                        and_(RequestRow.position == at, RequestRow.id > last),
+                    )
+                )
+            query = query.order_by(RequestRow.position, RequestRow.id)
+            if size is not None:
+                query = query.limit(size + 1)  # one more: is there a next page?
+            found = list((await s.scalars(query)).all())
+            reqs = found[:size] if size is not None else found
+            envs: Sequence[EnvironmentRow] = []
+            if not token:
+                envs = (
+                    await s.scalars(
+                        select(EnvironmentRow)
+                        .where(EnvironmentRow.collection_id == row.id)
+                        .order_by(EnvironmentRow.name)
+                    )
+                ).all()
+            if size is None:
+                counts = (len(reqs), len(envs))
+            else:
+                counts = (await self._counts(s, [row.id]))[row.id]
+            info = self._collection_pb(row, who, counts)
         # bodies of up to 2,000 requests and 50 environments: parsed in a thread
         requests, environments = await asyncio.to_thread(_messages, reqs, envs)
-        return info, requests, environments
+        following = ""
+        if size is not None and len(found) > size:
+            following = self.tokens.make(scope, who, [reqs[-1].position, reqs[-1].id])
+        return info, requests, environments, following
 
     # -- requests -------------------------------------------------------------------
 

@@ -38,13 +38,15 @@ class CollectionService(Protocol):
     """
     async def list_collections(self, request: ListCollectionsRequest, ctx: RequestContext[ListCollectionsRequest, ListCollectionsResponse], /) -> ListCollectionsResponse:
         """
-        The collections the caller may see: their own personal ones and their groups' ones.
+        The collections the caller may see: their own personal ones and their groups' ones
+        (personal first, then by name). Paged when asked (page_size, page_token).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def get_collection(self, request: GetCollectionRequest, ctx: RequestContext[GetCollectionRequest, GetCollectionResponse], /) -> GetCollectionResponse:
         """
         One collection with its requests (in order) and environments (secrets masked).
+        The requests are paged when asked (page_size, page_token).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -305,7 +307,8 @@ class CollectionServiceClient(ConnectClient):
         timeout_ms: int | None = None,
     ) -> ListCollectionsResponse:
         """
-        The collections the caller may see: their own personal ones and their groups' ones.
+        The collections the caller may see: their own personal ones and their groups' ones
+        (personal first, then by name). Paged when asked (page_size, page_token).
         """
         return await self.execute_unary(
             request=request,
@@ -329,6 +332,7 @@ class CollectionServiceClient(ConnectClient):
     ) -> GetCollectionResponse:
         """
         One collection with its requests (in order) and environments (secrets masked).
+        The requests are paged when asked (page_size, page_token).
         """
         return await self.execute_unary(
             request=request,
@@ -608,13 +612,15 @@ class CollectionServiceSync(Protocol):
     """
     def list_collections(self, request: ListCollectionsRequest, ctx: RequestContext[ListCollectionsRequest, ListCollectionsResponse], /) -> ListCollectionsResponse:
         """
-        The collections the caller may see: their own personal ones and their groups' ones.
+        The collections the caller may see: their own personal ones and their groups' ones
+        (personal first, then by name). Paged when asked (page_size, page_token).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def get_collection(self, request: GetCollectionRequest, ctx: RequestContext[GetCollectionRequest, GetCollectionResponse], /) -> GetCollectionResponse:
         """
         One collection with its requests (in order) and environments (secrets masked).
+        The requests are paged when asked (page_size, page_token).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -873,7 +879,8 @@ class CollectionServiceClientSync(ConnectClientSync):
         timeout_ms: int | None = None,
     ) -> ListCollectionsResponse:
         """
-        The collections the caller may see: their own personal ones and their groups' ones.
+        The collections the caller may see: their own personal ones and their groups' ones
+        (personal first, then by name). Paged when asked (page_size, page_token).
         """
         return self.execute_unary(
             request=request,
@@ -897,6 +904,7 @@ class CollectionServiceClientSync(ConnectClientSync):
     ) -> GetCollectionResponse:
         """
         One collection with its requests (in order) and environments (secrets masked).
+        The requests are paged when asked (page_size, page_token).
         """
         return self.execute_unary(
             request=request,

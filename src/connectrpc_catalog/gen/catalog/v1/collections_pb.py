@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, NoReturn, TYPE_CHECKING, TypeAlias
+from typing import Literal, TYPE_CHECKING, TypeAlias
 
 from protobuf import Message
 from protobuf._codegen import file_desc
@@ -607,25 +607,45 @@ class Environment(Message[_EnvironmentFields]):
         auth: AuthHelper | None
         tls: EnvironmentTls | None
 
-_ListCollectionsRequestFields: TypeAlias = NoReturn
+_ListCollectionsRequestFields: TypeAlias = Literal["page_size", "page_token"]
 
 class ListCollectionsRequest(Message[_ListCollectionsRequestFields]):
     """
     ```proto
     message catalog.v1.ListCollectionsRequest
     ```
+
+    Attributes:
+        page_size:
+            The most collections in the answer (see "Paging" above); 0: all, unless page_token.
+
+            ```proto
+            int32 page_size = 1;
+            ```
+        page_token:
+            A next_page_token from an earlier answer, for the page after it.
+
+            ```proto
+            string page_token = 2;
+            ```
     """
 
-    __slots__ = ()
+    __slots__ = ("page_size", "page_token")
 
     if TYPE_CHECKING:
 
         def __init__(
             self,
+            *,
+            page_size: int = 0,
+            page_token: str = "",
         ) -> None:
             pass
 
-_ListCollectionsResponseFields: TypeAlias = Literal["collections", "teams"]
+        page_size: int
+        page_token: str
+
+_ListCollectionsResponseFields: TypeAlias = Literal["collections", "teams", "next_page_token"]
 
 class ListCollectionsResponse(Message[_ListCollectionsResponseFields]):
     """
@@ -644,9 +664,15 @@ class ListCollectionsResponse(Message[_ListCollectionsResponseFields]):
             ```proto
             repeated string teams = 2;
             ```
+        next_page_token:
+            The token of the next page; empty on the last page (and for an unpaged answer).
+
+            ```proto
+            string next_page_token = 3;
+            ```
     """
 
-    __slots__ = ("collections", "teams")
+    __slots__ = ("collections", "teams", "next_page_token")
 
     if TYPE_CHECKING:
 
@@ -655,13 +681,15 @@ class ListCollectionsResponse(Message[_ListCollectionsResponseFields]):
             *,
             collections: list[Collection] | None = None,
             teams: list[str] | None = None,
+            next_page_token: str = "",
         ) -> None:
             pass
 
         collections: list[Collection]
         teams: list[str]
+        next_page_token: str
 
-_GetCollectionRequestFields: TypeAlias = Literal["id"]
+_GetCollectionRequestFields: TypeAlias = Literal["id", "page_size", "page_token"]
 
 class GetCollectionRequest(Message[_GetCollectionRequestFields]):
     """
@@ -674,9 +702,23 @@ class GetCollectionRequest(Message[_GetCollectionRequestFields]):
             ```proto
             string id = 1;
             ```
+        page_size:
+            The most requests in the answer (see "Paging" above); 0: all, unless page_token.
+            Requests come in the collection's order (position), each with its folder, as the
+            web UI shows them.
+
+            ```proto
+            int32 page_size = 2;
+            ```
+        page_token:
+            A next_page_token from an earlier GetCollection of this collection.
+
+            ```proto
+            string page_token = 3;
+            ```
     """
 
-    __slots__ = ("id",)
+    __slots__ = ("id", "page_size", "page_token")
 
     if TYPE_CHECKING:
 
@@ -684,12 +726,16 @@ class GetCollectionRequest(Message[_GetCollectionRequestFields]):
             self,
             *,
             id: str = "",
+            page_size: int = 0,
+            page_token: str = "",
         ) -> None:
             pass
 
         id: str
+        page_size: int
+        page_token: str
 
-_GetCollectionResponseFields: TypeAlias = Literal["collection", "requests", "environments"]
+_GetCollectionResponseFields: TypeAlias = Literal["collection", "requests", "environments", "next_page_token"]
 
 class GetCollectionResponse(Message[_GetCollectionResponseFields]):
     """
@@ -699,20 +745,32 @@ class GetCollectionResponse(Message[_GetCollectionResponseFields]):
 
     Attributes:
         collection:
+            On every page (request_count counts all its requests).
+
             ```proto
             optional catalog.v1.Collection collection = 1;
             ```
         requests:
+            This page's requests, in the collection's order.
+
             ```proto
             repeated catalog.v1.SavedRequest requests = 2;
             ```
         environments:
+            Every environment, on the first page only (the one asked without page_token).
+
             ```proto
             repeated catalog.v1.Environment environments = 3;
             ```
+        next_page_token:
+            The token of the next page of requests; empty on the last page (and unpaged).
+
+            ```proto
+            string next_page_token = 4;
+            ```
     """
 
-    __slots__ = ("collection", "requests", "environments")
+    __slots__ = ("collection", "requests", "environments", "next_page_token")
 
     if TYPE_CHECKING:
 
@@ -722,12 +780,14 @@ class GetCollectionResponse(Message[_GetCollectionResponseFields]):
             collection: Collection | None = None,
             requests: list[SavedRequest] | None = None,
             environments: list[Environment] | None = None,
+            next_page_token: str = "",
         ) -> None:
             pass
 
         collection: Collection | None
         requests: list[SavedRequest]
         environments: list[Environment]
+        next_page_token: str
 
 _SaveCollectionRequestFields: TypeAlias = Literal["id", "name", "description", "team"]
 
@@ -1449,7 +1509,7 @@ class ImportCollectionRequest(Message[_ImportCollectionRequestFields]):
 
 
 _DESC = file_desc(
-    b'\n\x1ccatalog/v1/collections.proto\x12\ncatalog.v1\x1a\x18catalog/v1/catalog.proto"\xd4\x01\n\nCollection\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x03 \x01(\tR\x0bdescription\x12\x12\n\x04team\x18\x04 \x01(\tR\x04team\x12\x1a\n\x08personal\x18\x05 \x01(\x08R\x08personal\x12#\n\rrequest_count\x18\x06 \x01(\x05R\x0crequestCount\x12+\n\x11environment_count\x18\x07 \x01(\x05R\x10environmentCount"Y\n\tAssertion\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x0e\n\x02op\x18\x03 \x01(\tR\x02op\x12\x14\n\x05value\x18\x04 \x01(\tR\x05value"\x97\x01\n\tTlsChoice\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x120\n\x14insecure_skip_verify\x18\x03 \x01(\x08R\x12insecureSkipVerify\x12\x1e\n\x0bca_cert_pem\x18\x04 \x01(\tR\tcaCertPem"\x93\x05\n\x0cSavedRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0ccollectionId\x12\x16\n\x06folder\x18\x03 \x01(\tR\x06folder\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x05 \x01(\tR\x0bdescription\x12\x18\n\x07service\x18\x06 \x01(\tR\x07service\x12\x16\n\x06method\x18\x07 \x01(\tR\x06method\x12\x1a\n\x08endpoint\x18\x08 \x01(\tR\x08endpoint\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12B\n\x08metadata\x18\n \x03(\x0b2&.catalog.v1.SavedRequest.MetadataEntryR\x08metadata\x122\n\x15request_messages_json\x18\x0b \x03(\tR\x13requestMessagesJson\x12\'\n\x03tls\x18\x0c \x01(\x0b2\x15.catalog.v1.TlsChoiceR\x03tls\x125\n\nassertions\x18\r \x03(\x0b2\x15.catalog.v1.AssertionR\nassertions\x12\x1a\n\x08position\x18\x0e \x01(\x05R\x08position\x12\'\n\x0ftimeout_seconds\x18\x0f \x01(\x05R\x0etimeoutSeconds\x12#\n\rconnect_codec\x18\x10 \x01(\tR\x0cconnectCodec\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"i\n\x08Variable\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n\x06secret\x18\x03 \x01(\x08R\x06secret\x12\x1b\n\tvalue_set\x18\x04 \x01(\x08R\x08valueSet"\xdc\x02\n\nAuthHelper\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x1a\n\x08username\x18\x03 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x04 \x01(\tR\x08password\x12\x1f\n\x0bheader_name\x18\x05 \x01(\tR\nheaderName\x12\x17\n\x07api_key\x18\x06 \x01(\tR\x06apiKey\x12\x1b\n\ttoken_url\x18\x07 \x01(\tR\x08tokenUrl\x12\x1b\n\tclient_id\x18\x08 \x01(\tR\x08clientId\x12#\n\rclient_secret\x18\t \x01(\tR\x0cclientSecret\x12\x16\n\x06scopes\x18\n \x01(\tR\x06scopes\x12\x1a\n\x08audience\x18\x0b \x01(\tR\x08audience\x12\x1f\n\x0bsecrets_set\x18\x0c \x03(\tR\nsecretsSet"\xa4\x01\n\x0eEnvironmentTls\x12&\n\x0fclient_cert_pem\x18\x01 \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x02 \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\x03 \x01(\tR\tcaCertPem\x12$\n\x0eclient_key_set\x18\x04 \x01(\x08R\x0cclientKeySet"\xe4\x01\n\x0bEnvironment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0ccollectionId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x122\n\tvariables\x18\x04 \x03(\x0b2\x14.catalog.v1.VariableR\tvariables\x12*\n\x04auth\x18\x05 \x01(\x0b2\x16.catalog.v1.AuthHelperR\x04auth\x12,\n\x03tls\x18\x06 \x01(\x0b2\x1a.catalog.v1.EnvironmentTlsR\x03tls"\x18\n\x16ListCollectionsRequest"i\n\x17ListCollectionsResponse\x128\n\x0bcollections\x18\x01 \x03(\x0b2\x16.catalog.v1.CollectionR\x0bcollections\x12\x14\n\x05teams\x18\x02 \x03(\tR\x05teams"&\n\x14GetCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xc2\x01\n\x15GetCollectionResponse\x126\n\ncollection\x18\x01 \x01(\x0b2\x16.catalog.v1.CollectionR\ncollection\x124\n\x08requests\x18\x02 \x03(\x0b2\x18.catalog.v1.SavedRequestR\x08requests\x12;\n\x0cenvironments\x18\x03 \x03(\x0b2\x17.catalog.v1.EnvironmentR\x0cenvironments"q\n\x15SaveCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x03 \x01(\tR\x0bdescription\x12\x12\n\x04team\x18\x04 \x01(\tR\x04team")\n\x17DeleteCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"4\n\x18DeleteCollectionResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted"H\n\x12SaveRequestRequest\x122\n\x07request\x18\x01 \x01(\x0b2\x18.catalog.v1.SavedRequestR\x07request"&\n\x14DeleteRequestRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"1\n\x15DeleteRequestResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted")\n\x17DuplicateRequestRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"^\n\x16ReorderRequestsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0ccollectionId\x12\x1f\n\x0brequest_ids\x18\x02 \x03(\tR\nrequestIds"O\n\x17ReorderRequestsResponse\x124\n\x08requests\x18\x01 \x03(\x0b2\x18.catalog.v1.SavedRequestR\x08requests"S\n\x16SaveEnvironmentRequest\x129\n\x0benvironment\x18\x01 \x01(\x0b2\x17.catalog.v1.EnvironmentR\x0benvironment"*\n\x18DeleteEnvironmentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"5\n\x19DeleteEnvironmentResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted"|\n\x12RunRequestsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0ccollectionId\x12\x1f\n\x0brequest_ids\x18\x02 \x03(\tR\nrequestIds\x12 \n\x0benvironment\x18\x03 \x01(\tR\x0benvironment"v\n\x0fAssertionResult\x123\n\tassertion\x18\x01 \x01(\x0b2\x15.catalog.v1.AssertionR\tassertion\x12\x16\n\x06passed\x18\x02 \x01(\x08R\x06passed\x12\x16\n\x06actual\x18\x03 \x01(\tR\x06actual"\xe9\x03\n\tRunResult\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06passed\x18\x03 \x01(\x08R\x06passed\x12\x1f\n\x0bstatus_code\x18\x04 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x05 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x124\n\x16response_messages_json\x18\x07 \x03(\tR\x14responseMessagesJson\x12=\n\x10response_headers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\t \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12;\n\nassertions\x18\x0b \x03(\x0b2\x1b.catalog.v1.AssertionResultR\nassertions\x12\x14\n\x05error\x18\x0c \x01(\tR\x05error"v\n\x13RunRequestsResponse\x12/\n\x07results\x18\x01 \x03(\x0b2\x15.catalog.v1.RunResultR\x07results\x12\x16\n\x06passed\x18\x02 \x01(\x05R\x06passed\x12\x16\n\x06failed\x18\x03 \x01(\x05R\x06failed")\n\x17ExportCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"<\n\x0cExportedFile\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content"J\n\x18ExportCollectionResponse\x12.\n\x05files\x18\x01 \x03(\x0b2\x18.catalog.v1.ExportedFileR\x05files"]\n\x17ImportCollectionRequest\x12.\n\x05files\x18\x01 \x03(\x0b2\x18.catalog.v1.ExportedFileR\x05files\x12\x12\n\x04team\x18\x02 \x01(\tR\x04team2\xf1\x08\n\x11CollectionService\x12Z\n\x0fListCollections\x12".catalog.v1.ListCollectionsRequest\x1a#.catalog.v1.ListCollectionsResponse\x12T\n\rGetCollection\x12 .catalog.v1.GetCollectionRequest\x1a!.catalog.v1.GetCollectionResponse\x12K\n\x0eSaveCollection\x12!.catalog.v1.SaveCollectionRequest\x1a\x16.catalog.v1.Collection\x12]\n\x10DeleteCollection\x12#.catalog.v1.DeleteCollectionRequest\x1a$.catalog.v1.DeleteCollectionResponse\x12G\n\x0bSaveRequest\x12\x1e.catalog.v1.SaveRequestRequest\x1a\x18.catalog.v1.SavedRequest\x12T\n\rDeleteRequest\x12 .catalog.v1.DeleteRequestRequest\x1a!.catalog.v1.DeleteRequestResponse\x12Q\n\x10DuplicateRequest\x12#.catalog.v1.DuplicateRequestRequest\x1a\x18.catalog.v1.SavedRequest\x12Z\n\x0fReorderRequests\x12".catalog.v1.ReorderRequestsRequest\x1a#.catalog.v1.ReorderRequestsResponse\x12N\n\x0fSaveEnvironment\x12".catalog.v1.SaveEnvironmentRequest\x1a\x17.catalog.v1.Environment\x12`\n\x11DeleteEnvironment\x12$.catalog.v1.DeleteEnvironmentRequest\x1a%.catalog.v1.DeleteEnvironmentResponse\x12N\n\x0bRunRequests\x12\x1e.catalog.v1.RunRequestsRequest\x1a\x1f.catalog.v1.RunRequestsResponse\x12]\n\x10ExportCollection\x12#.catalog.v1.ExportCollectionRequest\x1a$.catalog.v1.ExportCollectionResponse\x12O\n\x10ImportCollection\x12#.catalog.v1.ImportCollectionRequest\x1a\x16.catalog.v1.Collectionb\x06proto3',
+    b'\n\x1ccatalog/v1/collections.proto\x12\ncatalog.v1\x1a\x18catalog/v1/catalog.proto"\xd4\x01\n\nCollection\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x03 \x01(\tR\x0bdescription\x12\x12\n\x04team\x18\x04 \x01(\tR\x04team\x12\x1a\n\x08personal\x18\x05 \x01(\x08R\x08personal\x12#\n\rrequest_count\x18\x06 \x01(\x05R\x0crequestCount\x12+\n\x11environment_count\x18\x07 \x01(\x05R\x10environmentCount"Y\n\tAssertion\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x0e\n\x02op\x18\x03 \x01(\tR\x02op\x12\x14\n\x05value\x18\x04 \x01(\tR\x05value"\x97\x01\n\tTlsChoice\x12\x17\n\x07use_tls\x18\x01 \x01(\x08R\x06useTls\x12\x1f\n\x0bserver_name\x18\x02 \x01(\tR\nserverName\x120\n\x14insecure_skip_verify\x18\x03 \x01(\x08R\x12insecureSkipVerify\x12\x1e\n\x0bca_cert_pem\x18\x04 \x01(\tR\tcaCertPem"\x93\x05\n\x0cSavedRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0ccollectionId\x12\x16\n\x06folder\x18\x03 \x01(\tR\x06folder\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x05 \x01(\tR\x0bdescription\x12\x18\n\x07service\x18\x06 \x01(\tR\x07service\x12\x16\n\x06method\x18\x07 \x01(\tR\x06method\x12\x1a\n\x08endpoint\x18\x08 \x01(\tR\x08endpoint\x123\n\ttransport\x18\t \x01(\x0e2\x15.catalog.v1.TransportR\ttransport\x12B\n\x08metadata\x18\n \x03(\x0b2&.catalog.v1.SavedRequest.MetadataEntryR\x08metadata\x122\n\x15request_messages_json\x18\x0b \x03(\tR\x13requestMessagesJson\x12\'\n\x03tls\x18\x0c \x01(\x0b2\x15.catalog.v1.TlsChoiceR\x03tls\x125\n\nassertions\x18\r \x03(\x0b2\x15.catalog.v1.AssertionR\nassertions\x12\x1a\n\x08position\x18\x0e \x01(\x05R\x08position\x12\'\n\x0ftimeout_seconds\x18\x0f \x01(\x05R\x0etimeoutSeconds\x12#\n\rconnect_codec\x18\x10 \x01(\tR\x0cconnectCodec\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"i\n\x08Variable\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n\x06secret\x18\x03 \x01(\x08R\x06secret\x12\x1b\n\tvalue_set\x18\x04 \x01(\x08R\x08valueSet"\xdc\x02\n\nAuthHelper\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x1a\n\x08username\x18\x03 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x04 \x01(\tR\x08password\x12\x1f\n\x0bheader_name\x18\x05 \x01(\tR\nheaderName\x12\x17\n\x07api_key\x18\x06 \x01(\tR\x06apiKey\x12\x1b\n\ttoken_url\x18\x07 \x01(\tR\x08tokenUrl\x12\x1b\n\tclient_id\x18\x08 \x01(\tR\x08clientId\x12#\n\rclient_secret\x18\t \x01(\tR\x0cclientSecret\x12\x16\n\x06scopes\x18\n \x01(\tR\x06scopes\x12\x1a\n\x08audience\x18\x0b \x01(\tR\x08audience\x12\x1f\n\x0bsecrets_set\x18\x0c \x03(\tR\nsecretsSet"\xa4\x01\n\x0eEnvironmentTls\x12&\n\x0fclient_cert_pem\x18\x01 \x01(\tR\rclientCertPem\x12$\n\x0eclient_key_pem\x18\x02 \x01(\tR\x0cclientKeyPem\x12\x1e\n\x0bca_cert_pem\x18\x03 \x01(\tR\tcaCertPem\x12$\n\x0eclient_key_set\x18\x04 \x01(\x08R\x0cclientKeySet"\xe4\x01\n\x0bEnvironment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0ccollectionId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x122\n\tvariables\x18\x04 \x03(\x0b2\x14.catalog.v1.VariableR\tvariables\x12*\n\x04auth\x18\x05 \x01(\x0b2\x16.catalog.v1.AuthHelperR\x04auth\x12,\n\x03tls\x18\x06 \x01(\x0b2\x1a.catalog.v1.EnvironmentTlsR\x03tls"T\n\x16ListCollectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken"\x91\x01\n\x17ListCollectionsResponse\x128\n\x0bcollections\x18\x01 \x03(\x0b2\x16.catalog.v1.CollectionR\x0bcollections\x12\x14\n\x05teams\x18\x02 \x03(\tR\x05teams\x12&\n\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken"b\n\x14GetCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"\xea\x01\n\x15GetCollectionResponse\x126\n\ncollection\x18\x01 \x01(\x0b2\x16.catalog.v1.CollectionR\ncollection\x124\n\x08requests\x18\x02 \x03(\x0b2\x18.catalog.v1.SavedRequestR\x08requests\x12;\n\x0cenvironments\x18\x03 \x03(\x0b2\x17.catalog.v1.EnvironmentR\x0cenvironments\x12&\n\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken"q\n\x15SaveCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x03 \x01(\tR\x0bdescription\x12\x12\n\x04team\x18\x04 \x01(\tR\x04team")\n\x17DeleteCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"4\n\x18DeleteCollectionResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted"H\n\x12SaveRequestRequest\x122\n\x07request\x18\x01 \x01(\x0b2\x18.catalog.v1.SavedRequestR\x07request"&\n\x14DeleteRequestRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"1\n\x15DeleteRequestResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted")\n\x17DuplicateRequestRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"^\n\x16ReorderRequestsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0ccollectionId\x12\x1f\n\x0brequest_ids\x18\x02 \x03(\tR\nrequestIds"O\n\x17ReorderRequestsResponse\x124\n\x08requests\x18\x01 \x03(\x0b2\x18.catalog.v1.SavedRequestR\x08requests"S\n\x16SaveEnvironmentRequest\x129\n\x0benvironment\x18\x01 \x01(\x0b2\x17.catalog.v1.EnvironmentR\x0benvironment"*\n\x18DeleteEnvironmentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"5\n\x19DeleteEnvironmentResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted"|\n\x12RunRequestsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0ccollectionId\x12\x1f\n\x0brequest_ids\x18\x02 \x03(\tR\nrequestIds\x12 \n\x0benvironment\x18\x03 \x01(\tR\x0benvironment"v\n\x0fAssertionResult\x123\n\tassertion\x18\x01 \x01(\x0b2\x15.catalog.v1.AssertionR\tassertion\x12\x16\n\x06passed\x18\x02 \x01(\x08R\x06passed\x12\x16\n\x06actual\x18\x03 \x01(\tR\x06actual"\xe9\x03\n\tRunResult\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06passed\x18\x03 \x01(\x08R\x06passed\x12\x1f\n\x0bstatus_code\x18\x04 \x01(\x05R\nstatusCode\x12\x1f\n\x0bstatus_name\x18\x05 \x01(\tR\nstatusName\x12%\n\x0estatus_message\x18\x06 \x01(\tR\rstatusMessage\x124\n\x16response_messages_json\x18\x07 \x03(\tR\x14responseMessagesJson\x12=\n\x10response_headers\x18\x08 \x03(\x0b2\x12.catalog.v1.HeaderR\x0fresponseHeaders\x12?\n\x11response_trailers\x18\t \x03(\x0b2\x12.catalog.v1.HeaderR\x10responseTrailers\x12\x1f\n\x0bduration_ms\x18\n \x01(\x01R\ndurationMs\x12;\n\nassertions\x18\x0b \x03(\x0b2\x1b.catalog.v1.AssertionResultR\nassertions\x12\x14\n\x05error\x18\x0c \x01(\tR\x05error"v\n\x13RunRequestsResponse\x12/\n\x07results\x18\x01 \x03(\x0b2\x15.catalog.v1.RunResultR\x07results\x12\x16\n\x06passed\x18\x02 \x01(\x05R\x06passed\x12\x16\n\x06failed\x18\x03 \x01(\x05R\x06failed")\n\x17ExportCollectionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"<\n\x0cExportedFile\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content"J\n\x18ExportCollectionResponse\x12.\n\x05files\x18\x01 \x03(\x0b2\x18.catalog.v1.ExportedFileR\x05files"]\n\x17ImportCollectionRequest\x12.\n\x05files\x18\x01 \x03(\x0b2\x18.catalog.v1.ExportedFileR\x05files\x12\x12\n\x04team\x18\x02 \x01(\tR\x04team2\xf1\x08\n\x11CollectionService\x12Z\n\x0fListCollections\x12".catalog.v1.ListCollectionsRequest\x1a#.catalog.v1.ListCollectionsResponse\x12T\n\rGetCollection\x12 .catalog.v1.GetCollectionRequest\x1a!.catalog.v1.GetCollectionResponse\x12K\n\x0eSaveCollection\x12!.catalog.v1.SaveCollectionRequest\x1a\x16.catalog.v1.Collection\x12]\n\x10DeleteCollection\x12#.catalog.v1.DeleteCollectionRequest\x1a$.catalog.v1.DeleteCollectionResponse\x12G\n\x0bSaveRequest\x12\x1e.catalog.v1.SaveRequestRequest\x1a\x18.catalog.v1.SavedRequest\x12T\n\rDeleteRequest\x12 .catalog.v1.DeleteRequestRequest\x1a!.catalog.v1.DeleteRequestResponse\x12Q\n\x10DuplicateRequest\x12#.catalog.v1.DuplicateRequestRequest\x1a\x18.catalog.v1.SavedRequest\x12Z\n\x0fReorderRequests\x12".catalog.v1.ReorderRequestsRequest\x1a#.catalog.v1.ReorderRequestsResponse\x12N\n\x0fSaveEnvironment\x12".catalog.v1.SaveEnvironmentRequest\x1a\x17.catalog.v1.Environment\x12`\n\x11DeleteEnvironment\x12$.catalog.v1.DeleteEnvironmentRequest\x1a%.catalog.v1.DeleteEnvironmentResponse\x12N\n\x0bRunRequests\x12\x1e.catalog.v1.RunRequestsRequest\x1a\x1f.catalog.v1.RunRequestsResponse\x12]\n\x10ExportCollection\x12#.catalog.v1.ExportCollectionRequest\x1a$.catalog.v1.ExportCollectionResponse\x12O\n\x10ImportCollection\x12#.catalog.v1.ImportCollectionRequest\x1a\x16.catalog.v1.Collectionb\x06proto3',
     [
         catalog_pb.desc(),
     ],
