@@ -26,6 +26,7 @@ from .api.static import StaticFiles
 from .api.strictjson import StrictJSONCodec
 from .audit import AuditLog
 from .base import Base
+from .counters import counters_for
 from .descriptors import EMPTY, SchemaCache
 from .gen.catalog.v1 import catalog_pb, collections_pb
 from .gen.catalog.v1.catalog_connect import CatalogServiceASGIApplication
@@ -197,9 +198,19 @@ class App:
             permissive=s.server.loopback,
             operator_endpoints=_operator_endpoints(s.base),
         )
-        self.identity_limits = IdentityLimits(
-            calls_per_minute=s.limits.calls_per_minute, streams=s.limits.streams_per_identity
+        store = open_store(
+            s.sessions.store,
+            prefix=s.sessions.store_prefix,
+            ttl=s.sessions.ttl,
+            cache=self.schemas,
+            clock=clock,
         )
+        self.identity_limits = IdentityLimits(
+            calls_per_minute=s.limits.calls_per_minute,
+            streams=s.limits.streams_per_identity,
+            counters=counters_for(store, lease=s.limits.stream_lease),
+        )
+        """Counted in memory, or across processes with a shared store (counters.py)."""
         self.user_loader = GuardedLoader(self.loader, self.policy, self.observer)
         """The loader of LoadProtos: the access policy in front, metrics and audit behind."""
         self.manager = SessionManager(
@@ -209,13 +220,7 @@ class App:
             clock=clock,
             max_sessions=s.sessions.max_sessions,
             max_per_owner=s.sessions.per_identity,
-            store=open_store(
-                s.sessions.store,
-                prefix=s.sessions.store_prefix,
-                ttl=s.sessions.ttl,
-                cache=self.schemas,
-                clock=clock,
-            ),
+            store=store,
         )
         if self.metrics is not None:
             self.manager.on_refused = self.metrics.refused_by
@@ -440,6 +445,7 @@ class App:
         if self._warmup is not None:
             self._warmup.cancel()
         await self.manager.close()
+        await self.identity_limits.counters.close()
         await self.manager.store.close()
         await self.saved.close()
         await self.loader.close()

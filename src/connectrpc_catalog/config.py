@@ -209,7 +209,7 @@ _STORE_QUERY = frozenset(
 
 
 def _session_store(text: str) -> str:
-    """"" (in memory) or a redis:// / rediss:// URL: host, port, /DB, user:password, TLS options.
+    """ "" (in memory) or a redis:// / rediss:// URL: host, port, /DB, user:password, TLS options.
 
     Messages never repeat the password.
     """
@@ -557,6 +557,18 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         group=_G_SEC,
         help="upstream streams one identity may have open at once (0: no limit)",
+    ),
+    Option(
+        key="stream_lease",
+        path="limits.stream_lease",
+        default=30.0,
+        parse=parse_duration,
+        metavar="DURATION",
+        group=_G_SEC,
+        shown_default="30s",
+        help="with --session-store: how long a stream still counts for "
+        "--streams-per-identity once its process stops renewing it (a crashed process's "
+        "streams stop counting after this)",
     ),
     Option(
         key="schema_cache_entries",

@@ -25,14 +25,14 @@ import ipaddress
 import os
 import secrets
 import socket
-import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from .counters import LimitCounters, MemoryCounters
 from .descriptors import Schema
 from .identity import Identity, current_identity, session_tag
 from .loading import Loader
@@ -385,51 +385,48 @@ def _real(path: str) -> Path:
 
 
 class IdentityLimits:
-    """Calls per minute and streams at once, per identity (0 = no limit)."""
+    """Calls per minute and streams at once, per identity (0 = no limit), counted by
+    `counters`: this process's memory, or with a shared session store every process's
+    (counters.py). The limits and their refusals are here; the counting is there."""
 
-    def __init__(self, *, calls_per_minute: int = 0, streams: int = 0) -> None:
+    def __init__(
+        self, *, calls_per_minute: int = 0, streams: int = 0, counters: LimitCounters | None = None
+    ) -> None:
         self.calls_per_minute = calls_per_minute
         self.streams = streams
-        self._lock = threading.Lock()
-        self._calls: dict[str, deque[float]] = {}
-        self._open: dict[str, int] = defaultdict(int)
+        self.counters: LimitCounters = counters or MemoryCounters()
 
-    def take_call(self, who: Identity) -> None:
-        """Count one call; LimitExceeded past `calls_per_minute` in the last 60 s."""
+    async def take_call(self, who: Identity) -> None:
+        """Count one call; LimitExceeded past `calls_per_minute` in the last 60 s
+        (StoreUnavailable when a shared store cannot count it)."""
         if not self.calls_per_minute:
             return
-        now = time.monotonic()
-        with self._lock:
-            window = self._calls.setdefault(who.key, deque())
-            while window and now - window[0] >= 60.0:
-                window.popleft()
-            if len(window) >= self.calls_per_minute:
-                raise LimitExceeded(
-                    f"{who.name} made {self.calls_per_minute} calls in the last minute, the "
-                    "limit per person (--calls-per-minute): wait a little and try again",
-                    limit="calls_per_minute",
-                )
-            window.append(now)
-            if len(self._calls) > 100_000:  # bounded: forget the idlest
-                self._calls.pop(next(iter(self._calls)))
+        if not await self.counters.take_call(who.key, self.calls_per_minute):
+            raise LimitExceeded(
+                f"{who.name} made {self.calls_per_minute} calls in the last minute, the "
+                "limit per person (--calls-per-minute): wait a little and try again",
+                limit="calls_per_minute",
+            )
 
-    def open_stream(self, who: Identity) -> None:
-        """Count one open stream; LimitExceeded past `streams` at once."""
-        with self._lock:
-            if self.streams and self._open[who.key] >= self.streams:
-                raise LimitExceeded(
-                    f"{who.name} already has {self.streams} streams open, the limit per "
-                    "person (--streams-per-identity): close one and try again",
-                    limit="streams_per_identity",
-                )
-            self._open[who.key] += 1
+    async def open_stream(self, who: Identity) -> str:
+        """Count one open stream: the lease to give `close_stream` ("" when streams are
+        not limited); LimitExceeded past `streams` at once (StoreUnavailable when a
+        shared store cannot count it)."""
+        if not self.streams:
+            return ""
+        lease = await self.counters.open_stream(who.key, self.streams)
+        if lease is None:
+            raise LimitExceeded(
+                f"{who.name} already has {self.streams} streams open, the limit per "
+                "person (--streams-per-identity): close one and try again",
+                limit="streams_per_identity",
+            )
+        return lease
 
-    def close_stream(self, who: Identity) -> None:
-        """Undo `open_stream`."""
-        with self._lock:
-            self._open[who.key] -= 1
-            if self._open[who.key] <= 0:
-                del self._open[who.key]
+    async def close_stream(self, who: Identity, lease: str) -> None:
+        """Undo `open_stream` (never fails)."""
+        if lease:
+            await self.counters.close_stream(who.key, lease)
 
 
 # -- where the policy applies -------------------------------------------------------------
@@ -555,7 +552,6 @@ class EgressProxy:
         except (OSError, TimeoutError):
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
         return None
-
 
     def _authorized(self, head: bytes) -> bool:
         want = base64.b64encode(f"catalog:{self._secret}".encode())
@@ -723,11 +719,15 @@ class GuardedInvoker(Invoker):
         """The target to call (with the checked address to dial), or the refusal."""
         try:
             dial = await self.policy.check_target(target.host, target.port, self._who())
-            self.limits.take_call(self.owner)
+            await self.limits.take_call(self.owner)
         except RequestError as exc:
-            self.observer.refused(
-                who=self.owner, session=self.session, what=f"call {method.path}", reason=exc.message
-            )
+            if exc.code is not Code.UNAVAILABLE:  # a refusal, not a store that is away
+                self.observer.refused(
+                    who=self.owner,
+                    session=self.session,
+                    what=f"call {method.path}",
+                    reason=exc.message,
+                )
             raise
         return target if dial in (None, target.host) else replace(target, dial=dial)
 
@@ -777,7 +777,7 @@ class GuardedInvoker(Invoker):
         """Invoker.stream, admitted by the policy and the stream limit, and reported."""
         dialled = await self._admit(target, method)
         try:
-            self.limits.open_stream(self.owner)
+            lease = await self.limits.open_stream(self.owner)
         except LimitExceeded as exc:
             self.observer.refused(
                 who=self.owner, session=self.session, what=f"call {method.path}", reason=exc.message
@@ -800,8 +800,8 @@ class GuardedInvoker(Invoker):
             code = "refused"
             raise
         finally:
-            self.limits.close_stream(self.owner)
             self._report(target, method, code, start)
+            await self.limits.close_stream(self.owner, lease)
 
 
 class Observers:

@@ -3,6 +3,12 @@
 The manager's lookups are synchronous and guarded by a lock so they are safe from any
 thread or task; closing what a removed session held is asynchronous and done by the
 manager's background task (or by `sweep()` / `close()` when awaited directly).
+
+`--sessions-per-identity` (`max_per_owner`) counts the sessions held here; with a shared
+store, a request that may create a session first reads its owner's count across
+processes (`shared.Replica.prepare` → `fleet_owned`), and the store's create script
+counts again atomically when the new session is written (`Replica.save`), so
+requests spread over processes cannot pass the limit.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +39,7 @@ __all__ = [
     "SessionManager",
     "State",
     "Stats",
+    "fleet_owned",
 ]
 
 DEFAULT_MAX_SESSIONS = 10_000
@@ -50,6 +58,16 @@ _SWEEP_BATCH = 1_000
 
 _CLOSE_SLICE = 0.002
 """Longest stretch (seconds) of closing sessions before yielding to the event loop."""
+
+
+_FLEET: ContextVar[tuple[str, int] | None] = ContextVar("catalog_fleet_owned", default=None)
+"""The current request's owner and its live sessions across processes (shared store)."""
+
+
+def fleet_owned(owner: str, count: int | None) -> None:
+    """Tell `get_or_create` of this request how many sessions `owner` holds across
+    processes (None: not counted; set for every request, so none inherits another's)."""
+    _FLEET.set(None if count is None else (owner, count))
 
 
 class SessionLimitError(RequestError):
@@ -240,9 +258,8 @@ class SessionManager:
             if state is not None and state.owner != owner:
                 state = None  # someone else's: never shared, never touched
             if state is None:
-                if self.max_per_owner and self._owned.get(owner, 0) >= self.max_per_owner:
-                    self._refused("sessions_per_identity")
-                    raise IdentitySessionLimitError(self.max_per_owner)
+                if self.max_per_owner and self._held_by(owner) >= self.max_per_owner:
+                    raise self.owner_limit_error()
                 if len(self._sessions) >= self.max_sessions:
                     self._make_room(now)
                 new_id = secrets.token_hex(16)
@@ -354,6 +371,19 @@ class SessionManager:
             return None
         reason, _, who = ended.partition("|")
         return reason if owner is None or who == owner else None
+
+    def _held_by(self, owner: str) -> int:
+        """Under the lock: `owner`'s sessions here, or across processes if more."""
+        held = self._owned.get(owner, 0)
+        fleet = _FLEET.get()
+        if fleet is not None and fleet[0] == owner:
+            return max(held, fleet[1])
+        return held
+
+    def owner_limit_error(self) -> IdentitySessionLimitError:
+        """The refusal of a session past `max_per_owner` (counted for metrics)."""
+        self._refused("sessions_per_identity")
+        return IdentitySessionLimitError(self.max_per_owner)
 
     def owned(self, owner: str) -> int:
         """Live sessions `owner` holds."""

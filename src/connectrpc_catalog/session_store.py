@@ -14,6 +14,10 @@ serves any session:
   that refers to it renews it.
 - `P:x:<id>` — a closed session's tombstone (so other processes say "closed").
 - `P:live` / `P:born` — sorted sets by last use and creation, for `stats` across processes.
+- `P:lim:s:<h>` — the sessions of one identity (`<h>`: the SHA-1 of its key) by last use,
+  kept by the create, touch and end scripts; `--sessions-per-identity` counts it (entries
+  older than the TTL trimmed) inside the create script, so two processes cannot both
+  create the last session allowed. The other limits' keys are in counters.py.
 - `P:base` — a counter bumped by every base reload.
 - channels `P:<db>:events` (session ended or changed, base reloaded) and
   `P:<db>:node:<node>` (live calls relayed to the process that owns them, and answers).
@@ -28,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -142,7 +147,16 @@ class SessionStore(Protocol):
         ("closed", "expired")."""
         ...
 
-    async def create(self, record: Record, now: float, parts: Sequence[Schema]) -> None: ...
+    async def create(
+        self, record: Record, now: float, parts: Sequence[Schema], *, max_per_owner: int = 0
+    ) -> bool:
+        """Write a new session; False (nothing written) when its owner holds
+        `max_per_owner` live sessions already (0: no limit)."""
+        ...
+
+    async def owned(self, owner: str, now: float) -> int:
+        """Live sessions `owner` holds across processes (0 for a store that is not shared)."""
+        ...
 
     async def append(
         self, session_id: str, entries: Sequence[ManifestEntry], parts: Sequence[Schema]
@@ -193,8 +207,15 @@ class MemoryStore:
         """Never asked (not shared): the manager knows every session."""
         return "unknown"
 
-    async def create(self, record: Record, now: float, parts: Sequence[Schema]) -> None:
-        """The manager holds it already."""
+    async def create(
+        self, record: Record, now: float, parts: Sequence[Schema], *, max_per_owner: int = 0
+    ) -> bool:
+        """The manager holds it already (and counted it)."""
+        return True
+
+    async def owned(self, owner: str, now: float) -> int:
+        """Never asked: the manager counts its owners' sessions."""
+        return 0
 
     async def append(
         self, session_id: str, entries: Sequence[ManifestEntry], parts: Sequence[Schema]
@@ -247,6 +268,9 @@ end
 redis.call('HSET', KEYS[1], 'last_used', ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
 local f = redis.call('HMGET', KEYS[1], 'owner', 'created', 'manifest', 'keys')
+local owned = ARGV[6] .. redis.sha1hex(f[1] or '')
+redis.call('ZADD', owned, ARGV[2], ARGV[4])
+redis.call('PEXPIRE', owned, ARGV[1])
 if f[4] then
   for k in string.gmatch(f[4], '%S+') do redis.call('PEXPIRE', ARGV[5] .. k, ARGV[3]) end
 end
@@ -254,11 +278,18 @@ return {1, f[1] or '', f[2] or '0', f[3] or '[]'}
 """
 
 _CREATE = """
+local limit = tonumber(ARGV[7])
+if limit > 0 and not redis.call('ZSCORE', KEYS[4], ARGV[4]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[9])
+  if redis.call('ZCARD', KEYS[4]) >= limit then return 0 end
+end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[2], 'last_used', ARGV[2],
   'manifest', ARGV[5], 'keys', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
 return 1
 """
 
@@ -280,6 +311,7 @@ _END = """
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('ZREM', KEYS[5], ARGV[3])
 if n == 1 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
 return n
 """
@@ -334,6 +366,8 @@ class RedisStore:
         db = urlsplit(url).path.strip("/") or "0"
         self.node = secrets.token_hex(4)
         self._p = prefix
+        self.prefix = prefix
+        """`--session-store-prefix`: every key of the catalog's starts with it and `:`."""
         self._events_channel = f"{prefix}:{db}:events"
         self._node_prefix = f"{prefix}:{db}:node:"
         self._ttl_ms = max(1, int(ttl * 1000))
@@ -366,15 +400,32 @@ class RedisStore:
             )
         }
 
+    # -- for counters.py: the same connection, scripts and failure handling ------------
+
+    @property
+    def redis(self) -> Any:
+        """The asyncio Redis client (for a command awaited through `run`)."""
+        return self._redis
+
+    def script(self, text: str) -> Any:
+        """A Lua script registered as this store's own are (EVALSHA, loaded on demand)."""
+        return self._redis.register_script(text)
+
+    async def run(self, op: Awaitable[Any], what: str) -> Any:
+        """Await a Redis command or script: StoreUnavailable saying that `what` (e.g. "the
+        limits per person cannot be checked") when Redis does not answer (the store is
+        marked down), at once while it is known to be down."""
+        return await self._run(op, what)
+
     # -- connection and health ------------------------------------------------------
 
-    def _unavailable(self) -> StoreUnavailable:
+    def _unavailable(self, what: str = "sessions cannot be read or saved") -> StoreUnavailable:
         return StoreUnavailable(
-            f"the session store ({self.shown}) does not answer, so sessions cannot be read "
-            "or saved right now: try again in a moment (nothing was changed)"
+            f"the session store ({self.shown}) does not answer, so {what} right now: try "
+            "again in a moment (nothing was changed)"
         )
 
-    async def _run(self, op: Awaitable[Any]) -> Any:
+    async def _run(self, op: Awaitable[Any], what: str = "sessions cannot be read or saved") -> Any:
         """Await a Redis command; a connection failure marks the store down."""
         from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeout
@@ -384,14 +435,14 @@ class RedisStore:
                 op.cancel()
             elif hasattr(op, "close"):
                 op.close()
-            raise self._unavailable()
+            raise self._unavailable(what)
         try:
             return await op
         except (RedisTimeout, TimeoutError):  # slow, not gone: this request only
-            raise self._unavailable() from None
+            raise self._unavailable(what) from None
         except (RedisError, OSError) as exc:
             self._mark_down(exc)
-            raise self._unavailable() from None
+            raise self._unavailable(what) from None
 
     def _mark_down(self, exc: BaseException) -> None:
         if self._up:
@@ -573,7 +624,14 @@ class RedisStore:
         found = await self._run(
             self._scripts["touch"](
                 keys=[key, tomb, f"{self._p}:live"],
-                args=[self._ttl_ms, repr(now), self._blob_ttl_ms, session_id, f"{self._p}:d:"],
+                args=[
+                    self._ttl_ms,
+                    repr(now),
+                    self._blob_ttl_ms,
+                    session_id,
+                    f"{self._p}:d:",
+                    f"{self._p}:lim:s:",
+                ],
             )
         )
         if int(found[0]) == 0:
@@ -584,13 +642,19 @@ class RedisStore:
             id=session_id, owner=owner, created=float(created), manifest=_manifest(manifest)
         )
 
-    async def create(self, record: Record, now: float, parts: Sequence[Schema]) -> None:
-        """Write a new session (and upload the sets of its first loads)."""
+    def _owned_key(self, owner: str) -> str:
+        return f"{self._p}:lim:s:{hashlib.sha1(owner.encode()).hexdigest()}"
+
+    async def create(
+        self, record: Record, now: float, parts: Sequence[Schema], *, max_per_owner: int = 0
+    ) -> bool:
+        """Write a new session (and upload the sets of its first loads), unless its
+        owner holds `max_per_owner` live sessions already: one script counts and writes."""
         await self._upload(parts)
         key, _ = self._keys(record.id)
-        await self._run(
+        written = await self._run(
             self._scripts["create"](
-                keys=[key, f"{self._p}:live", f"{self._p}:born"],
+                keys=[key, f"{self._p}:live", f"{self._p}:born", self._owned_key(record.owner)],
                 args=[
                     record.owner,
                     repr(record.created),
@@ -598,9 +662,19 @@ class RedisStore:
                     record.id,
                     json.dumps([[e.label, e.key] for e in record.manifest]),
                     " ".join(e.key for e in record.manifest),
+                    max_per_owner,
+                    repr(now),
+                    repr(now - self._ttl),
                 ],
             )
         )
+        return bool(int(written))
+
+    async def owned(self, owner: str, now: float) -> int:
+        """Sessions `owner` used within the TTL, in every process (one ZCOUNT)."""
+        cutoff = f"({now - self._ttl!r}"
+        count = self._redis.zcount(self._owned_key(owner), cutoff, "+inf")
+        return int(await self._run(count, "the sessions per person cannot be counted"))
 
     async def append(
         self, session_id: str, entries: Sequence[ManifestEntry], parts: Sequence[Schema]
@@ -639,7 +713,7 @@ class RedisStore:
         key, tomb = self._keys(session_id)
         n = await self._run(
             self._scripts["end"](
-                keys=[key, tomb, f"{self._p}:live", f"{self._p}:born"],
+                keys=[key, tomb, f"{self._p}:live", f"{self._p}:born", self._owned_key(owner)],
                 args=[f"closed|{owner}", self._ttl_ms, session_id],
             )
         )

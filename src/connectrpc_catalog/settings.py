@@ -90,6 +90,10 @@ class LimitSettings:
     """Upstream calls one identity may start per minute (0: no limit)."""
     streams_per_identity: int = 0
     """Upstream streams one identity may have open at once (0: no limit)."""
+    stream_lease: float = 30.0
+    """With a shared session store: seconds a stream counts for `streams_per_identity`
+    after its process last renewed it (every third of it); a dead process's streams stop
+    counting after this."""
     compile_workers: int = 0
     """protoc worker processes compiling at once (0: one per core)."""
     compile_queue: int = 256

@@ -9,6 +9,12 @@ connection pools, live calls) in step with the shared record (`session_store`):
   a compile); a session held here is checked again at most every `refresh_every`
   seconds, or at once when another process said it changed;
 - after a request succeeded, `save` writes a new session, or the loads it added;
+- `--sessions-per-identity` holds across processes: a request that may create a session
+  (none named, or the one named is gone) first reads its owner's count in the store
+  (one ZCOUNT, only when the limit is set), which `SessionManager.get_or_create` refuses
+  at; the store's create script counts again when `save` writes the session, and
+  refuses it atomically if other processes created the last ones meanwhile (the
+  request's answer becomes that refusal and the session is dropped);
 - what other processes announce arrives as `StoreEvents`: a session ended (closed
   here too), changed (checked again on its next request), the base reloaded (reloaded
   here, the old base serving until the new one is built), and live-call requests
@@ -29,7 +35,7 @@ from .calls import LiveCalls
 from .gen.catalog.v1 import catalog_pb
 from .problems import Code, RequestError
 from .registry import Registry
-from .session import SessionManager, State
+from .session import SessionManager, State, fleet_owned
 from .session_store import ManifestEntry, Record, SessionStore, b64, unb64
 
 __all__ = ["RelayDirectory", "Replica"]
@@ -64,6 +70,13 @@ class Replica:
         none was asked for), else why it is gone ("closed", "expired", "unknown").
         StoreUnavailable when the store does not answer."""
         self.store.check()
+        fleet_owned(owner, None)
+        gone = await self._prepare(session_id, owner)
+        if self.manager.max_per_owner and (gone or not session_id):  # may create one
+            fleet_owned(owner, await self.store.owned(owner, self.manager.now()))
+        return gone
+
+    async def _prepare(self, session_id: str | None, owner: str) -> str:
         if not session_id or not _SESSION_ID.fullmatch(session_id):
             return "" if not session_id else "unknown"
         state = self.manager.peek(session_id)
@@ -128,7 +141,11 @@ class Replica:
             record = Record(
                 id=state.id, owner=state.owner, created=state.created_at, manifest=entries
             )
-            await self.store.create(record, self.manager.now(), parts)
+            written = await self.store.create(
+                record, self.manager.now(), parts, max_per_owner=self.manager.max_per_owner
+            )
+            if not written:  # other processes created the owner's last sessions meanwhile
+                raise self.manager.owner_limit_error()
             state.stored = len(entries)
             state.checked = time.monotonic()
         elif len(entries) > state.stored:

@@ -339,7 +339,7 @@ def test_streams_per_identity(client: httpx.Client, grpc_upstream: GrpcServer) -
         )
         thread.start()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not c.app.identity_limits._open:
+        while time.monotonic() < deadline and not c.app.identity_limits.counters._open:
             time.sleep(0.02)
         events = stream(client, c.url, slow, sid=sids[1], headers=a)
         assert events[-1]["end"]["error"]["code"] == "resource_exhausted"
