@@ -241,3 +241,104 @@ def test_save_an_unsent_draft_edit_every_message_and_reopen(page: Page, upstream
     page.get_by_test_id("saved-request").get_by_role("button", name="Open").click()
     page.get_by_test_id("collections-toggle").click()
     expect(page.get_by_test_id("endpoint")).to_have_value(upstream)
+
+
+def _fill_database(url: str) -> None:
+    """250 collections (one with 250 requests in folders), written through the store in
+    a thread of its own (Playwright's sync API holds this thread's event loop)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectrpc_catalog.gen.catalog.v1 import catalog_pb
+    from connectrpc_catalog.gen.catalog.v1 import collections_pb as pb
+    from connectrpc_catalog.identity import ANONYMOUS
+    from connectrpc_catalog.saved.files import Imported
+    from connectrpc_catalog.saved.secrets import Sealer
+    from connectrpc_catalog.saved.store import Store
+
+    folders = ["", "users", "users/admin"]
+
+    async def fill() -> None:
+        store = await Store.open(url, Sealer("e2e test passphrase"))
+        try:
+            await store.import_collection(
+                ANONYMOUS,
+                "",
+                Imported(
+                    name="Big collection",
+                    requests=[
+                        pb.SavedRequest(
+                            name=f"req {i:03d}",
+                            folder=folders[i % 3],
+                            service="weather.v1.WeatherService",
+                            method="GetCurrentConditions",
+                            endpoint="127.0.0.1:1",
+                            transport=catalog_pb.Transport.GRPC,
+                        )
+                        for i in range(250)
+                    ],
+                ),
+            )
+            for i in range(249):
+                await store.save_collection(
+                    ANONYMOUS, pb.SaveCollectionRequest(name=f"Coll {i:03d}")
+                )
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, fill()).result(timeout=120)
+
+
+def test_big_lists_load_more_on_scroll(browser: Browser, tmp_path: Path) -> None:
+    """250 collections and a collection of 250 requests: the sidebar and the collection
+    show 100 at first, the next 100 when scrolled to their end (or on "Load more"),
+    each item once and in order; moving the last loaded request down reorders across
+    the page boundary."""
+    url = f"sqlite:///{tmp_path / 'saved.db'}"
+    _fill_database(url)
+    errors = PageErrors()
+    with run_catalog("--database", url, "--secret-key", "e2e test passphrase") as address:
+        page = new_page(browser, errors)
+        try:
+            page.goto(address)
+            page.get_by_test_id("collections-toggle").click()
+            items = page.get_by_test_id("collection-list").locator(".coll-item")
+            expect(items).to_have_count(100)
+            more = page.get_by_test_id("load-more-collections")
+            expect(more).to_have_text("Load more collections (100 shown)")
+            more.scroll_into_view_if_needed()  # infinite scroll: seen, the next page comes
+            expect(items).to_have_count(200)
+            more.click()  # and the button itself
+            expect(items).to_have_count(250)
+            expect(more).to_have_count(0)
+            names = [n.split(" ")[0:2] for n in items.all_inner_texts()]
+            assert names == [["Big", "collection"]] + [["Coll", f"{i:03d}"] for i in range(249)]
+
+            # The big collection: its requests by pages too, with their folders.
+            items.first.click()
+            view = page.get_by_test_id("collection-view")
+            rows = view.get_by_test_id("saved-request")
+            expect(rows).to_have_count(100)
+            load = page.get_by_test_id("load-more-requests")
+            expect(load).to_have_text("Load more requests (100 of 250)")
+            expect(rows.nth(2)).to_contain_text("users/admin/")
+            # Move the last loaded one down: its neighbour is on the next page.
+            rows.nth(99).get_by_role("button", name="Move down").click()
+            expect(rows.nth(99)).to_contain_text("req 100")
+            # Scrolled to the end, the next page comes, once per scroll (the click above
+            # may have shown the end already: then it came then).
+            for expected in (200, 250):
+                if rows.count() < expected:
+                    page.evaluate("document.querySelector('.coll-panel').scrollTop = 1e9")
+                expect(rows).to_have_count(expected)
+            expect(load).to_have_count(0)
+            expect(rows.nth(100)).to_contain_text("req 099")
+            shown = [t.split("\n")[0].strip() for t in rows.all_inner_texts()]
+            order = [f"req {i:03d}" for i in range(250)]
+            order[99], order[100] = order[100], order[99]
+            assert [s[:7] for s in shown] == order
+            screenshot(page, "saved-requests-paged")
+        finally:
+            page.context.close()
+    assert not errors, "the page logged errors:\n" + "\n".join(errors)

@@ -1,12 +1,12 @@
 // One open collection: its requests (open, run, edit, duplicate, reorder, delete), saving
 // the request as edited on the method page (draft.ts), its environments, and run results.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText } from "../../api/client";
 import type { Assertion, Collection, Environment, RunResult, SavedRequest } from "../../gen/catalog/v1/collections_pb";
 import { navigate, shareHash } from "../../lib/route";
 import { transportLabel } from "../../lib/target";
 import { toast } from "../../state/store";
-import { collectionLink, collections } from "./api";
+import { appendPage, collectionLink, collections, isStaleToken, MAX_PAGE, PAGE, reloadSize, useWhenVisible } from "./api";
 import { fromDraft, openInForm, useRequestDraft, type RequestDraft } from "./draft";
 import { EnvironmentEditor } from "./EnvironmentEditor";
 
@@ -24,19 +24,69 @@ export function CollectionView({ collection, env, onChanged }: Props) {
   const [editing, setEditing] = useState<string>("");
   const [busy, setBusy] = useState(false);
   const [saving, setSaving] = useState(false);
+  const [next, setNext] = useState("");
+  const [total, setTotal] = useState(0);
+  const shown = useRef(0);
+  const nextRef = useRef("");
+  const loading = useRef(false);
+  const end = useRef<HTMLLIElement>(null);
 
+  // The requests in pages (GetCollection pageSize/pageToken), in the collection's order;
+  // the environments come with the first page. A reload after a change asks for as many
+  // requests as are shown, so the list does not shrink back to one page.
   const load = async () => {
     try {
-      const r = await collections.getCollection({ id: collection.id });
+      const r = await collections.getCollection({ id: collection.id, pageSize: reloadSize(shown.current) });
+      shown.current = r.requests.length;
+      nextRef.current = r.nextPageToken;
       setRequests(r.requests);
+      setNext(r.nextPageToken);
+      setTotal(r.collection?.requestCount ?? r.requests.length);
       setEnvs(r.environments);
     } catch (e) {
       toast(errorText(e), "error", 6000);
     }
   };
   useEffect(() => {
+    shown.current = 0;
     void load();
   }, [collection.id]);
+
+  const loadMore = async () => {
+    const token = nextRef.current;
+    if (!token || loading.current) return;
+    loading.current = true;
+    try {
+      const r = await collections.getCollection({ id: collection.id, pageSize: PAGE, pageToken: token });
+      nextRef.current = r.nextPageToken;
+      setRequests((have) => {
+        const all = appendPage(have, r.requests);
+        shown.current = all.length;
+        return all;
+      });
+      setNext(r.nextPageToken);
+      setTotal(r.collection?.requestCount ?? 0);
+    } catch (e) {
+      if (isStaleToken(e)) await load();
+      else toast(errorText(e), "error", 6000);
+    } finally {
+      loading.current = false;
+    }
+  };
+  useWhenVisible(end, () => void loadMore(), !!next);
+
+  /** Every request id in order (a reorder names them all): the pages not loaded yet
+  are read first. */
+  const allIds = async (): Promise<string[]> => {
+    let all = requests;
+    let token = nextRef.current;
+    while (token) {
+      const r = await collections.getCollection({ id: collection.id, pageSize: MAX_PAGE, pageToken: token });
+      all = appendPage(all, r.requests);
+      token = r.nextPageToken;
+    }
+    return all.map((r) => r.id);
+  };
 
   const act = async (work: () => Promise<unknown>) => {
     setSaving(true); // no run of what is being changed
@@ -65,10 +115,12 @@ export function CollectionView({ collection, env, onChanged }: Props) {
   };
 
   const move = (i: number, by: number) => {
-    const ids = requests.map((r) => r.id);
-    const [id] = ids.splice(i, 1);
-    ids.splice(i + by, 0, id);
-    void act(() => collections.reorderRequests({ collectionId: collection.id, requestIds: ids }));
+    void act(async () => {
+      const ids = await allIds();
+      const [id] = ids.splice(i, 1);
+      ids.splice(i + by, 0, id);
+      await collections.reorderRequests({ collectionId: collection.id, requestIds: ids });
+    });
   };
 
   return (
@@ -127,7 +179,7 @@ export function CollectionView({ collection, env, onChanged }: Props) {
                 <button type="button" class="btn btn-ghost btn-sm" aria-label="Move up" disabled={i === 0} onClick={() => move(i, -1)}>
                   ↑
                 </button>
-                <button type="button" class="btn btn-ghost btn-sm" aria-label="Move down" disabled={i === requests.length - 1} onClick={() => move(i, 1)}>
+                <button type="button" class="btn btn-ghost btn-sm" aria-label="Move down" disabled={i === requests.length - 1 && !next} onClick={() => move(i, 1)}>
                   ↓
                 </button>
                 <button type="button" class="btn btn-ghost btn-sm" onClick={() => act(() => collections.deleteRequest({ id: r.id }))}>
@@ -149,6 +201,13 @@ export function CollectionView({ collection, env, onChanged }: Props) {
             {results[r.id] && <ResultView result={results[r.id]} />}
           </li>
         ))}
+        {next !== "" && (
+          <li ref={end}>
+            <button type="button" class="btn btn-ghost btn-sm coll-more" onClick={() => void loadMore()} data-testid="load-more-requests">
+              Load more requests ({requests.length} of {total})
+            </button>
+          </li>
+        )}
       </ol>
       <EnvironmentEditor collectionId={collection.id} envs={envs} onSaved={() => act(async () => undefined)} />
     </section>

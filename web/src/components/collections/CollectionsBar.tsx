@@ -1,10 +1,10 @@
 // Saved requests in the page: a bar that is always visible (the open collection, the
 // current environment, a Collections button), and the panel it opens.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText } from "../../api/client";
 import type { Collection, Environment } from "../../gen/catalog/v1/collections_pb";
 import { toast } from "../../state/store";
-import { collections, linkedCollection, setChoice, useChoice } from "./api";
+import { appendPage, collections, isStaleToken, linkedCollection, PAGE, reloadSize, setChoice, useChoice, useWhenVisible } from "./api";
 import { CollectionView } from "./CollectionView";
 import "./collections.css";
 
@@ -12,16 +12,48 @@ export function CollectionsBar() {
   const choice = useChoice();
   const [open, setOpen] = useState(false);
   const [list, setList] = useState<Collection[]>([]);
+  const [next, setNext] = useState("");
   const [teams, setTeams] = useState<string[]>([]);
   const [envs, setEnvs] = useState<Environment[]>([]);
+  /** The open collection when it is not among the pages loaded so far. */
+  const [opened, setOpened] = useState<Collection | undefined>(undefined);
+  const shown = useRef(0);
+  const loading = useRef(false);
+  const nextRef = useRef("");
 
+  // The list in pages (ListCollections pageSize/pageToken): a reload after a change asks
+  // for as many as are shown, so the list does not shrink back to one page.
   const refresh = async () => {
     try {
-      const r = await collections.listCollections({});
+      const r = await collections.listCollections({ pageSize: reloadSize(shown.current) });
+      shown.current = r.collections.length;
+      nextRef.current = r.nextPageToken;
       setList(r.collections);
+      setNext(r.nextPageToken);
       setTeams(r.teams);
     } catch (e) {
       toast(`Collections: ${errorText(e)}`, "error", 6000);
+    }
+  };
+
+  const loadMore = async () => {
+    const token = nextRef.current;
+    if (!token || loading.current) return;
+    loading.current = true;
+    try {
+      const r = await collections.listCollections({ pageSize: PAGE, pageToken: token });
+      nextRef.current = r.nextPageToken;
+      setList((have) => {
+        const all = appendPage(have, r.collections);
+        shown.current = all.length;
+        return all;
+      });
+      setNext(r.nextPageToken);
+    } catch (e) {
+      if (isStaleToken(e)) await refresh();
+      else toast(`Collections: ${errorText(e)}`, "error", 6000);
+    } finally {
+      loading.current = false;
     }
   };
 
@@ -40,15 +72,19 @@ export function CollectionsBar() {
       return;
     }
     collections
-      .getCollection({ id: choice.collection })
-      .then((r) => setEnvs(r.environments))
+      .getCollection({ id: choice.collection, pageSize: 1 }) // its environments come with the first page
+      .then((r) => {
+        setEnvs(r.environments);
+        setOpened(r.collection);
+      })
       .catch((e) => {
         setEnvs([]);
+        setOpened(undefined);
         if (choice.collection === linkedCollection()) toast(`The linked collection: ${errorText(e)}`, "error", 8000);
       });
   }, [choice.collection, open, list]);
 
-  const current = list.find((c) => c.id === choice.collection);
+  const current = list.find((c) => c.id === choice.collection) ?? (opened?.id === choice.collection ? opened : undefined);
   const env = choice.env[choice.collection] ?? "";
   return (
     <div class="coll-bar" role="region" aria-label="Saved requests" data-testid="collections-bar">
@@ -72,7 +108,7 @@ export function CollectionsBar() {
       </label>
       {open && (
         <div class="coll-panel" role="dialog" aria-label="Collections">
-          <CollectionList list={list} teams={teams} onChanged={refresh} />
+          <CollectionList list={list} more={!!next} onMore={loadMore} teams={teams} onChanged={refresh} />
           {current && <CollectionView key={current.id} collection={current} env={env} onChanged={refresh} />}
         </div>
       )}
@@ -80,8 +116,19 @@ export function CollectionsBar() {
   );
 }
 
-function CollectionList({ list, teams, onChanged }: { list: Collection[]; teams: string[]; onChanged: () => Promise<void> }) {
+interface ListProps {
+  list: Collection[];
+  /** Whether more pages follow. */
+  more: boolean;
+  onMore: () => Promise<void>;
+  teams: string[];
+  onChanged: () => Promise<void>;
+}
+
+function CollectionList({ list, more, onMore, teams, onChanged }: ListProps) {
   const choice = useChoice();
+  const end = useRef<HTMLLIElement>(null);
+  useWhenVisible(end, () => void onMore(), more);
   const [name, setName] = useState("");
   const [team, setTeam] = useState("");
   const create = async (e: Event) => {
@@ -98,7 +145,7 @@ function CollectionList({ list, teams, onChanged }: { list: Collection[]; teams:
   return (
     <section class="coll-list">
       <h2>Collections</h2>
-      <ul>
+      <ul class="coll-scroll" data-testid="collection-list">
         {list.map((c) => (
           <li>
             <button type="button" class={`coll-item ${c.id === choice.collection ? "is-open" : ""}`} onClick={() => setChoice({ collection: c.id })}>
@@ -106,6 +153,13 @@ function CollectionList({ list, teams, onChanged }: { list: Collection[]; teams:
             </button>
           </li>
         ))}
+        {more && (
+          <li ref={end}>
+            <button type="button" class="btn btn-ghost btn-sm coll-more" onClick={() => void onMore()} data-testid="load-more-collections">
+              Load more collections ({list.length} shown)
+            </button>
+          </li>
+        )}
       </ul>
       <form class="coll-new" onSubmit={create}>
         <input aria-label="New collection name" placeholder="New collection" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
