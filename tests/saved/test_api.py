@@ -189,3 +189,117 @@ def test_default_database_is_not_created_until_used(tmp_path: Path) -> None:
     app = create_app(AppConfig(saved=SavedSettings(database="")))
     assert app.saved.url.startswith("sqlite:///") and app.saved.url.endswith("saved.db")
     assert app.saved._store is None
+
+
+def test_paging_over_http(catalog: RunningCatalog) -> None:
+    """ListCollections and GetCollection in pages through the API: every item once, in
+    order; the unpaged answer (no pageSize, no pageToken) as before; sizes and tokens
+    that cannot be used are invalid_argument with a message that says what to do."""
+    c = catalog
+    bob = {"x-forwarded-email": "bob.pager@example.com", "x-forwarded-groups": "pagers"}
+    made = [ok(c, "SaveCollection", {"name": f"page {i:03d}"}, bob)["id"] for i in range(25)]
+    everything = ok(c, "ListCollections", {}, bob)
+    assert [x["id"] for x in everything["collections"]] == made
+    assert "nextPageToken" not in everything  # unpaged: no token, as before
+    seen, token, pages = [], "", 0
+    while True:
+        body = {"pageSize": 10, **({"pageToken": token} if token else {})}
+        r = ok(c, "ListCollections", body, bob)
+        seen += [x["id"] for x in r["collections"]]
+        pages += 1
+        token = r.get("nextPageToken", "")
+        if not token:
+            break
+    assert seen == made and pages == 3
+    # A collection's requests in pages; environments on the first page only.
+    cid = made[0]
+    for i in range(12):
+        req = _request(cid, f"r{i:02d}", "Lisbon", [])
+        req["request"]["folder"] = ["", "a", "a/b"][i % 3]
+        ok(c, "SaveRequest", req, bob)
+    env = {"environment": {"collectionId": cid, "name": "local"}}
+    ok(c, "SaveEnvironment", env, bob)
+    first = ok(c, "GetCollection", {"id": cid, "pageSize": 5}, bob)
+    assert [r["name"] for r in first["requests"]] == [f"r{i:02d}" for i in range(5)]
+    assert [e["name"] for e in first["environments"]] == ["local"]
+    assert first["collection"]["requestCount"] == 12
+    second = ok(
+        c, "GetCollection", {"id": cid, "pageSize": 5, "pageToken": first["nextPageToken"]}, bob
+    )
+    assert [r["name"] for r in second["requests"]] == [f"r{i:02d}" for i in range(5, 10)]
+    assert [r.get("folder", "") for r in second["requests"]] == ["a/b", "", "a", "a/b", ""]
+    assert "environments" not in second
+    # The token only for its collection and its caller.
+    bad = {
+        "garbage": ({"id": cid, "pageToken": "%%%not-a-token"}, bob),
+        "another collection": ({"id": made[1], "pageToken": first["nextPageToken"]}, bob),
+        "the list's": (
+            {"id": cid, "pageToken": r.get("nextPageToken") or _list_token(c, bob)},
+            bob,
+        ),
+    }
+    for what, (body, who) in bad.items():
+        answer = rpc(c, "GetCollection", body, who)
+        assert answer.status_code == 400, (what, answer.text)
+        assert answer.json()["code"] == "invalid_argument", what
+        assert "first page" in answer.json()["message"], what
+    team = ok(c, "SaveCollection", {"name": "shared", "team": "eng"}, ALICE)
+    for i in range(3):
+        ok(c, "SaveRequest", _request(team["id"], f"t{i}", "Lisbon", []), ALICE)
+    alices = ok(c, "GetCollection", {"id": team["id"], "pageSize": 1}, ALICE)["nextPageToken"]
+    stolen = rpc(c, "GetCollection", {"id": team["id"], "pageToken": alices}, BOB)
+    assert stolen.status_code == 400 and stolen.json()["code"] == "invalid_argument"
+    assert ok(c, "GetCollection", {"id": team["id"], "pageToken": alices}, ALICE)["requests"]
+    carol = rpc(c, "GetCollection", {"id": team["id"], "pageToken": alices}, CAROL)
+    assert carol.status_code == 404  # not hers at all: as if it did not exist
+    # Sizes: negative refused, naming it; too big taken as the largest page.
+    negative = rpc(c, "ListCollections", {"pageSize": -5}, bob)
+    assert negative.status_code == 400 and "pageSize is -5" in negative.json()["message"]
+    huge = ok(c, "ListCollections", {"pageSize": 2**31 - 1}, bob)
+    assert len(huge["collections"]) == 25 and "nextPageToken" not in huge
+
+
+def _list_token(c: RunningCatalog, who: dict[str, str]) -> str:
+    token: str = ok(c, "ListCollections", {"pageSize": 1}, who)["nextPageToken"]
+    return token
+
+
+def test_self_reflection_serves_the_paging_fields(catalog: RunningCatalog) -> None:
+    """The catalog's own gRPC reflection describes the new fields (and their comments)."""
+    import grpc
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    target = catalog.url.removeprefix("http://")
+    want = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="catalog.v1.CollectionService"
+    ).SerializeToString()
+    with grpc.insecure_channel(target) as channel:
+        reflect = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        )
+        answers = list(reflect(iter([want]), timeout=30, metadata=list(ALICE.items())))
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for answer in answers
+        for raw in reflection_pb2.ServerReflectionResponse.FromString(
+            answer
+        ).file_descriptor_response.file_descriptor_proto
+    ]
+    proto = next(f for f in files if f.name == "catalog/v1/collections.proto")
+    fields = {
+        (m.name, f.name): f.number for m in proto.message_type for f in m.field if "page" in f.name
+    }
+    assert fields == {
+        ("ListCollectionsRequest", "page_size"): 1,
+        ("ListCollectionsRequest", "page_token"): 2,
+        ("ListCollectionsResponse", "next_page_token"): 3,
+        ("GetCollectionRequest", "page_size"): 2,
+        ("GetCollectionRequest", "page_token"): 3,
+        ("GetCollectionResponse", "next_page_token"): 4,
+    }
+    located = proto.source_code_info.location
+    comments = " ".join(loc.leading_comments for loc in located)
+    detached = " ".join(d for loc in located for d in loc.leading_detached_comments)
+    assert "A next_page_token from an earlier answer" in comments
+    assert "AIP-158" in detached  # the paging block above ListCollectionsRequest

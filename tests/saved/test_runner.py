@@ -131,3 +131,48 @@ def test_run_from_database(demo: DemoServer, tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no collection is named 'Nope'" in unknown.stderr
     no_env = _run("Weather", "--database", url, "--env", "staging")
     assert no_env.returncode == 2 and "no environment 'staging'" in no_env.stderr
+
+
+def test_run_a_collection_larger_than_a_page(demo: DemoServer, tmp_path: Path) -> None:
+    """A collection of more requests than the largest API page (1000): `run` runs every
+    one of them, in order (it reads the collection whole from the database, not one
+    page of it)."""
+    from connectrpc_catalog.saved.files import Imported
+    from connectrpc_catalog.saved.paging import MAX_PAGE
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    count = MAX_PAGE + 5
+    status_ok = [pb.Assertion(kind="status", op="eq", value="OK")]
+
+    async def make() -> None:
+        store = await Store.open(url, Sealer(""))
+        try:
+            await store.import_collection(
+                WHO,
+                "eng",
+                Imported(
+                    name="Big weather",
+                    requests=[_lisbon(status_ok, f"call {i:04d}") for i in range(count)],
+                    environments=[
+                        pb.Environment(
+                            name="local",
+                            variables=[
+                                pb.Variable(name="host", value=demo.address),
+                                pb.Variable(name="city", value="Lisbon"),
+                            ],
+                        )
+                    ],
+                ),
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(make())
+    junit = tmp_path / "junit.xml"
+    done = _run("Big weather", "--database", url, "--env", "local", "--junit", str(junit))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert done.stdout.rstrip().endswith(f"{count} passed, 0 failed")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == str(count)
+    names = [case.get("name") for case in suite.iter("testcase")]
+    assert names == [f"call {i:04d}" for i in range(count)]
