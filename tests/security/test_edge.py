@@ -11,7 +11,6 @@ import http.client as httplib
 import itertools
 import json
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ import pytest
 
 from connectrpc_catalog.app import AppConfig
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
+from connectrpc_catalog.transports.envelope import EnvelopeReader
+from connectrpc_catalog.transports.envelope import envelope as wire_envelope
 from tests.catalog_server import RunningCatalog, _wait_listening, run_catalog, run_cli
 from tests.upstream.behaviour import Recorder
 from tests.upstream.grpc_server import GrpcServer, start_grpc_server
@@ -78,17 +79,12 @@ def post(
 
 
 def envelope(payload: bytes, flags: int = 0) -> bytes:
-    return struct.pack(">BI", flags, len(payload)) + payload
+    return wire_envelope(flags, payload)
 
 
 def frames(raw: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    pos = 0
-    while pos + 5 <= len(raw):
-        flags, size = struct.unpack(">BI", raw[pos : pos + 5])
-        out.append((flags, raw[pos + 5 : pos + 5 + size]))
-        pos += 5 + size
-    return out
+    """The whole frames of a body, read by the catalog's own EnvelopeReader."""
+    return EnvelopeReader().feed(raw)
 
 
 def stream(
@@ -920,14 +916,11 @@ def test_stream_message_cap_default(default_catalog: RunningCatalog, http: httpx
 
 
 def _first_frame(chunks: Iterator[bytes]) -> tuple[int, dict[str, Any]]:
-    buf = b""
+    reader = EnvelopeReader()
     for chunk in chunks:
-        buf += chunk
-        if len(buf) >= 5:
-            flags, size = struct.unpack(">BI", buf[:5])
-            if len(buf) >= 5 + size:
-                return flags, json.loads(buf[5 : 5 + size] or b"{}")
-    raise AssertionError(f"stream ended without a frame: {buf!r}")
+        for flags, data in reader.feed(chunk):
+            return flags, json.loads(data or b"{}")
+    raise AssertionError(f"stream ended without a frame ({reader.pending} bytes of one)")
 
 
 @contextlib.contextmanager
