@@ -183,6 +183,7 @@ def parse_readme(text: str) -> list[Block]:
 def _analyse(block: Block) -> None:
     code = block.code
     block.defines = set(re.findall(r"^\s*([A-Za-z_]\w*)=", code, re.M))
+    block.defines |= set(re.findall(r"\bfor\s+([A-Za-z_]\w*)\s+in\b", code))  # loop variables
     block.functions = set(re.findall(r"^\s*([A-Za-z_]\w*)\(\)\s*\{", code, re.M))
     block.writes = {
         m.group(2)
