@@ -135,6 +135,7 @@ class MemoryCounters:
 # -- Redis --------------------------------------------------------------------------
 
 _NOW_MS = """
+if redis.replicate_commands then redis.replicate_commands() end -- TIME, then writes (Redis < 5)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """

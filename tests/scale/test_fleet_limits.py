@@ -26,7 +26,7 @@ from connectrpc_catalog.counters import RedisCounters, identity_hash
 from connectrpc_catalog.descriptors import SchemaCache
 from connectrpc_catalog.identity import Identity
 from connectrpc_catalog.policy import IdentityLimits, LimitExceeded
-from connectrpc_catalog.session_store import RedisStore, StoreUnavailable
+from connectrpc_catalog.session_store import Record, RedisStore, StoreUnavailable
 from tests.catalog_server import run_cli
 from tests.connect_stream import stream_frames
 from tests.upstream.grpc_server import GrpcServer
@@ -225,6 +225,38 @@ async def test_sessions_per_identity_across_processes(
                 sid = r.headers["x-session-id"]
                 again = await post(http, url, "GetSession", {}, "carol@x", sid)
                 assert again.headers["x-session-id"] == sid
+
+
+async def test_the_store_counts_sessions_by_last_use_within_the_ttl(
+    redis_url: str, prefix: str
+) -> None:
+    """The create script's count: sessions used within the TTL, refreshed by touch,
+    released by end; a session written twice counts once (clock values given, no waits)."""
+    ttl = 100.0
+    store = RedisStore(redis_url, prefix=prefix, ttl=ttl, cache=SchemaCache(4), clock=time.time)
+    await store.start(_Events())
+    owner, t0 = "proxy:frank@x", time.time()
+
+    async def create(sid: str, now: float) -> bool:
+        record = Record(id=sid, owner=owner, created=now)
+        return await store.create(record, now, [], max_per_owner=2)
+
+    try:
+        assert await create("a" * 32, t0) and await create("b" * 32, t0 + 1)
+        assert await store.owned(owner, t0 + 2) == 2
+        assert not await create("c" * 32, t0 + 2)  # the third: refused, nothing written
+        assert isinstance(await store.touch("c" * 32, t0 + 2), str)
+        assert await create("a" * 32, t0 + 2)  # written again: still one of the two
+        assert await store.owned("proxy:someone-else", t0 + 2) == 0
+        # used again at t0 + 50 (touch): b still counts at t0 + 120, a (last used t0 + 2) not
+        assert not isinstance(await store.touch("b" * 32, t0 + 50), str)
+        assert await store.owned(owner, t0 + ttl + 20) == 1
+        assert await create("c" * 32, t0 + ttl + 20)  # a's place, freed by the cutoff
+        assert not await create("d" * 32, t0 + ttl + 21)
+        assert await store.end("b" * 32, owner)  # CloseSession frees a place at once
+        assert await create("d" * 32, t0 + ttl + 22)
+    finally:
+        await store.close()
 
 
 # -- calls -------------------------------------------------------------------------------
