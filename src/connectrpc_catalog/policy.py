@@ -34,6 +34,7 @@ from typing import Protocol
 
 from .counters import LimitCounters, MemoryCounters
 from .descriptors import Schema
+from .happy_eyeballs import Chooser
 from .identity import Identity, current_identity, session_tag
 from .loading import Loader
 from .problems import Code, RequestError
@@ -269,6 +270,9 @@ class AccessPolicy:
     resolver: Resolver = field(default=resolve, compare=False, repr=False)
     """How names are resolved for the target check (the address checked is the one
     dialled, so nothing resolves the name a second time)."""
+    chooser: Chooser = field(default_factory=Chooser, compare=False, repr=False)
+    """Which of a name's checked addresses is dialled: the first that accepts a
+    connection, raced as RFC 8305 does (`happy_eyeballs`), not always the first."""
 
     @classmethod
     def build(
@@ -358,7 +362,7 @@ class AccessPolicy:
                     "targets with --allow-target PATTERN (host glob, IP or CIDR, with :PORT), "
                     "or every target with --allow-any-target"
                 )
-        return str(_unmapped(addrs[0]))
+        return str(await self.chooser.pick([_unmapped(a) for a in addrs], port))
 
 
 def _operator_rule(endpoint: str) -> TargetRule:
