@@ -221,7 +221,7 @@ class BodyDeadline:
     such as gRPC reflection) pass untimed.
 
     No timer per request: a body waiting in `receive()` is listed (a dict insert), and one
-    sweeper task per process wakes a few times a second while any is listed and cancels
+    timer callback per process runs a few times a second while any is listed and cancels
     the waits past their deadline, the way `asyncio.timeout` does (cancel, then
     `uncancel` where the wait ends). `asyncio.timeout_at` per `receive()` cost ~11 µs of
     a ~75 µs request; the listing costs ~0.3 µs. The refusal comes at most `_tick`
@@ -234,7 +234,8 @@ class BodyDeadline:
         self.streaming = streaming
         self._tick = min(0.25, seconds / 4)
         self._waiting: dict[_TimedBody, asyncio.Task[Any]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_at: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -245,33 +246,32 @@ class BodyDeadline:
         await self.app(scope, timed.receive, timed.send)
 
     def wait_listed(self, body: _TimedBody, task: asyncio.Task[Any]) -> None:
-        """`body` waits in receive() on `task`: start the sweeper if it is not running."""
+        """`body` waits in receive() on `task`: make sure a sweep is due."""
         self._waiting[body] = task
-        sweeper = self._sweeper
-        if sweeper is None or sweeper.done():
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        loop = asyncio.get_running_loop()
+        if self._sweep_at is None or self._sweep_loop is not loop:  # (an app served anew)
+            self._sweep_loop = loop
+            self._sweep_at = loop.call_later(self._tick, self._sweep, loop)
 
     def wait_ended(self, body: _TimedBody) -> None:
         self._waiting.pop(body, None)
 
-    async def _sweep(self) -> None:
-        """Cancel the waits past their deadline; end when nothing has waited for a tick."""
-        loop = asyncio.get_running_loop()
-        idle = False
-        while True:
-            await asyncio.sleep(self._tick)
-            if not self._waiting:
-                if idle:
-                    return
-                idle = True
-                continue
-            idle = False
-            now = loop.time()
-            late = [(b, t) for b, t in self._waiting.items() if b.deadline <= now]
-            for body, task in late:
-                del self._waiting[body]
-                body.expired = True
-                task.cancel()
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A timer callback (no task to outlive the loop): cancel the waits past their
+        deadline; come again while any body waits."""
+        if loop is not self._sweep_loop:
+            return  # a timer of a loop this app is no longer served on
+        self._sweep_at = None
+        if not self._waiting:
+            return
+        now = loop.time()
+        late = [(b, t) for b, t in self._waiting.items() if b.deadline <= now]
+        for body, task in late:
+            del self._waiting[body]
+            body.expired = True
+            task.cancel()
+        if self._waiting and not loop.is_closed():
+            self._sweep_at = loop.call_later(self._tick, self._sweep, loop)
 
 
 class _TimedBody:
