@@ -12,6 +12,7 @@ from typing import Any
 from connectrpc.codec import proto_binary_codec
 
 from .api.auth import AuthGate, authenticator_for
+from .api.basepath import BasePath
 from .api.coalesce import Coalesce
 from .api.collections import CollectionService
 from .api.compression import CompressLarge
@@ -298,6 +299,7 @@ class App:
         self._static = StaticFiles()
         self.auth = authenticator_for(s.auth, clock=clock, audit=self.audit, metrics=self.metrics)
         self.service.auth_mode = self.auth.mode
+        self.service.base_path = s.server.base_path
         self._exact: dict[str, ASGIApp] = {
             **ops_routes(self.ready, self.metrics),
             **self.auth.routes(),
@@ -319,6 +321,8 @@ class App:
         )
         # gRPC reflection (and embedders' routes) may stream a request for long: untimed
         self._app: ASGIApp = BodyDeadline(guarded, s.limits.max_body_seconds, tuple(self._routes))
+        if s.server.base_path:
+            self._app = BasePath(self._app, s.server.base_path)
         self._warmup: asyncio.Task[None] | None = None
 
     def _new_state(self, session_id: str, now: float) -> State:

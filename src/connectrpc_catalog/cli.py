@@ -87,6 +87,9 @@ async def serve(settings: Settings, server: Server) -> int:
     shown = f"[{supervisor.host}]" if ":" in supervisor.host else supervisor.host
     url = f"http://{shown}:{supervisor.port}"
     print(f"connectrpc-catalog listening on {url}", flush=True)
+    if settings.server.base_path:
+        url += settings.server.base_path + "/"
+        print(f"the web UI is at {url} (--base-path)", flush=True)
     if supervisor.count > 1:
         _log.info("%d %s workers: pids %s", supervisor.count, server.name, supervisor.pids)
     if not _is_loopback(supervisor.host):

@@ -119,6 +119,26 @@ def _origin(text: str) -> str:
     return origin
 
 
+def _base_path(text: str) -> str:
+    """--base-path: "" or /segment[/segment...] of URL-safe characters, no dot segments."""
+    value = str(text).strip()
+    if value in ("", "/"):
+        return ""
+    path = "/" + value.strip("/")
+    segments = path.split("/")[1:]
+    if (
+        len(path) > 200
+        or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path)
+        or any(seg in (".", "..") for seg in segments)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{value[:80]!r}: expected a path such as /catalog or /tools/catalog (letters, "
+            "digits, '.', '_', '~', '-' between slashes; no '.' or '..' segments; at most "
+            "200 characters)"
+        )
+    return path
+
+
 def _bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -402,6 +422,17 @@ OPTIONS: tuple[Option, ...] = (
         group=_G_SEC,
         help="a browser origin besides the catalog's own page that may call the API, e.g. "
         "http://localhost:3000 (repeatable; '*' for any; default: none, same-origin only)",
+    ),
+    Option(
+        key="base_path",
+        path="server.base_path",
+        default="",
+        parse=_base_path,
+        metavar="PATH",
+        group=_G_SERVER,
+        help="the path prefix browsers reach the catalog at behind a reverse proxy, e.g. "
+        "/catalog: pages, sign-in redirects and cookies use it; requests are answered with "
+        "or without it (for proxies that strip it); default: none",
     ),
     Option(
         key="allowed_host",

@@ -32,6 +32,8 @@ class ServerSettings:
     port: int = 8080
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    base_path: str = ""
+    """The path prefix browsers reach the catalog at behind a proxy (e.g. /catalog), or ""."""
     open_browser: bool = False
     demo: bool = False
     """Start the demo API (connectrpc_catalog.demo) in this process and load it as the base."""

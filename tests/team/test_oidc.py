@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from connectrpc_catalog.app import AppConfig
-from connectrpc_catalog.settings import AuthSettings, OpsSettings
+from connectrpc_catalog.app import AppConfig, create_app
+from connectrpc_catalog.settings import AuthSettings, OpsSettings, ServerSettings, Settings
 from tests.catalog_server import RunningCatalog, run_catalog
 
 from .helpers import call
@@ -110,9 +110,9 @@ def _sign_in(client: httpx.Client, catalog: RunningCatalog, who: str) -> None:
     assert "catalog_auth=" in r.headers.get("set-cookie", "")
 
 
-def _to_callback(client: httpx.Client, catalog: RunningCatalog, who: str) -> str:
+def _to_callback(client: httpx.Client, catalog: RunningCatalog, who: str, base: str = "") -> str:
     """Sign in at the provider; the callback URL it sends the browser back to."""
-    r = client.get(catalog.url + "/auth/login")
+    r = client.get(catalog.url + base + "/auth/login")
     assert r.status_code == 302, r.text
     url = r.headers["location"]
     assert "code_challenge_method=S256" in url and "nonce=" in url
@@ -120,7 +120,7 @@ def _to_callback(client: httpx.Client, catalog: RunningCatalog, who: str) -> str
         r = client.get(url)
         if r.status_code in (302, 303):
             url = urljoin(url, r.headers["location"])
-            if url.startswith(catalog.url + "/auth/callback"):
+            if url.startswith(catalog.url + base + "/auth/callback"):
                 break
             continue
         form = re.search(r'<form[^>]*action="([^"]+)"', r.text)
@@ -133,7 +133,7 @@ def _to_callback(client: httpx.Client, catalog: RunningCatalog, who: str) -> str
         r = client.post(action, data=fields)
         assert r.status_code in (302, 303), r.text
         url = urljoin(action, r.headers["location"])
-        if url.startswith(catalog.url + "/auth/callback"):
+        if url.startswith(catalog.url + base + "/auth/callback"):
             break
     return url
 
@@ -222,3 +222,35 @@ def test_api_clients_send_an_id_token(oidc: tuple[RunningCatalog, str, Clock, Pa
             assert r.status_code == 401 and "unexpired" in r.json()["message"]
         finally:
             clock.offset = 0.0
+
+
+def test_sign_in_behind_a_path_prefix(provider_dir: Path) -> None:
+    """--base-path /catalog without --oidc-redirect-url: the redirect URL given to the
+    provider, the cookies and every redirect are under the prefix."""
+    port = _free_port()
+    redirect = f"http://127.0.0.1:{port}/catalog/auth/callback"  # what the provider allows
+    with _provider(provider_dir, redirect) as issuer:
+        auth = AuthSettings(
+            mode="oidc",
+            oidc_issuer=issuer,
+            oidc_client_id="catalog",
+            oidc_client_secret="catalog-client-secret",
+            oidc_scopes="openid email groups",
+        )
+        settings = Settings(server=ServerSettings(base_path="/catalog"), auth=auth)
+        with (
+            run_catalog(app=create_app(settings), port=port) as catalog,
+            httpx.Client(timeout=30) as client,
+        ):
+            page = client.get(catalog.url + "/catalog/")
+            assert page.status_code == 302 and page.headers["location"] == "/catalog/auth/login"
+            login = client.get(catalog.url + "/catalog/auth/login")
+            query = parse_qs(urlsplit(login.headers["location"]).query)
+            assert query["redirect_uri"] == [redirect]
+            assert "Path=/catalog/auth/;" in login.headers["set-cookie"]
+            r = client.get(_to_callback(client, catalog, "alice", "/catalog"))
+            assert r.status_code == 302 and r.headers["location"] == "/catalog/", r.text
+            assert "Path=/catalog/;" in r.headers["set-cookie"]
+            body = call(client, catalog.url + "/catalog", "GetSession").json()
+            assert body["identity"] == "alice@example.com"
+            assert body["signOutUrl"] == "/catalog/auth/logout"

@@ -117,7 +117,9 @@ def test_openid_sign_in_shows_the_person_and_signs_out(
         prompt = page.get_by_test_id("sign-in-prompt")
         prompt.wait_for()
         assert "expired" in prompt.inner_text()
-        assert prompt.get_by_role("link", name="Sign in").get_attribute("href") == "/auth/login"
+        link = prompt.get_by_role("link", name="Sign in")
+        assert link.get_attribute("href") == "auth/login"  # relative: right under --base-path
+        assert link.evaluate("a => a.href") == f"{catalog.url}/auth/login"
     finally:
         clock.offset = 0.0
     page.click("text=Sign out")

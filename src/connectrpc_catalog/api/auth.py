@@ -37,6 +37,7 @@ from ..audit import AuditLog
 from ..identity import ANONYMOUS, Identity, reset_identity, use_identity
 from ..metrics import Metrics
 from ..settings import AuthSettings
+from .basepath import root_of
 from .refusal import ASGIApp, Receive, Scope, Send, drain, header, refuse
 
 __all__ = ["AuthGate", "Authenticator", "authenticator_for"]
@@ -140,19 +141,19 @@ class TokenAuth:
         if self.audit is not None:
             self.audit.write("sign_in", Identity(name="token", via="token"))
         await _redirect(
-            send, "/", [_set_cookie(scope, AUTH_COOKIE, cookie, "/", self._COOKIE_SECONDS)]
+            scope, send, "/", [_set_cookie(scope, AUTH_COOKIE, cookie, "/", self._COOKIE_SECONDS)]
         )
 
     async def _logout(self, scope: Scope, receive: Receive, send: Send) -> None:
         await drain(receive)
-        await _redirect(send, "/auth/login", [_set_cookie(scope, AUTH_COOKIE, "", "/", 0)])
+        await _redirect(scope, send, "/auth/login", [_set_cookie(scope, AUTH_COOKIE, "", "/", 0)])
 
 
 _TOKEN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in</title>
 <meta name="viewport" content="width=device-width"></head>
 <body style="font-family:system-ui;max-width:28rem;margin:4rem auto">
 <h1>connectrpc-catalog</h1>{note}
-<form method="post" action="/auth/login"><label>Team token
+<form method="post" action="login"><label>Team token
 <input type="password" name="token" autocomplete="current-password" autofocus required>
 </label> <button>Sign in</button></form></body></html>"""
 _MAX_FORM = 4096
@@ -375,7 +376,7 @@ class OIDCAuth:
     def _redirect_uri(self, scope: Scope) -> str:
         if self.settings.oidc_redirect_url:
             return self.settings.oidc_redirect_url
-        return _origin(scope) + "/auth/callback"
+        return _origin(scope) + root_of(scope) + "/auth/callback"
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         await drain(receive)
@@ -403,6 +404,7 @@ class OIDCAuth:
             {"s": state, "n": nonce, "v": verifier, "exp": int(self.clock()) + _FLOW_SECONDS}
         )
         await _redirect(
+            scope,
             send,
             f"{meta['authorization_endpoint']}?{query}",
             [_set_cookie(scope, FLOW_COOKIE, flow, "/auth/", _FLOW_SECONDS)],
@@ -453,6 +455,7 @@ class OIDCAuth:
         if self.metrics is not None:
             self.metrics.sign_ins.labels("oidc", "ok").inc()
         await _redirect(
+            scope,
             send,
             "/",
             [
@@ -483,11 +486,11 @@ class OIDCAuth:
                 + urllib.parse.urlencode(
                     {
                         "client_id": self.settings.oidc_client_id,
-                        "post_logout_redirect_uri": _origin(scope) + "/",
+                        "post_logout_redirect_uri": _origin(scope) + root_of(scope) + "/",
                     }
                 )
             )
-        await _redirect(send, target, [_set_cookie(scope, AUTH_COOKIE, "", "/", 0)])
+        await _redirect(scope, send, target, [_set_cookie(scope, AUTH_COOKIE, "", "/", 0)])
 
 
 def authenticator_for(
@@ -545,7 +548,7 @@ class AuthGate:
                 # OpenID: the page sends people to their provider. Token: the page asks
                 # for the token itself (and keeps it in the tab's session storage).
                 if self.auth.mode == "oidc" and path in ("/", "/index.html"):
-                    await _redirect(send, "/auth/login", [])
+                    await _redirect(scope, send, "/auth/login", [])
                     return
                 await self.app(scope, receive, send)  # the page and its assets
                 return
@@ -601,13 +604,19 @@ def _set_cookie(
     scope: Scope, name: str, value: str, path: str, max_age: int
 ) -> tuple[bytes, bytes]:
     secure = "; Secure" if _origin(scope).startswith("https://") else ""
+    path = root_of(scope) + path  # the cookie is sent to this catalog's paths only
     return (
         b"set-cookie",
         f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}".encode(),
     )
 
 
-async def _redirect(send: Send, location: str, headers: list[tuple[bytes, bytes]]) -> None:
+async def _redirect(
+    scope: Scope, send: Send, location: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """302 to `location`; a path (not a URL) is under the root the client reached."""
+    if location.startswith("/"):
+        location = root_of(scope) + location
     await send(
         {
             "type": "http.response.start",

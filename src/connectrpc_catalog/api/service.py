@@ -74,6 +74,8 @@ class CatalogService(catalog_connect.CatalogService):
         self.max_schema_bytes = max_schema_bytes
         self.auth_mode = "none"
         """How people sign in (the app sets it; GetSession reports it)."""
+        self.base_path = ""
+        """The path prefix browsers reach the catalog at (--base-path; the app sets it)."""
 
     async def load_protos(
         self, request: catalog_pb.LoadProtosRequest, ctx: Ctx
@@ -273,7 +275,7 @@ class CatalogService(catalog_connect.CatalogService):
             identity=who.name,
             auth_mode=self.auth_mode,
             groups=sorted(who.groups),
-            sign_out_url="/auth/logout" if self.auth_mode == "oidc" else "",
+            sign_out_url=f"{self.base_path}/auth/logout" if self.auth_mode == "oidc" else "",
         )
 
     async def close_session(

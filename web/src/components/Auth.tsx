@@ -38,7 +38,7 @@ export function SignInPrompt() {
         <strong>Not signed in.</strong> <span>{needed.message}</span>
       </div>
       {needed.mode === "oidc" && (
-        <a class="btn btn-primary btn-sm" href="/auth/login">
+        <a class="btn btn-primary btn-sm" href="auth/login">
           Sign in
         </a>
       )}
