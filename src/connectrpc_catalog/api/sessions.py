@@ -186,9 +186,11 @@ class SessionMiddleware:
 
 async def _refuse(scope: Scope, receive: Receive | None, send: Send, exc: RequestError) -> None:
     """Answer with the store's error (`unavailable` when it does not answer)."""
-    if not isinstance(exc, StoreUnavailable):
-        _log.warning("session could not be restored: %s", exc.message)
     code = Code(exc.code.connect_name)
+    # A limit reached (the store's atomic session count) is a refusal, counted in the
+    # metrics like the others; what else goes wrong with the store is worth a warning.
+    if not isinstance(exc, StoreUnavailable) and code is not Code.RESOURCE_EXHAUSTED:
+        _log.warning("the session could not be restored or saved: %s", exc.message)
     grpc = (header(scope, b"content-type") or b"").startswith(b"application/grpc")
     status = 503 if code is Code.UNAVAILABLE and not grpc else None
     await refuse(scope, receive, send, code, exc.message, http_status=status)
