@@ -22,6 +22,9 @@ ROWS = [
     "schema.time", "schema.bytes", "schema.stall",
     "session.mem_1", "session.mem_1k", "session.mem_10k", "session.sweep_pause",
     "c200.errors", "c200.p99", "c200.rss", "c200.sessions", "c200.fds",
+    "limits.redis.unary_p50", "limits.redis.unary_p99", "limits.redis.stream",
+    "limits.redis.stream_all", "limits.redis.session", "limits.memory.unary_p50",
+    "limits.memory.unary_p99", "limits.memory.stream", "limits.memory.session",
 ]  # fmt: skip
 
 
