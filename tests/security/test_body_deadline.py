@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -17,20 +18,31 @@ from connectrpc_catalog.api.refusal import BodyDeadline, Message, Receive, Scope
 from connectrpc_catalog.app import create_app
 from connectrpc_catalog.config import ConfigError, load_settings
 from connectrpc_catalog.settings import LimitSettings, Settings
-from tests.catalog_server import RunningCatalog, run_catalog
+from tests.catalog_server import run_catalog, run_cli
 
 PATH = "/catalog.v1.CatalogService/ListServices"
 BODY = b"{" + b" " * 15 + b"}"  # 17 bytes of valid JSON
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Iterator[RunningCatalog]:
+@dataclass(frozen=True)
+class Served:
+    url: str
+
+
+@pytest.fixture(scope="module", params=["in-process", "cli"])
+def catalog(request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The in-process hypercorn server, and the CLI's own server (pyvoy where it installs,
+    or what CATALOG_TEST_SERVER names): the sweeper must reach the request's task on both."""
+    if request.param == "cli":
+        with run_cli("--max-body-seconds", "1") as (url, _proc):
+            yield Served(url)
+        return
     app = create_app(Settings(limits=LimitSettings(max_body_seconds=1.0)))
     with run_catalog(app=app) as c:
-        yield c
+        yield Served(c.url)
 
 
-def _head(c: RunningCatalog, length: int) -> bytes:
+def _head(c: Served, length: int) -> bytes:
     host = c.url.removeprefix("http://")
     return (
         f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -38,7 +50,7 @@ def _head(c: RunningCatalog, length: int) -> bytes:
     ).encode()
 
 
-def _connect(c: RunningCatalog) -> socket.socket:
+def _connect(c: Served) -> socket.socket:
     host, _, port = c.url.removeprefix("http://").rpartition(":")
     sock = socket.create_connection((host, int(port)), timeout=15)
     return sock
@@ -64,7 +76,7 @@ def _answer(sock: socket.socket, data: bytes = b"") -> bytes:
     return data
 
 
-def test_a_trickled_body_is_refused_at_the_deadline(catalog: RunningCatalog) -> None:
+def test_a_trickled_body_is_refused_at_the_deadline(catalog: Served) -> None:
     sock = _connect(catalog)
     started = time.monotonic()
     sock.sendall(_head(catalog, len(BODY)))
@@ -93,7 +105,7 @@ def test_a_trickled_body_is_refused_at_the_deadline(catalog: RunningCatalog) -> 
     assert took < len(BODY) * 0.25  # answered before the whole body could have come
 
 
-def test_a_prompt_body_still_passes(catalog: RunningCatalog) -> None:
+def test_a_prompt_body_still_passes(catalog: Served) -> None:
     sock = _connect(catalog)
     sock.sendall(_head(catalog, len(BODY)) + BODY)
     head, _, _ = _answer(sock).partition(b"\r\n\r\n")
