@@ -1,3 +1,5 @@
+import { regexExample } from "./regexample";
+import { NUMBER_RULES, numberMeetsRules, rulesSchema, stringMeetsRules } from "./rules";
 import { messageFields, oneofGroups, type BufRules, type FieldInfo, type JSONSchema, type Located, type SchemaSet, type TypeInfo } from "./types";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -30,12 +32,101 @@ function exampleField(set: SchemaSet, f: FieldInfo, depth: number, seen: string[
     const n = Math.min(f.schema.minItems ?? 0, MAX_EXAMPLE_ITEMS);
     if (!n) return [];
     const itemRules = (rules?.repeated as BufRules | undefined)?.items as BufRules | undefined;
-    const one = fitRules(commentExample(f) ?? exampleValue(set, f.type, depth, seen), f.type, f.schema.items ?? {}, itemRules);
+    const items = f.schema.items ?? {};
+    const first = commentExample(f) ?? exampleValue(set, f.type, depth, seen);
+    const one = fitRules(first, f.type, items, itemRules);
     if (one === undefined) return [];
-    return Array.from({ length: n }, (_, i) => (f.schema.uniqueItems && i ? varied(one, i) : one));
+    const pattern = f.type.kind === "string" && typeof one === "string" ? patternOf(items, itemRules) : undefined;
+    return Array.from({ length: n }, (_, i) => {
+      if (!f.schema.uniqueItems || !i) return one;
+      if (pattern === undefined) return varied(one, i);
+      return patternString(first as string, items, stringRules(itemRules), itemRules?.required === true, pattern, i) ?? varied(one, i);
+    });
   }
-  if (f.label === "map") return {};
+  if (f.label === "map") return exampleMap(set, f, depth, seen);
   return fitRules(commentExample(f) ?? exampleValue(set, f.type, depth, seen), f.type, f.schema, rules);
+}
+
+function stringRules(rules: BufRules | undefined): Record<string, unknown> {
+  const r = rules?.string;
+  return r && typeof r === "object" ? (r as Record<string, unknown>) : {};
+}
+
+function patternOf(s: JSONSchema, rules: BufRules | undefined): string | undefined {
+  const r = stringRules(rules);
+  return s.pattern ?? (typeof r.pattern === "string" ? r.pattern : undefined);
+}
+
+/** The most candidates tried for the distinct keys of a map. */
+const MAX_KEY_TRIES = 64;
+
+/**
+ * A map with as many entries as `map.min_pairs` asks (bounded): distinct keys that meet
+ * the `map.keys` rules, values that meet the `map.values` rules. Empty when none are
+ * asked for, or when that many keys cannot be found.
+ */
+function exampleMap(set: SchemaSet, f: FieldInfo, depth: number, seen: string[]): JsonObject {
+  const mapRules = (f.schema["x-buf-validate"]?.map ?? {}) as Record<string, unknown>;
+  const want = Math.min(f.schema.minProperties ?? Number(mapRules.minPairs ?? 0), MAX_EXAMPLE_ITEMS);
+  if (!(want > 0)) return {};
+  const keyRules = (mapRules.keys ?? undefined) as BufRules | undefined;
+  const valueRules = (mapRules.values ?? undefined) as BufRules | undefined;
+  const keys = mapKeys(f.mapKey ?? "string", keyRules, want);
+  if (keys.length < want) return {};
+  const base = typeof f.schema.additionalProperties === "object" ? f.schema.additionalProperties : {};
+  const valueSchema = { ...base, ...rulesSchema(valueRules) };
+  const value = fitRules(exampleValue(set, f.type, depth, seen), f.type, valueSchema, valueRules);
+  if (value === undefined) return {};
+  const out: JsonObject = {};
+  for (const k of keys) out[k] = value;
+  return out;
+}
+
+const INT_KEYS = ["int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64"];
+
+/** `want` distinct map keys (as JSON object keys) that meet the key rules; fewer when they cannot be found. */
+function mapKeys(keyType: string, rules: BufRules | undefined, want: number): string[] {
+  const out: string[] = [];
+  const add = (k: string) => {
+    if (!out.includes(k)) out.push(k);
+  };
+  if (keyType === "bool") {
+    const r = (rules?.bool ?? {}) as Record<string, unknown>;
+    for (const k of ["true", "false"]) if (r.const === undefined || String(r.const) === k) add(k);
+    return out.slice(0, want);
+  }
+  if (INT_KEYS.includes(keyType)) {
+    const kind = Object.keys(rules ?? {}).find((k) => INT_KEYS.includes(k));
+    const r = (kind ? rules?.[kind] : {}) as Record<string, unknown>;
+    const schema = rulesSchema(rules);
+    const unsigned = keyType.startsWith("uint") || keyType.startsWith("fixed");
+    const candidates: number[] = Array.isArray(r.in) && r.in.length ? r.in.map(Number) : [];
+    if (!candidates.length) {
+      const start = Number(fitNumber(0, "int", schema, r, false));
+      for (let i = 0; i < MAX_KEY_TRIES; i++) candidates.push(start + i);
+    }
+    for (const n of candidates) {
+      if (out.length >= want) break;
+      if (Number.isSafeInteger(n) && (!unsigned || n >= 0) && numberMeetsRules(n, r)) add(String(n));
+    }
+    return out;
+  }
+  // String keys.
+  const r = stringRules(rules);
+  const schema = rulesSchema(rules);
+  const pattern = patternOf(schema, rules);
+  if (Array.isArray(r.in) && r.in.length) {
+    for (const k of r.in) if (typeof k === "string" && stringMeetsRules(k, schema, r)) add(k);
+    return out.slice(0, want);
+  }
+  const first = fitRules("key", { kind: "string", protoType: "string" }, schema, rules);
+  for (let i = 0; i < MAX_KEY_TRIES && out.length < want; i++) {
+    let k: string | null = null;
+    if (pattern !== undefined) k = patternString("key", schema, r, false, pattern, i);
+    else if (typeof first === "string") k = i ? `${first}${i}` : first;
+    if (k !== null && stringMeetsRules(k, schema, r)) add(k);
+  }
+  return out;
 }
 
 /** A different value of the same kind (unique repeated items). */
@@ -54,19 +145,24 @@ const FORMAT_EXAMPLES: Record<string, string> = {
   ipv4: "192.0.2.1",
   ipv6: "2001:db8::1",
 };
-const NUMBER_RULES = ["int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64", "float", "double"];
 
 /**
  * Make an example value meet the field's rules: the JSON Schema keywords the catalog
  * derives from buf.validate (const, examples, enum, minLength/maxLength, format,
  * minimum/maximum and their exclusive forms) and the buf.validate rules that have no
  * keyword (string prefix/suffix/contains, required, enum in/not_in/defined_only, bytes
- * lengths). A `pattern` is not solved: the comment's example (if any) is kept.
+ * lengths). A string `pattern` is solved (`patternString`): the buf.validate example, the
+ * comment's example or a string made from the pattern, whichever first meets every rule.
  */
 export function fitRules(v: Json | undefined, t: TypeInfo, s: JSONSchema, rules: BufRules | undefined): Json | undefined {
   if (v === undefined) return v;
   if (s.const !== undefined) return s.const as Json;
   const examples = (s as { examples?: Json[] }).examples;
+  const pattern = t.kind === "string" && typeof v === "string" && !s.enum?.length ? patternOf(s, rules) : undefined;
+  if (pattern !== undefined) {
+    const solved = patternString(v as string, s, stringRules(rules), rules?.required === true, pattern, 0);
+    if (solved !== null) return solved;
+  }
   if (Array.isArray(examples) && examples.length) return t.kind === "int64" ? String(examples[0]) : examples[0];
   const required = rules?.required === true;
   switch (t.kind) {
@@ -110,6 +206,39 @@ function fitString(v: string, s: JSONSchema, r: Record<string, unknown>, require
   const max = s.maxLength;
   if (max !== undefined && [...body].length + fixed > max) body = [...body].slice(0, Math.max(0, max - fixed)).join("");
   return prefix + body + suffix;
+}
+
+/**
+ * A string that matches `pattern` and meets the other string rules, each candidate
+ * confirmed with the browser's RegExp: in order the buf.validate `example`, the value
+ * given (the comment's example), that value fitted to the other rules, then one made
+ * from the pattern (as is, then fitted). Variant `n` > 0 asks for the nth distinct one
+ * made from the pattern (unique items, map keys). Null when none is confirmed.
+ */
+export function patternString(v: string, s: JSONSchema, r: Record<string, unknown>, required: boolean, pattern: string, variant: number): string | null {
+  const formatOk = s.format ? FORMAT_CHECK[s.format] : undefined;
+  const ok = (c: unknown): c is string => typeof c === "string" && stringMeetsRules(c, s, r, required) && (!formatOk || formatOk(c));
+  if (variant === 0) {
+    const examples = (s as { examples?: Json[] }).examples;
+    if (Array.isArray(examples) && ok(examples[0])) return examples[0];
+    if (Array.isArray(r.example) && ok(r.example[0])) return r.example[0];
+    if (v !== "") {
+      if (ok(v)) return v;
+      const fitted = fitString(v, s, r, required);
+      if (ok(fitted)) return fitted;
+    }
+    // A well-known format and a pattern: the format's example, when the pattern takes it.
+    const ruleFormat = Object.keys(RULE_FORMATS).find((k) => r[k] === true);
+    const formatted = (s.format && FORMAT_EXAMPLES[s.format]) || (ruleFormat && RULE_FORMATS[ruleFormat]);
+    if (formatted && ok(formatted)) return formatted;
+  }
+  const minLen = Math.max(s.minLength ?? 0, num(r.minLen) ?? 0, num(r.len) ?? 0, num(r.minBytes) ?? 0, required ? 1 : 0);
+  const maxLen = Math.min(s.maxLength ?? Infinity, num(r.maxLen) ?? Infinity, num(r.len) ?? Infinity, num(r.maxBytes) ?? Infinity);
+  const made = regexExample(pattern, { minLen, maxLen: Number.isFinite(maxLen) ? maxLen : undefined, variant });
+  if (made === null) return null;
+  if (ok(made)) return made;
+  const fitted = fitString(made, s, r, required);
+  return ok(fitted) ? fitted : null;
 }
 
 /** String rules with no JSON Schema format: a value that passes each. */

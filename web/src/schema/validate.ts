@@ -1,4 +1,6 @@
 import type { Json } from "./example";
+import { patternRegExp } from "./regexample";
+import { rulesSchema } from "./rules";
 import { ruleLines, type BufRules, type JSONSchema, type SchemaSet } from "./types";
 
 export interface ValidationError {
@@ -71,11 +73,10 @@ function regex(schema: JSONSchema): RegExp | null {
   if (!schema.pattern) return null;
   let re = cache.get(schema);
   if (!re) {
-    try {
-      re = new RegExp(schema.pattern, "u");
-    } catch {
-      return null;
-    }
+    // The browser's RegExp; an RE2 leading (?i) or \A, \z are read as JavaScript says them.
+    const compiled = patternRegExp(schema.pattern);
+    if (!compiled) return null;
+    re = compiled;
     cache.set(schema, re);
   }
   return re;
@@ -152,6 +153,8 @@ function check(
     for (let i = first; i < errors.length; i++) {
       errors[i] = { ...errors[i], rule: true, message: `${errors[i].message} (buf.validate: ${ruleLines(rules).join(", ")})` };
     }
+    const mapRules = rules.map as BufRules | undefined;
+    if (mapRules && v !== null && typeof v === "object" && !Array.isArray(v)) checkMapRules(set, v as Record<string, unknown>, s, mapRules, root, path, errors, depth);
   }
   if (Array.isArray(v) && s.items) {
     v.forEach((item, i) => check(set, item, s.items!, root, childPath(path, i), errors, depth + 1));
@@ -211,6 +214,46 @@ function check(
   }
   if (s.not && check_ok(set, v, s.not, root, depth)) {
     errors.push({ path, message: "is not allowed here" });
+  }
+}
+
+/** The most map entries checked against `map.keys` / `map.values` rules. */
+const MAX_MAP_RULE_CHECKS = 1_000;
+
+/** buf.validate `map.keys` and `map.values` rules (only in x-buf-validate) checked per entry. */
+function checkMapRules(
+  set: SchemaSet,
+  obj: Record<string, unknown>,
+  s: JSONSchema,
+  mapRules: BufRules,
+  root: JSONSchema,
+  path: string,
+  errors: ValidationError[],
+  depth: number,
+): void {
+  const keyRules = mapRules.keys as BufRules | undefined;
+  const valueRules = mapRules.values as BufRules | undefined;
+  if (!keyRules && !valueRules) return;
+  const keySchema = rulesSchema(keyRules);
+  const valueSchema = rulesSchema(valueRules);
+  const integralKey = /int|fixed/.test(s["x-proto-map-key"] ?? "");
+  let n = 0;
+  for (const [key, child] of Object.entries(obj)) {
+    if (++n > MAX_MAP_RULE_CHECKS) return;
+    const p = childPath(path, key);
+    if (keyRules) {
+      const found: ValidationError[] = [];
+      const k = integralKey && /^-?\d+$/.test(key) ? Number(key) : key;
+      check(set, k, keySchema, root, p, found, depth + 1);
+      ruleOnlyChecks(k, keyRules, p, found);
+      if (found.length) errors.push({ path: p, rule: true, message: `invalid key ${JSON.stringify(key)}: ${found[0].message} (buf.validate: ${ruleLines({ map: { keys: keyRules } }).join(", ")})` });
+    }
+    if (valueRules) {
+      const found: ValidationError[] = [];
+      check(set, child, valueSchema, root, p, found, depth + 1);
+      ruleOnlyChecks(child, valueRules, p, found);
+      for (const e of found) errors.push({ ...e, rule: true, message: `${e.message} (buf.validate: ${ruleLines({ map: { values: valueRules } }).join(", ")})` });
+    }
   }
 }
 
