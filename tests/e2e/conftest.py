@@ -50,7 +50,12 @@ CHROMIUM_ARGS = [
 ]
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+    # Assertions wait as long as actions do (Playwright's own default is 5 s): on a shared,
+    # loaded 2-core machine a streamed reply can take longer to show, and a wait is not a
+    # measurement (times live in bench/).
+    expect.set_options(timeout=15_000)
 except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None  # type: ignore[assignment]
 
