@@ -47,6 +47,14 @@ async def test_redis_stopped_and_restarted(own_redis: OwnRedis, client: Client) 
 
         own_redis.stop()  # SHUTDOWN SAVE: what it held is on disk
         for url in (a, b):
+            # A session held here is re-checked only every few seconds (no Redis call per
+            # request), so A may serve it until its listener sees the connection drop:
+            # wait (bounded) until the process has noticed; then everything is refused.
+            for _ in range(100):
+                r = await client.post(url, "ListServices", {}, sid)
+                if r.status_code == 503:
+                    break
+                await asyncio.sleep(0.1)
             for body, session in (({}, sid), ({}, "")):
                 r = await client.post(url, "ListServices", body, session)
                 assert r.status_code == 503, r.text
