@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import os
 import shutil
 import socket
@@ -320,6 +321,23 @@ def hello() -> Iterator[str]:
     port = free_port()
     with process([sys.executable, str(Path(__file__).parent / "hello.py"), str(port)], port):
         yield f"http://127.0.0.1:{port}"
+
+
+def keepalive_post(
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """POST on a keep-alive connection: the response and its whole body; connected again
+    once if the server closed it while idle (its keep-alive timeout passed meanwhile)."""
+    for attempt in (1, 2):
+        try:
+            conn.request("POST", path, body, headers)
+            resp = conn.getresponse()
+            return resp, resp.read()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            conn.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def p50(samples: list[float]) -> float:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 import grpc
-from common import PROTOS, Ctx, Row, catalog, free_port, p50, pct, process
+from common import PROTOS, Ctx, Row, catalog, free_port, keepalive_post, p50, pct, process
 
 from connectrpc_catalog.gen.catalog.v1 import catalog_pb
 
@@ -81,18 +81,8 @@ class Clients:
 
     def _connect(self, payload: bytes, ctype: str) -> None:
         headers = {"Content-Type": ctype, "X-Session-ID": self.sid}
-        for attempt in (1, 2):
-            try:
-                self.conn.request("POST", "/catalog.v1.CatalogService/InvokeGRPC", payload, headers)
-                resp = self.conn.getresponse()
-                resp.read()
-                break
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                # The server closed the idle keep-alive connection (its keep-alive timeout
-                # passed while the other paths ran, on a busy machine): connect again once.
-                self.conn.close()
-                if attempt == 2:
-                    raise
+        path = "/catalog.v1.CatalogService/InvokeGRPC"
+        resp, _ = keepalive_post(self.conn, path, payload, headers)
         if resp.status != 200:
             raise RuntimeError(f"HTTP {resp.status}")
 

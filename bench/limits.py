@@ -60,7 +60,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
-from common import PROTOS, Ctx, Row, free_port, p50, pct  # noqa: E402
+from common import PROTOS, Ctx, Row, free_port, keepalive_post, p50, pct  # noqa: E402
 
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 API = "/catalog.v1.CatalogService/"
@@ -183,16 +183,7 @@ class Client:
         headers = {"Content-Type": ctype, "X-Forwarded-Email": WHO}
         if sid:
             headers["X-Session-ID"] = sid
-        for attempt in (1, 2):
-            try:
-                self.conn.request("POST", API + method, body, headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
-                break
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                self.conn.close()
-                if attempt == 2:
-                    raise
+        resp, data = keepalive_post(self.conn, API + method, body, headers)
         if resp.status != 200:
             raise RuntimeError(f"{method} answered HTTP {resp.status}: {data[:200]!r}")
         self.last_sid = resp.getheader("x-session-id") or ""
