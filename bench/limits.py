@@ -88,7 +88,7 @@ ROWS: dict[str, tuple[str, str, str, str, str]] = {
         "unary InvokeGRPC p50, sessions in Redis, the three limits set (Redis-counted)",
         "redis+limits", "redis", "unary", "p50"),
     "limits.redis.unary_p99": (
-        "… its p99", "redis+limits", "redis", "unary", "p99"),
+        "… its p99 (Redis)", "redis+limits", "redis", "unary", "p99"),
     "limits.redis.stream": (
         "InvokeStream (5 messages) open-to-close p50, Redis, --streams-per-identity (lease)",
         "redis+streams", "redis", "stream", "p50"),
@@ -102,7 +102,7 @@ ROWS: dict[str, tuple[str, str, str, str, str]] = {
         "unary InvokeGRPC p50, sessions in memory, the three limits set",
         "memory+limits", "memory", "unary", "p50"),
     "limits.memory.unary_p99": (
-        "… its p99", "memory+limits", "memory", "unary", "p99"),
+        "… its p99 (memory)", "memory+limits", "memory", "unary", "p99"),
     "limits.memory.stream": (
         "InvokeStream (5 messages) open-to-close p50, memory, the three limits set",
         "memory+limits", "memory", "stream", "p50"),

@@ -180,21 +180,23 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("limits", (
         Spec("limits.redis.unary_p50", "limits per identity in Redis: unary InvokeGRPC p50, "
              "the three limits set", MS, "sessions in Redis, no limits", "—"),
-        Spec("limits.redis.unary_p99", "… its p99", MS, "sessions in Redis, no limits", "—"),
+        Spec("limits.redis.unary_p99", "… its p99 (Redis)", MS,
+             "sessions in Redis, no limits", "—"),
         Spec("limits.redis.stream", "… InvokeStream (5 messages) open-to-close p50, "
              "--streams-per-identity only (the lease)", MS, "sessions in Redis, no limits",
              "—"),
         Spec("limits.redis.stream_all", "… the same stream, the three limits set (lease + "
              "the call counted)", MS, "sessions in Redis, no limits", "—"),
         Spec("limits.redis.session", "… first request of a new session p50, "
-             "--sessions-per-identity", MS, "sessions in Redis, no limits", "—"),
+             "--sessions-per-identity (Redis)", MS, "sessions in Redis, no limits", "—"),
         Spec("limits.memory.unary_p50", "limits per identity in memory: unary InvokeGRPC p50, "
              "the three limits set", MS, "sessions in memory, no limits", "—"),
-        Spec("limits.memory.unary_p99", "… its p99", MS, "sessions in memory, no limits", "—"),
+        Spec("limits.memory.unary_p99", "… its p99 (memory)", MS,
+             "sessions in memory, no limits", "—"),
         Spec("limits.memory.stream", "… InvokeStream (5 messages) open-to-close p50, the "
              "three limits set", MS, "sessions in memory, no limits", "—"),
         Spec("limits.memory.session", "… first request of a new session p50, "
-             "--sessions-per-identity", MS, "sessions in memory, no limits", "—"),
+             "--sessions-per-identity (memory)", MS, "sessions in memory, no limits", "—"),
     )),
     # Modules whose rows are their own (shown as they return them); servers: the stack comparison.
     Scenario("servers", (), once=True, full_only=True, timeout=900),

@@ -83,3 +83,18 @@ def test_medians_ratios_and_targets() -> None:
     lower, missing = got["lines"]
     assert "**missed**: 1.50x the limit" in lower
     assert "not measured (module missing: bench/x.py)" in missing
+
+
+def test_every_row_label_is_unique() -> None:
+    """The table is read (and compared) by its labels: two rows with one label would be
+    taken for each other (a measured row for one that is full-mode only)."""
+    code = (
+        "import collections, sys; sys.path.insert(0, 'bench'); import run;"
+        "c = collections.Counter(s.label for sc in run.SCENARIOS for s in sc.specs);"
+        "print([label for label, n in c.items() if n > 1])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
